@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pgpreflight",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pgpreflight", targets: ["pgpreflight"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"]), .brew(["libxml2"])]),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
+        .target(name: "LocalServers"),
+        .target(name: "Validation", dependencies: ["PostgresClient", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Reports", dependencies: ["Validation", "CLibXML2"]),
+        .target(name: "Migration", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift")]),
+        .executableTarget(name: "pgpreflight", dependencies: [
+            "Migration", "LocalServers",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
+    ]
+)

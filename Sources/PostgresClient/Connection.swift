@@ -1,0 +1,341 @@
+import CLibPQ
+import Foundation
+
+/// One libpq session.
+///
+/// **How connections run.** libpq calls block (connect, query, COPY). Each `Connection` owns a
+/// serial `DispatchQueue`, and the `async` entry points (`connect(_:)`, `run(_:)`) execute
+/// the blocking calls on that queue, suspending the calling task meanwhile. Dispatch worker
+/// threads are separate from Swift concurrency's cooperative pool, so dozens of connections
+/// can wait on the network at once without starving other tasks. The synchronous methods
+/// are for code that is already on a connection's queue (inside `run`) or on a thread of its
+/// own. A connection must not be used by two threads at the same time; `run` serialises.
+public final class Connection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    public let endpoint: ConnectionString
+    private let queue: DispatchQueue
+    private let secrets: [String]
+    private var closed = false
+
+    private init(handle: OpaquePointer, endpoint: ConnectionString) {
+        self.handle = handle
+        self.endpoint = endpoint
+        self.secrets = endpoint.secrets
+        self.queue = DispatchQueue(label: "pgpreflight.connection")
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)  // server notices are not our output
+    }
+
+    deinit { if !closed { PQfinish(handle) } }
+
+    // MARK: Opening
+
+    /// Opens a session synchronously. Throws `ConnectionFailure` with a classified cause.
+    public static func open(_ endpoint: ConnectionString, connectTimeout: Int = 10,
+                            applicationName: String = "pgpreflight") throws -> Connection {
+        var defaults: [(String, String)] = [("application_name", applicationName)]
+        if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
+            defaults.append(("connect_timeout", String(connectTimeout)))
+        }
+        let pairs = endpoint.keywordsAndValues(defaults: defaults)
+        let handle: OpaquePointer? = withCStrings(pairs.map(\.0)) { keywords in
+            withCStrings(pairs.map(\.1)) { values in
+                PQconnectdbParams(keywords, values, 1)
+            }
+        }
+        guard let handle else {
+            throw ConnectionFailure(cause: .other, message: "out of memory", endpoint: endpoint.description)
+        }
+        if PQstatus(handle) != CONNECTION_OK {
+            let text = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(handle)
+            let message = Redaction.scrub(text, secrets: endpoint.secrets)
+            throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: message, endpoint: endpoint.description)
+        }
+        return Connection(handle: handle, endpoint: endpoint)
+    }
+
+    /// Opens a session without blocking the cooperative pool.
+    public static func connect(_ endpoint: ConnectionString, connectTimeout: Int = 10,
+                               applicationName: String = "pgpreflight") async throws -> Connection {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try open(endpoint, connectTimeout: connectTimeout, applicationName: applicationName) })
+            }
+        }
+    }
+
+    /// Runs `body` on this connection's own queue, off the cooperative pool.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body(self) }) }
+        }
+    }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        PQfinish(handle)
+    }
+
+    // MARK: Facts about the session
+
+    /// `server_version_num`, e.g. 150008.
+    public var serverVersionNumber: Int { Int(PQserverVersion(handle)) }
+    public var serverVersion: String { parameterStatus("server_version") ?? String(serverVersionNumber) }
+    public var isEncrypted: Bool { PQsslInUse(handle) == 1 }
+    public var backendPID: Int { Int(PQbackendPID(handle)) }
+    public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    public func parameterStatus(_ name: String) -> String? {
+        PQparameterStatus(handle, name).map { String(cString: $0) }
+    }
+
+    // MARK: Quoting
+
+    /// Quotes an identifier with `PQescapeIdentifier` (adds double quotes when needed... always).
+    public func quoteIdentifier(_ name: String) throws -> String {
+        let utf8 = Array(name.utf8)
+        guard let escaped = utf8.withUnsafeBufferPointer({ buf in
+            buf.withMemoryRebound(to: CChar.self) { PQescapeIdentifier(handle, $0.baseAddress, $0.count) }
+        }) else { throw ClientError(lastErrorMessage) }
+        defer { PQfreemem(escaped) }
+        return String(cString: escaped)
+    }
+
+    /// `schema.name`, each part quoted.
+    public func quoteQualified(_ schema: String, _ name: String) throws -> String {
+        try "\(quoteIdentifier(schema)).\(quoteIdentifier(name))"
+    }
+
+    /// Quotes a literal with `PQescapeLiteral`. Prefer bound parameters; this is for DDL,
+    /// which cannot take parameters.
+    public func quoteLiteral(_ value: String) throws -> String {
+        let utf8 = Array(value.utf8)
+        guard let escaped = utf8.withUnsafeBufferPointer({ buf in
+            buf.withMemoryRebound(to: CChar.self) { PQescapeLiteral(handle, $0.baseAddress, $0.count) }
+        }) else { throw ClientError(lastErrorMessage) }
+        defer { PQfreemem(escaped) }
+        return String(cString: escaped)
+    }
+
+    // MARK: Queries
+
+    /// Runs one statement with bound parameters and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any SQLParameter] = []) throws -> QueryResult {
+        let values = parameters.map(\.sqlValue)
+        let result = try withParameterArrays(values) { types, pointers, lengths, formats in
+            PQexecParams(handle, sql, Int32(values.count), types, pointers, lengths, formats, 0)
+        }
+        return try consume(result, expecting: [PGRES_TUPLES_OK, PGRES_COMMAND_OK])
+    }
+
+    @discardableResult
+    public func query(_ sql: String, _ parameters: any SQLParameter...) throws -> QueryResult {
+        try query(sql, parameters)
+    }
+
+    /// Runs one or more statements without parameters (simple query protocol), e.g. DDL scripts.
+    public func execute(_ sql: String) throws {
+        guard PQsendQuery(handle, sql) == 1 else { throw ClientError(lastErrorMessage) }
+        var firstError: Error?
+        while let result = PQgetResult(handle) {
+            do { _ = try consume(result, expecting: [PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY]) }
+            catch { if firstError == nil { firstError = error } }
+        }
+        if let firstError { throw firstError }
+    }
+
+    // MARK: COPY
+
+    /// Runs `COPY … TO STDOUT` and hands each chunk libpq returns (one row in text format, or
+    /// a row's binary tuple) to `handler`, never holding the table in memory. Returns the
+    /// number of bytes streamed.
+    @discardableResult
+    public func copyOut(_ sql: String, _ handler: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        guard let start = PQexec(handle, sql) else { throw ClientError(lastErrorMessage) }
+        if PQresultStatus(start) != PGRES_COPY_OUT { _ = try consume(start, expecting: [PGRES_COPY_OUT]) }
+        PQclear(start)
+        var total = 0
+        var handlerError: Error?
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>?
+            let length = PQgetCopyData(handle, &buffer, 0)
+            if length > 0, let buffer {
+                defer { PQfreemem(buffer) }
+                total += Int(length)
+                if handlerError == nil {
+                    do { try handler(UnsafeRawBufferPointer(start: buffer, count: Int(length))) }
+                    catch { handlerError = error }  // keep draining so the session stays usable
+                }
+            } else if length == -1 {
+                break
+            } else {
+                throw ClientError("COPY OUT failed: \(lastErrorMessage)")
+            }
+        }
+        while let result = PQgetResult(handle) { _ = try consume(result, expecting: [PGRES_COMMAND_OK]) }
+        if let handlerError { throw handlerError }
+        return total
+    }
+
+    /// Starts `COPY … FROM STDIN`; feed it with `CopyInWriter.write` and end with `finish()`.
+    public func copyIn(_ sql: String) throws -> CopyInWriter {
+        guard let start = PQexec(handle, sql) else { throw ClientError(lastErrorMessage) }
+        if PQresultStatus(start) != PGRES_COPY_IN { _ = try consume(start, expecting: [PGRES_COPY_IN]) }
+        PQclear(start)
+        return CopyInWriter(connection: self)
+    }
+
+    /// Convenience: `COPY … FROM STDIN` fed by `producer`, which calls `write` for each chunk.
+    @discardableResult
+    public func copyIn(_ sql: String, _ producer: (CopyInWriter) throws -> Void) throws -> Int {
+        let writer = try copyIn(sql)
+        do { try producer(writer) } catch {
+            writer.abort(reason: "\(error)")
+            throw error
+        }
+        return try writer.finish()
+    }
+
+    fileprivate func putCopyData(_ bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count > 0 else { return }
+        let rc = PQputCopyData(handle, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+        if rc != 1 { throw ClientError("COPY IN failed: \(lastErrorMessage)") }
+    }
+
+    fileprivate func endCopy(error: String?) throws -> Int {
+        let rc = PQputCopyEnd(handle, error)
+        if rc != 1 { throw ClientError("COPY IN failed: \(lastErrorMessage)") }
+        var rows: Int?
+        var firstError: Error?
+        while let result = PQgetResult(handle) {
+            do { rows = try consume(result, expecting: [PGRES_COMMAND_OK]).affectedRows ?? rows }
+            catch { if firstError == nil { firstError = error } }
+        }
+        if let firstError { throw firstError }
+        return rows ?? 0
+    }
+
+    // MARK: Internals
+
+    var lastErrorMessage: String {
+        Redaction.scrub(String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines), secrets: secrets)
+    }
+
+    private func consume(_ result: OpaquePointer?, expecting statuses: [ExecStatusType]) throws -> QueryResult {
+        guard let result else { throw ClientError(lastErrorMessage) }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        if !statuses.contains(status) {
+            if status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR {
+                func field(_ code: Int32) -> String? {
+                    PQresultErrorField(result, code).map { Redaction.scrub(String(cString: $0), secrets: secrets) }
+                }
+                throw ServerError(
+                    sqlState: field(Diag.C) ?? "XX000",
+                    severity: field(Diag.V) ?? field(Diag.S) ?? "ERROR",
+                    message: field(Diag.M) ?? lastErrorMessage,
+                    detail: field(Diag.D),
+                    hint: field(Diag.H))
+            }
+            throw ClientError("unexpected result status \(String(cString: PQresStatus(status))): \(lastErrorMessage)")
+        }
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var rows: [Row] = []
+        rows.reserveCapacity(rowCount)
+        for r in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for c in 0..<columnCount {
+                if PQgetisnull(result, Int32(r), Int32(c)) == 1 { values.append(nil); continue }
+                let length = Int(PQgetlength(result, Int32(r), Int32(c)))
+                let pointer = UnsafeRawPointer(PQgetvalue(result, Int32(r), Int32(c))!)
+                values.append(String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self))
+            }
+            rows.append(Row(columns: columns, values: values))
+        }
+        let tuples = String(cString: PQcmdTuples(result))
+        return QueryResult(columns: columns, rows: rows, affectedRows: Int(tuples))
+    }
+
+    private func withParameterArrays<R>(
+        _ values: [SQLValue],
+        _ body: (UnsafePointer<Oid>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        // Each value gets its own NUL-terminated byte buffer that lives until body returns.
+        let buffers: [[UInt8]?] = values.map {
+            switch $0 {
+            case .null: return nil
+            case .text(let s): return Array(s.utf8) + [0]
+            case .bytes(let b): return b.isEmpty ? [0] : b
+            }
+        }
+        let lengths: [Int32] = values.map {
+            if case .bytes(let b) = $0 { return Int32(b.count) }
+            return 0
+        }
+        let formats: [Int32] = values.map { if case .bytes = $0 { return 1 } else { return 0 } }
+        let types: [Oid] = values.map { if case .bytes = $0 { return 17 } else { return 0 } }  // 17 = bytea
+        let pointers = buffers.map { buffer -> UnsafeMutablePointer<CChar>? in
+            guard let buffer else { return nil }
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: buffer.count)
+            buffer.withUnsafeBytes { raw in
+                _ = memcpy(p, raw.baseAddress!, buffer.count)
+            }
+            return p
+        }
+        defer { pointers.forEach { $0?.deallocate() } }
+        let constPointers = pointers.map { UnsafePointer($0) }
+        return types.withUnsafeBufferPointer { t in
+            constPointers.withUnsafeBufferPointer { p in
+                lengths.withUnsafeBufferPointer { l in
+                    formats.withUnsafeBufferPointer { f in
+                        body(t.baseAddress, p.baseAddress, l.baseAddress, f.baseAddress)
+                    }
+                }
+            }
+        }
+    }
+}
+
+// libpq's PG_DIAG_* macros are char literals, which Swift does not import.
+private enum Diag {
+    static let C = Int32(UInt8(ascii: "C")), V = Int32(UInt8(ascii: "V")), S = Int32(UInt8(ascii: "S"))
+    static let M = Int32(UInt8(ascii: "M")), D = Int32(UInt8(ascii: "D")), H = Int32(UInt8(ascii: "H"))
+}
+
+/// Feeds a `COPY … FROM STDIN` started with `Connection.copyIn`.
+public final class CopyInWriter {
+    private let connection: Connection
+    private var done = false
+
+    fileprivate init(connection: Connection) { self.connection = connection }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws { try connection.putCopyData(bytes) }
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try connection.putCopyData($0) } }
+    public func write(_ text: String) throws { try write(Array(text.utf8)) }
+
+    /// Ends the COPY and returns the number of rows the server stored.
+    @discardableResult
+    public func finish() throws -> Int {
+        done = true
+        return try connection.endCopy(error: nil)
+    }
+
+    /// Ends the COPY with an error so the server rolls it back.
+    public func abort(reason: String) {
+        guard !done else { return }
+        done = true
+        _ = try? connection.endCopy(error: reason)
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
+    defer { pointers.forEach { free($0) } }
+    let constPointers = pointers.map { UnsafePointer($0) }
+    return constPointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

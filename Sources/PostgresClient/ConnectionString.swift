@@ -1,0 +1,101 @@
+import CLibPQ
+import Foundation
+
+/// A libpq connection string or URI, as psql takes it, plus keyword overrides applied on top
+/// (a database name, `replication=database`, …). libpq still applies PG* variables, `.pgpass`
+/// and service files for whatever the string leaves out.
+///
+/// `description` is the redacted endpoint (`user@host:port/database`): it never contains a
+/// password, so it is what errors and reports print.
+public struct ConnectionString: Sendable, CustomStringConvertible {
+    /// The text the user gave. Contains the password if the user wrote one: never print it.
+    let raw: String
+    private(set) var overrides: [(key: String, value: String)] = []
+    private let parsed: [String: String]
+
+    /// Parses `text` with libpq; a malformed string throws a `ClientError` whose message is
+    /// libpq's reason, without the string itself.
+    public init(_ text: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(text, &errorMessage) else {
+            var reason = "invalid connection string"
+            if let errorMessage {
+                reason = String(cString: errorMessage).trimmingCharacters(in: .whitespacesAndNewlines)
+                PQfreemem(errorMessage)
+            }
+            throw ClientError("malformed connection string: \(Redaction.scrub(reason, secrets: []))")
+        }
+        defer { PQconninfoFree(options) }
+        var values: [String: String] = [:]
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val { values[String(cString: keyword)] = String(cString: value) }
+            option = option.advanced(by: 1)
+        }
+        raw = text
+        parsed = values
+    }
+
+    /// Returns a copy whose `key` is set to `value`, whatever the original string says.
+    public func with(_ key: String, _ value: String) -> ConnectionString {
+        var copy = self
+        copy.overrides.removeAll { $0.key == key }
+        copy.overrides.append((key, value))
+        return copy
+    }
+
+    public func with(database: String) -> ConnectionString { with("dbname", database) }
+
+    public func value(_ key: String) -> String? {
+        overrides.last(where: { $0.key == key })?.value ?? parsed[key]
+    }
+
+    private static let environmentFallback = ["host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE"]
+
+    /// The value libpq would use for `key`: the string, then the PG* variable.
+    public func effective(_ key: String) -> String? {
+        if let v = value(key), !v.isEmpty { return v }
+        if let env = Self.environmentFallback[key], let v = ProcessInfo.processInfo.environment[env], !v.isEmpty { return v }
+        return nil
+    }
+
+    public var host: String { effective("host") ?? "localhost" }
+    public var port: Int { Int(effective("port") ?? "") ?? 5432 }
+    public var user: String? { effective("user") }
+    public var database: String? { effective("dbname") ?? effective("user") }
+
+    /// Secrets to strip from any message derived from this connection.
+    var secrets: [String] {
+        [value("password"), ProcessInfo.processInfo.environment["PGPASSWORD"]].compactMap { $0 }.filter { !$0.isEmpty }
+    }
+
+    public var description: String {
+        let userPart = user.map { "\($0)@" } ?? ""
+        return "\(userPart)\(host):\(port)/\(database ?? "")"
+    }
+
+    /// Keyword/value arrays for PQconnectdbParams: our defaults, then the user's string
+    /// (expanded by libpq), then the overrides. Later entries win.
+    func keywordsAndValues(defaults: [(String, String)]) -> [(String, String)] {
+        var pairs = defaults
+        pairs.append(("dbname", raw))
+        pairs.append(contentsOf: overrides.map { ($0.key, $0.value) })
+        return pairs
+    }
+}
+
+enum Redaction {
+    /// Removes passwords from a message: the known secrets, `password=…` keywords and the
+    /// password part of URIs.
+    static func scrub(_ text: String, secrets: [String]) -> String {
+        var result = text
+        for secret in secrets where secret.count >= 3 { // shorter ones would mangle the text
+            result = result.replacingOccurrences(of: secret, with: "********")
+        }
+        result = result.replacingOccurrences(
+            of: #"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"#, with: "$1********", options: .regularExpression)
+        result = result.replacingOccurrences(
+            of: #"(?i)(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@"#, with: "$1********@", options: .regularExpression)
+        return result
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// A check's outcome, exactly as the managed migration service names them.
+public enum Status: String, Codable, Sendable, Comparable, CaseIterable {
+    case succeeded = "Succeeded"
+    case warning = "Warning"
+    case failed = "Failed"
+
+    private var rank: Int { switch self { case .succeeded: 0; case .warning: 1; case .failed: 2 } }
+    public static func < (lhs: Status, rhs: Status) -> Bool { lhs.rank < rhs.rank }
+}
+
+public enum MigrationMode: String, Codable, Sendable, CaseIterable {
+    case offline, online
+}
+
+public enum RuleScope: String, Codable, Sendable {
+    case instance, database
+}
+
+public enum ServerRole: String, Codable, Sendable {
+    case source, target
+}
+
+/// One rule's result for one scope unit (the instance, or one database).
+public struct RuleResult: Codable, Sendable, Equatable {
+    public var rule: String
+    public var title: String
+    public var scope: RuleScope
+    /// nil for instance-scope results.
+    public var database: String?
+    public var status: Status
+    public var message: String
+    /// Empty for Succeeded results.
+    public var remedy: String
+    /// Offending objects, schema-qualified and quoted as PostgreSQL would quote them.
+    public var objects: [String]
+    public var documentation: String?
+    public var startedAt: Date
+    public var finishedAt: Date
+
+    public var durationMs: Int { Int((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()) }
+
+    public init(rule: String, title: String, scope: RuleScope, database: String?, status: Status, message: String,
+                remedy: String, objects: [String], documentation: String? = nil, startedAt: Date, finishedAt: Date) {
+        self.rule = rule; self.title = title; self.scope = scope; self.database = database; self.status = status
+        self.message = message; self.remedy = remedy; self.objects = objects; self.documentation = documentation
+        self.startedAt = startedAt; self.finishedAt = finishedAt
+    }
+}
+
+/// What a report says about one server (never a password).
+public struct ServerInfo: Codable, Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var user: String?
+    public var serverVersion: String?
+    public init(host: String, port: Int, user: String?, serverVersion: String?) {
+        self.host = host; self.port = port; self.user = user; self.serverVersion = serverVersion
+    }
+}
+
+/// A whole validation run: the input of every report format.
+public struct ValidationRun: Codable, Sendable {
+    public var mode: MigrationMode
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var source: ServerInfo
+    public var target: ServerInfo
+    public var databases: [String]
+    public var results: [RuleResult]
+
+    public init(mode: MigrationMode, startedAt: Date, finishedAt: Date, source: ServerInfo, target: ServerInfo,
+                databases: [String], results: [RuleResult]) {
+        self.mode = mode; self.startedAt = startedAt; self.finishedAt = finishedAt; self.source = source
+        self.target = target; self.databases = databases; self.results = results
+    }
+
+    /// The worst status of all results (Succeeded when there are none).
+    public var status: Status { results.map(\.status).max() ?? .succeeded }
+    public var durationMs: Int { Int((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()) }
+    public func count(_ status: Status) -> Int { results.filter { $0.status == status }.count }
+}
+
+public let toolName = "pgpreflight"
+public let toolVersion = "0.1.0"

