@@ -115,6 +115,7 @@ public final class ReplicationConnection: @unchecked Sendable {
     /// Throws when the stream ends or breaks.
     public func next(timeout: TimeInterval) throws -> ReplicationMessage? {
         let deadline = Date().addingTimeInterval(timeout)
+        var polled = false
         while true {
             var buffer: UnsafeMutablePointer<CChar>?
             let length = PQgetCopyData(handle, &buffer, 1)
@@ -126,7 +127,13 @@ public final class ReplicationConnection: @unchecked Sendable {
             }
             if length == -1 { throw ClientError("replication stream ended: \(lastError)") }
             if length == -2 { throw ClientError("replication stream failed: \(lastError)") }
-            // Nothing buffered: wait for the socket, then let libpq read it.
+            // Nothing buffered: read what the socket already holds, else wait for it.
+            if !polled {
+                polled = true
+                if PQconsumeInput(handle) == 0 { throw ClientError("replication stream failed: \(lastError)") }
+                continue
+            }
+            polled = false
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 { return nil }
             var pfd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)

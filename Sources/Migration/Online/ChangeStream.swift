@@ -1,0 +1,101 @@
+import Foundation
+import PostgresClient
+
+/// Streams one source database's changes from its logical slot into a `ChangeApplier` until
+/// told to stop. Blocking: run it on a thread of its own.
+public final class ChangeStream {
+    public struct Progress: Sendable {
+        public var appliedLSN: LSN
+        public var receivedLSN: LSN
+        public var appliedTransactions: Int
+        public var appliedChanges: Int
+        /// How far the last applied commit is behind the source's clock; 0 when caught up.
+        public var latencySeconds: Double
+        /// True when everything received so far is applied and the stream is idle: the
+        /// target then holds every source transaction committed before `receivedLSN`.
+        public var caughtUp: Bool
+    }
+
+    private let replication: ReplicationConnection
+    private let applier: ChangeApplier
+    private let slot: String
+    private let publication: String
+    private var receivedLSN: LSN = .zero
+    private var lastFeedback = Date.distantPast
+
+    public init(replication: ReplicationConnection, applier: ChangeApplier, slot: String, publication: String) {
+        self.replication = replication
+        self.applier = applier
+        self.slot = slot
+        self.publication = publication
+    }
+
+    /// Streams until `shouldStop(progress)` returns true (checked after each idle moment and
+    /// each applied batch). `consistentPoint` is the slot's: streaming starts after whatever
+    /// the target already has.
+    public func run(consistentPoint: LSN, onProgress: (Progress) -> Void = { _ in },
+                    shouldStop: (Progress) -> Bool) throws {
+        let start = applier.startPosition(consistentPoint: consistentPoint)
+        receivedLSN = start
+        try replication.startReplication(slot: slot, start: start, options: [
+            ("proto_version", "1"), ("publication_names", publication),
+        ])
+        defer { replication.stopStreaming() }
+        var lastServerTime = Date()
+        while true {
+            let message = try replication.next(timeout: 0.2)
+            switch message {
+            case .data(_, let end, let serverTime, let payload)?:
+                receivedLSN = max(receivedLSN, end)
+                lastServerTime = serverTime
+                try applyWithRetry(PgOutputMessage.decode(payload))
+                continue
+            case .keepalive(let end, let serverTime, let replyRequested)?:
+                lastServerTime = serverTime
+                // The walsender has decoded up to `end`: nothing before it is outstanding.
+                receivedLSN = max(receivedLSN, end)
+                if replyRequested { try flushAndReport(force: true) }
+            case nil:
+                break
+            }
+            // Idle or keepalive: commit what is complete and tell the source.
+            try flushAndReport(force: false)
+            let caughtUp = !applier.hasPending && !applier.inTransaction
+            let latency: Double
+            if caughtUp {
+                latency = 0
+            } else {
+                latency = max(0, lastServerTime.timeIntervalSince(applier.lastAppliedCommitTime ?? lastServerTime))
+            }
+            let progress = Progress(appliedLSN: applier.appliedLSN, receivedLSN: receivedLSN,
+                                    appliedTransactions: applier.appliedTransactions, appliedChanges: applier.appliedChanges,
+                                    latencySeconds: latency, caughtUp: caughtUp)
+            onProgress(progress)
+            if shouldStop(progress) { return }
+        }
+    }
+
+    private func applyWithRetry(_ message: PgOutputMessage) throws {
+        do { try applier.handle(message) } catch {
+            applier.recover()
+            try applier.handle(message)
+        }
+    }
+
+    private func flushAndReport(force: Bool) throws {
+        if applier.hasPending {
+            do { try applier.flush() } catch {
+                applier.recover()
+                try applier.flush()
+            }
+        }
+        if force || Date().timeIntervalSince(lastFeedback) > 1 {
+            // Only what is committed on the target may be confirmed: the slot then frees the WAL.
+            // With nothing pending, everything received is applied (or was not ours to apply).
+            let idle = !applier.hasPending && !applier.inTransaction
+            let confirmed = idle ? max(applier.appliedLSN, receivedLSN) : applier.appliedLSN
+            try replication.sendStatus(written: max(confirmed, receivedLSN), flushed: confirmed, applied: confirmed)
+            lastFeedback = Date()
+        }
+    }
+}
