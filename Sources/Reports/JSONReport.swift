@@ -13,8 +13,10 @@ public enum JSONReport {
             let documentation: String?
             let startedAt, finishedAt: Date
             let durationMs: Int
+            let suppressed: Acceptance?
             enum CodingKeys: String, CodingKey {
                 case rule, title, scope, database, status, message, remedy, objects, documentation, startedAt, finishedAt, durationMs
+                case suppressed
             }
             func encode(to encoder: Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
@@ -25,6 +27,7 @@ public enum JSONReport {
                 try c.encodeIfPresent(documentation, forKey: .documentation)
                 try c.encode(startedAt, forKey: .startedAt); try c.encode(finishedAt, forKey: .finishedAt)
                 try c.encode(durationMs, forKey: .durationMs)
+                try c.encodeIfPresent(suppressed, forKey: .suppressed)
             }
         }
         let schemaVersion = 1
@@ -35,6 +38,8 @@ public enum JSONReport {
         let durationMs: Int
         let source, target: ServerInfo
         let databases: [String]
+        let platform: String?
+        let notices: [String]
         let results: [Result]
     }
 
@@ -42,10 +47,12 @@ public enum JSONReport {
         let document = Document(
             mode: run.mode.rawValue, status: run.status.rawValue, startedAt: run.startedAt, finishedAt: run.finishedAt,
             durationMs: run.durationMs, source: run.source, target: run.target, databases: run.databases,
+            platform: run.platform, notices: run.notices,
             results: run.results.map {
                 .init(rule: $0.rule, title: $0.title, scope: $0.scope.rawValue, database: $0.database, status: $0.status.rawValue,
                       message: $0.message, remedy: $0.remedy, objects: $0.objects, documentation: $0.documentation,
-                      startedAt: $0.startedAt, finishedAt: $0.finishedAt, durationMs: $0.durationMs)
+                      startedAt: $0.startedAt, finishedAt: $0.finishedAt, durationMs: $0.durationMs,
+                      suppressed: $0.suppressed)
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -38,15 +38,30 @@ public struct RuleResult: Codable, Sendable, Equatable {
     public var documentation: String?
     public var startedAt: Date
     public var finishedAt: Date
+    /// Set when a suppression or the baseline accepts this finding: it keeps its status in
+    /// every report but does not count toward the exit code.
+    public var suppressed: Acceptance?
 
     public var durationMs: Int { Int((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()) }
 
+    /// The status that decides the exit code: Succeeded when the finding was accepted.
+    public var blockingStatus: Status { suppressed == nil ? status : .succeeded }
+
     public init(rule: String, title: String, scope: RuleScope, database: String?, status: Status, message: String,
-                remedy: String, objects: [String], documentation: String? = nil, startedAt: Date, finishedAt: Date) {
+                remedy: String, objects: [String], documentation: String? = nil, startedAt: Date, finishedAt: Date,
+                suppressed: Acceptance? = nil) {
         self.rule = rule; self.title = title; self.scope = scope; self.database = database; self.status = status
         self.message = message; self.remedy = remedy; self.objects = objects; self.documentation = documentation
-        self.startedAt = startedAt; self.finishedAt = finishedAt
+        self.startedAt = startedAt; self.finishedAt = finishedAt; self.suppressed = suppressed
     }
+}
+
+/// Why a finding is accepted.
+public struct Acceptance: Codable, Sendable, Equatable {
+    public enum Source: String, Codable, Sendable { case suppression, baseline }
+    public var by: Source
+    public var reason: String
+    public init(by: Source, reason: String) { self.by = by; self.reason = reason }
 }
 
 /// What a report says about one server (never a password).
@@ -69,15 +84,21 @@ public struct ValidationRun: Codable, Sendable {
     public var target: ServerInfo
     public var databases: [String]
     public var results: [RuleResult]
+    /// Things the run must say that are not rule results (an expired suppression, …).
+    public var notices: [String]
+    /// The managed platform detected on the source (`azure`, `rds`, `cloudsql`), if any.
+    public var platform: String?
 
     public init(mode: MigrationMode, startedAt: Date, finishedAt: Date, source: ServerInfo, target: ServerInfo,
-                databases: [String], results: [RuleResult]) {
+                databases: [String], results: [RuleResult], notices: [String] = [], platform: String? = nil) {
         self.mode = mode; self.startedAt = startedAt; self.finishedAt = finishedAt; self.source = source
         self.target = target; self.databases = databases; self.results = results
+        self.notices = notices; self.platform = platform
     }
 
-    /// The worst status of all results (Succeeded when there are none).
-    public var status: Status { results.map(\.status).max() ?? .succeeded }
+    /// The worst status of all results that were not accepted (Succeeded when there are none):
+    /// what the exit code follows.
+    public var status: Status { results.map(\.blockingStatus).max() ?? .succeeded }
     public var durationMs: Int { Int((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()) }
     public func count(_ status: Status) -> Int { results.filter { $0.status == status }.count }
 }
