@@ -19,9 +19,10 @@ let package = Package(
         .target(name: "LocalServers"),
         .target(name: "Validation", dependencies: ["PostgresClient", .product(name: "Yams", package: "Yams")]),
         .target(name: "Reports", dependencies: ["Validation", "CLibXML2"]),
+        .target(name: "Scanning", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Yams", package: "Yams")]),
         .target(name: "Migration", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(name: "pgpreflight", dependencies: [
-            "Migration", "LocalServers",
+            "Migration", "Scanning", "LocalServers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),

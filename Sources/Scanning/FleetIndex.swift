@@ -1,0 +1,60 @@
+import Foundation
+import Validation
+
+/// `index.html` over all servers of a scan: status, counts, what changed, and the trend of the
+/// last runs as a small inline chart. Self-contained (no network).
+public enum FleetIndex {
+    public static func render(summary: FleetScan.Summary, runs: [String: ValidationRun], trends: [String: [ScanHistory.TrendPoint]]) -> String {
+        func esc(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        func keys(_ list: [ScanHistory.Key]) -> String {
+            list.isEmpty ? "<span class=muted>–</span>" : list.map { esc($0.rule + ($0.database.map { " (\($0))" } ?? "")) }.joined(separator: "<br>")
+        }
+        func sparkline(_ points: [ScanHistory.TrendPoint]) -> String {
+            guard !points.isEmpty else { return "" }
+            let width = 160.0, height = 36.0
+            let top = Double(max(1, points.map { $0.failed + $0.warnings }.max() ?? 1))
+            let step = points.count > 1 ? width / Double(points.count - 1) : 0
+            func path(_ value: (ScanHistory.TrendPoint) -> Int) -> String {
+                points.enumerated().map { i, p in
+                    String(format: "%.1f,%.1f", Double(i) * step, height - 2 - Double(value(p)) / top * (height - 4))
+                }.joined(separator: " ")
+            }
+            return """
+                <svg width="\(Int(width))" height="\(Int(height))" role="img" aria-label="failed and warnings over the last \(points.count) scans">
+                <polyline fill="none" stroke="#d97706" stroke-width="2" points="\(path { $0.warnings })"/>
+                <polyline fill="none" stroke="#dc2626" stroke-width="2" points="\(path { $0.failed })"/></svg>
+                """
+        }
+        let rows = summary.servers.map { server in
+            """
+            <tr><td><a href="\(esc(server.name)).html">\(esc(server.name))</a></td>
+            <td><span class="badge \(server.status.rawValue)">\(server.status.rawValue)</span></td>
+            <td class=num>\(server.failed)</td><td class=num>\(server.warnings)</td>
+            <td>\(keys(server.newFailures))</td><td>\(keys(server.newWarnings))</td><td>\(keys(server.resolved))</td>
+            <td>\(sparkline(trends[server.name] ?? []))</td>
+            <td><a href="\(esc(server.name)).json">json</a> · <a href="\(esc(server.name)).junit.xml">junit</a></td></tr>
+            """
+        }.joined(separator: "\n")
+        let finished = ISO8601DateFormatter().string(from: summary.finishedAt)
+        return """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>pgpreflight fleet scan \(finished)</title>
+            <style>
+            body{font:14px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1f2937}
+            h1{font-size:1.4rem;margin:0 0 .25rem} .muted{color:#6b7280}
+            table{border-collapse:collapse;width:100%;margin-top:1rem} th,td{padding:.5rem .6rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
+            th{background:#f9fafb;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
+            .badge{padding:.1rem .5rem;border-radius:999px;font-weight:600;font-size:.8rem}
+            .Succeeded{background:#dcfce7;color:#166534}.Warning{background:#fef3c7;color:#92400e}.Failed{background:#fee2e2;color:#991b1b}
+            </style></head><body>
+            <h1>pgpreflight fleet scan <span class="badge \(summary.status.rawValue)">\(summary.status.rawValue)</span></h1>
+            <div class=muted>\(summary.servers.count) servers · finished \(finished) · red: failed, amber: warnings over recent scans</div>
+            <table><thead><tr><th>Server</th><th>Status</th><th>Failed</th><th>Warnings</th><th>New failures</th><th>New warnings</th><th>Resolved</th><th>Trend</th><th>Files</th></tr></thead>
+            <tbody>
+            \(rows)
+            </tbody></table></body></html>
+            """
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Validation
+import Yams
+
+/// The fleet a nightly scan covers, read from YAML:
+///
+/// ```yaml
+/// servers:
+///   - name: billing-prod
+///     source: "host=10.0.0.5 user=migrator password=${BILLING_PASSWORD}"
+///     target: "postgresql://admin@billing.postgres.database.azure.com/postgres?sslmode=require"
+///     databases: [billing]        # optional: default every user database
+///     mode: online                # optional: offline (default) or online
+///     rules: [./team-rules]       # optional: extra rule folders, relative to the inventory
+/// ```
+/// `${VAR}` is replaced by the environment variable, so no secret needs to live in the file.
+public struct Inventory: Sendable {
+    public struct Server: Sendable {
+        public var name: String
+        /// Connection strings after `${VAR}` expansion: may hold passwords, never print them.
+        public var source: String
+        public var target: String
+        public var databases: [String]?
+        public var mode: MigrationMode
+        public var ruleDirectories: [URL]
+    }
+
+    public var servers: [Server]
+
+    public static func load(_ file: URL, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Inventory {
+        let path = file.path
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { throw InventoryError("\(path): cannot read the inventory") }
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw InventoryError("\(path): not valid YAML: \(error)") }
+        func at(_ node: Node?) -> String { "\(path):\(node?.mark?.line ?? 1)" }
+        guard let top = root?.mapping, let list = top["servers"]?.sequence else {
+            throw InventoryError("\(at(root)): expected `servers:` with a list of servers")
+        }
+        for (key, _) in top where key.string != "servers" {
+            throw InventoryError("\(at(key)): unknown key '\(key.string ?? "")' (servers)")
+        }
+        var servers: [Server] = []
+        var names: Set<String> = []
+        for item in list {
+            guard let mapping = item.mapping else { throw InventoryError("\(at(item)): a server must be a mapping") }
+            var name: String?, source: String?, target: String?, databases: [String]?, mode = MigrationMode.offline
+            var rules: [URL] = []
+            for (key, value) in mapping {
+                switch key.string ?? "" {
+                case "name": name = value.string
+                case "source": source = try expand(value, at: at(value), environment: environment)
+                case "target": target = try expand(value, at: at(value), environment: environment)
+                case "databases":
+                    guard let sequence = value.sequence else { throw InventoryError("\(at(value)): databases: expected a list") }
+                    databases = sequence.compactMap(\.string)
+                case "mode":
+                    guard let parsed = value.string.flatMap(MigrationMode.init(rawValue:)) else {
+                        throw InventoryError("\(at(value)): mode must be offline or online")
+                    }
+                    mode = parsed
+                case "rules":
+                    let entries = value.sequence.map { Array($0) } ?? [value]
+                    rules = entries.compactMap(\.string).map { URL(fileURLWithPath: $0, relativeTo: file.deletingLastPathComponent()) }
+                default:
+                    throw InventoryError("\(at(key)): unknown key '\(key.string ?? "")' (name, source, target, databases, mode, rules)")
+                }
+            }
+            guard let name, !name.isEmpty else { throw InventoryError("\(at(item)): a server needs a name") }
+            guard name.range(of: #"^[A-Za-z0-9][A-Za-z0-9._-]*$"#, options: .regularExpression) != nil else {
+                throw InventoryError("\(at(item)): server name '\(name)' must be letters, digits, '.', '_' or '-' (it names report files)")
+            }
+            guard names.insert(name).inserted else { throw InventoryError("\(at(item)): server name '\(name)' is used twice") }
+            guard let source else { throw InventoryError("\(at(item)): server \(name) needs a source") }
+            guard let target else { throw InventoryError("\(at(item)): server \(name) needs a target") }
+            servers.append(Server(name: name, source: source, target: target, databases: databases, mode: mode, ruleDirectories: rules))
+        }
+        return Inventory(servers: servers)
+    }
+
+    private static func expand(_ node: Node, at location: String, environment: [String: String]) throws -> String {
+        guard let text = node.string else { throw InventoryError("\(location): expected a connection string") }
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            result += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                throw InventoryError("\(location): unterminated ${ in a connection string")
+            }
+            let variable = String(rest[start.upperBound..<end])
+            guard let value = environment[variable] else {
+                throw InventoryError("\(location): environment variable \(variable) is not set")
+            }
+            result += value
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
+    }
+}
+
+public struct InventoryError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
