@@ -27,6 +27,7 @@ let package = Package(
         ]),
         .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
+        .testTarget(name: "VerifyTests", dependencies: ["Migration", "PostgresClient", "Validation", "LocalServers", "TestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
     ]
