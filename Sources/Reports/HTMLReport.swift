@@ -153,8 +153,8 @@ public enum HTMLReport {
         let failed = run.count(.failed), warnings = run.count(.warning)
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
         switch run.effectiveStatus(strict: options.strict) {
-        case .succeeded where warnings == 0: return "Every check passed: nothing stands in the way of this migration."
-        case .succeeded, .warning:
+        case .succeeded: return "Every check passed: nothing stands in the way of this migration."
+        case .warning:
             return "Nothing blocks this migration; \(plural(warnings, "warning")) should be reviewed before it starts."
         case .failed where failed == 0:
             return "\(plural(warnings, "warning")) fail this run in strict mode: resolve them before migrating."

@@ -114,10 +114,8 @@ public enum MarkdownReport {
     private static func verdict(_ run: ValidationRun, options: ReportOptions) -> String {
         let failed = run.count(.failed), warnings = run.count(.warning)
         switch run.effectiveStatus(strict: options.strict) {
-        case .succeeded where warnings == 0:
-            return "Every check passed: nothing stands in the way of this migration."
         case .succeeded:
-            return "Nothing blocks this migration; \(warnings) warning\(warnings == 1 ? "" : "s") should be reviewed first."
+            return "Every check passed: nothing stands in the way of this migration."
         case .warning:
             return "Nothing blocks this migration, but \(warnings) warning\(warnings == 1 ? "" : "s") should be reviewed first."
         case .failed where failed == 0:

@@ -164,3 +164,18 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         #expect(!xml.lowercased().contains("password"))
     }
 }
+
+@Suite struct EmbeddedSchemaTests {
+    @Test func embeddedSchemaIsTheShippedFile() throws {
+        let file = try String(contentsOf: ourSchema, encoding: .utf8)
+        #expect(JUnitReport.schema + "\n" == file)
+    }
+
+    @Test func validatesWithTheEmbeddedSchema() throws {
+        let xml = try JUnitReport.render(try Fixtures.realRun(), options: ReportOptions(strict: true))
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaText: JUnitReport.schema) == [])
+        let broken = xml.replacingOccurrences(of: "<properties>", with: "<properties><property name=\"password\" value=\"x\"/>")
+        #expect(try XMLSchemaValidator.validate(xml: broken, schemaText: JUnitReport.schema).contains { $0.contains("password") })
+        #expect(throws: ReportError.self) { try XMLSchemaValidator.validate(xml: xml, schemaText: "<xs:schema") }
+    }
+}
