@@ -51,7 +51,7 @@ public enum HTMLReport {
             """
         for status in [Status.failed, .warning, .succeeded] {
             html += """
-                <button type="button" class="card \(cssClass(status))" data-status-filter="\(status.rawValue)">\
+                <button type="button" class="card \(cssClass(status))\(run.count(status) == 0 ? " zero" : "")" data-status-filter="\(status.rawValue)">\
                 <span class="count">\(run.count(status))</span><span class="label">\(status.rawValue)</span></button>
 
                 """
@@ -250,6 +250,7 @@ public enum HTMLReport {
         .card.warn { border-left-color: #f79009; } .card.warn .count { color: var(--warn); }
         .card.ok { border-left-color: #17b26a; } .card.ok .count { color: var(--ok); }
         .card.total { border-left-color: #475467; }
+        .card.zero { border-left-color: var(--line); } .card.zero .count { color: #98a2b3; }
         .toolbar { display: flex; align-items: flex-end; gap: 16px; flex-wrap: wrap; background: var(--paper);
                    border: 1px solid var(--line); border-radius: 10px; padding: 12px 16px; margin-bottom: 14px; }
         .segmented { display: inline-flex; border: 1px solid #d0d5dd; border-radius: 8px; overflow: hidden; }

@@ -37,7 +37,11 @@ public enum XMLSchemaValidator {
         let schemaProblems = ErrorCollector(), documentProblems = ErrorCollector()
         // libxml2 holds unretained pointers to the collectors until the contexts are freed.
         return try withExtendedLifetime((schemaProblems, documentProblems)) {
-            try validate(xml: xml, parserContext: parserContext, schemaName: schemaName,
+            // Errors libxml2 raises outside the contexts (reading the schema text itself) go to
+            // this thread's handler instead of stderr.
+            xmlSetStructuredErrorFunc(schemaProblems.context, ErrorCollector.handler)
+            defer { xmlSetStructuredErrorFunc(nil, nil) }
+            return try validate(xml: xml, parserContext: parserContext, schemaName: schemaName,
                          schemaProblems: schemaProblems, documentProblems: documentProblems)
         }
     }

@@ -8,7 +8,9 @@ import Testing
     guard let directory = ProcessInfo.processInfo.environment["PGPREFLIGHT_REPORT_SAMPLES"] else { return }
     let url = URL(fileURLWithPath: directory)
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    let runs = [("real", try Fixtures.realRun()), ("hostile", Fixtures.hostileRun()),
+    var clean = try Fixtures.realRun()
+    clean.results.removeAll { $0.status != .succeeded }
+    let runs = [("real", try Fixtures.realRun()), ("hostile", Fixtures.hostileRun()), ("clean", clean),
                 ("large", Fixtures.largeRun(succeeded: 3000, failed: 20, objectsPerFailure: 200))]
     let extensions: [ReportFormat: String] = [.console: "txt", .json: "json", .junit: "xml", .markdown: "md", .html: "html"]
     for (name, run) in runs {
