@@ -94,10 +94,6 @@ extension JUnitReport {
       <xs:attribute name="errors" type="Count" use="required"/>
       <xs:attribute name="time" type="Seconds" use="required"/>
     </xs:complexType>
-    <xs:unique name="UniqueSuiteName">
-      <xs:selector xpath="testsuite"/>
-      <xs:field xpath="@name"/>
-    </xs:unique>
   </xs:element>
 
   <xs:complexType name="TestSuite">

@@ -148,6 +148,18 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         #expect(properties.first == "migr<ator>@db.example.com:5432")
     }
 
+    @Test func aDatabaseNamedInstance() throws {
+        var run = Fixtures.hostileRun()
+        run.databases = ["instance"]
+        for index in run.results.indices where run.results[index].database != nil { run.results[index].database = "instance" }
+        let xml = try JUnitReport.render(run)
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        let document = try parseXML(xml)
+        #expect(try document.nodes(forXPath: "//testsuite[@name='pgpreflight.source.instance']").count == 2)
+        #expect(try document.nodes(forXPath: "//property[@name='database' and @value='instance']").count == 1)
+    }
+
     @Test func serverNameAndUniqueNames() throws {
         var run = Fixtures.hostileRun()
         run.results.append(run.results[1])  // the same rule twice in one database
