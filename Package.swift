@@ -30,5 +30,6 @@ let package = Package(
         .testTarget(name: "VerifyTests", dependencies: ["Migration", "PostgresClient", "Validation", "LocalServers", "TestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"]),
     ]
 )

@@ -12,7 +12,12 @@ public struct ReportOptions: Sendable {
     public var strict: Bool
     /// ANSI colours in the console format (when the output is a terminal).
     public var color: Bool
-    public init(strict: Bool = false, color: Bool = false) { self.strict = strict; self.color = color }
+    /// What to call the validated server in reports: the inventory name in `scan`, nil for
+    /// `validate` (then "source"). JUnit class names are `pgpreflight.<serverName>.<database>`.
+    public var serverName: String?
+    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil) {
+        self.strict = strict; self.color = color; self.serverName = serverName
+    }
 }
 
 public enum Reports {
@@ -20,8 +25,9 @@ public enum Reports {
         switch format {
         case .json: return try JSONReport.render(run)
         case .console: return ConsoleReport.render(run, options: options)
-        case .junit, .markdown, .html:
-            throw ReportError("the \(format.rawValue) format is not available yet")
+        case .junit: return try JUnitReport.render(run, options: options)
+        case .markdown: return MarkdownReport.render(run, options: options)
+        case .html: return HTMLReport.render(run, options: options)
         }
     }
 }
@@ -29,4 +35,55 @@ public enum Reports {
 public struct ReportError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// The results of one scope unit: the instance (database nil) or one database.
+struct ResultGroup {
+    let database: String?
+    let results: [RuleResult]
+    func count(_ status: Status) -> Int { results.filter { $0.status == status }.count }
+}
+
+extension ValidationRun {
+    /// Instance results first, then one group per database in the run's order (databases
+    /// that only appear in results come after, in order of appearance). Empty groups are left out.
+    var groups: [ResultGroup] {
+        var order: [String?] = [nil] + databases.map { Optional($0) }
+        for result in results where !order.contains(result.database) { order.append(result.database) }
+        return order.compactMap { database in
+            let members = results.filter { $0.database == database }
+            return members.isEmpty ? nil : ResultGroup(database: database, results: members)
+        }
+    }
+
+    /// The run's status as the exit code sees it: with `strict`, a Warning counts as Failed.
+    func effectiveStatus(strict: Bool) -> Status {
+        strict && status == .warning ? .failed : status
+    }
+}
+
+extension ServerInfo {
+    /// `user@host:port` (never a password: ServerInfo holds none).
+    var endpoint: String { (user.map { "\($0)@" } ?? "") + "\(host):\(port)" }
+}
+
+enum ReportTime {
+    /// `2026-11-21T23:00:00Z`
+    static func iso(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    /// `2026-11-21 23:00:00 UTC`
+    static func readable(_ date: Date) -> String {
+        iso(date).replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
+    }
+
+    /// `812 ms`, `4.2 s`, `3 min 5 s`
+    static func duration(ms: Int) -> String {
+        if ms < 1000 { return "\(max(0, ms)) ms" }
+        if ms < 60_000 { return String(format: "%.1f s", Double(ms) / 1000) }
+        return "\(ms / 60_000) min \((ms % 60_000) / 1000) s"
+    }
 }

@@ -1,0 +1,122 @@
+import Foundation
+import Validation
+
+/// The JUnit XML report of `validate --format junit`, for CI test reporters (GitLab, Jenkins,
+/// GitHub Actions reporters, Azure DevOps). Valid against the Jenkins xUnit `junit-10.xsd`
+/// they follow and against our stricter `reports/pgpreflight-junit.xsd`.
+///
+/// - one `testsuite` for the instance results, one per database, totals on every suite;
+/// - one `testcase` per result: `classname` = `pgpreflight.<server>.<database|instance>`
+///   (GitLab shows it as the suite, Azure as the test file), `name` = the rule id;
+/// - Failed → `<failure type="<rule id>" message="…">` with message, objects and remedy;
+///   Warning → a passing test case whose `<system-out>` carries the warning and remedy
+///   (a failure with `strict`, so the report agrees with the exit code);
+/// - `errors` and `skipped` are always 0: a check that could not run is a Failed result.
+public enum JUnitReport {
+    public static func render(_ run: ValidationRun, options: ReportOptions = ReportOptions()) throws -> String {
+        let server = options.serverName ?? "source"
+        let groups = run.groups
+        let xml = try XMLWriter()
+        try xml.startDocument()
+        try xml.comment(" \(toolName) \(toolVersion): validation of \(run.source.endpoint) for \(run.target.endpoint), "
+                        + "\(run.mode.rawValue) mode: \(run.effectiveStatus(strict: options.strict).rawValue) ")
+        try xml.start("testsuites")
+        try xml.attribute("name", toolName)
+        try xml.attribute("tests", String(run.results.count))
+        try xml.attribute("failures", String(failures(in: run.results, strict: options.strict)))
+        try xml.attribute("errors", "0")
+        try xml.attribute("time", seconds(run.finishedAt.timeIntervalSince(run.startedAt)))
+
+        for group in groups {
+            let className = "\(toolName).\(server).\(group.database ?? "instance")"
+            try xml.start("testsuite")
+            try xml.attribute("name", className)
+            try xml.attribute("tests", String(group.results.count))
+            try xml.attribute("failures", String(failures(in: group.results, strict: options.strict)))
+            try xml.attribute("errors", "0")
+            try xml.attribute("skipped", "0")
+            try xml.attribute("time", seconds(group.results.reduce(0) { $0 + $1.finishedAt.timeIntervalSince($1.startedAt) }))
+            try xml.attribute("timestamp", ReportTime.iso(group.results.map(\.startedAt).min() ?? run.startedAt))
+            try xml.attribute("hostname", run.source.host)
+
+            try xml.start("properties")
+            for (name, value) in properties(run, group: group, options: options) {
+                try xml.element("property", ["name": name, "value": value])
+            }
+            try xml.end()
+
+            var used: [String: Int] = [:]
+            for result in group.results {
+                try testCase(result, className: className, name: uniqueName(result.rule, &used), xml: xml, strict: options.strict)
+            }
+            try xml.end()
+        }
+        try xml.end()
+        return try xml.finish()
+    }
+
+    private static func testCase(_ result: RuleResult, className: String, name: String, xml: XMLWriter, strict: Bool) throws {
+        try xml.start("testcase")
+        try xml.attribute("classname", className)
+        try xml.attribute("name", name)
+        try xml.attribute("time", seconds(result.finishedAt.timeIntervalSince(result.startedAt)))
+        switch result.status {
+        case .failed:
+            try xml.element("failure", ["message": result.message, "type": result.rule], text: details(result))
+        case .warning where strict:
+            try xml.element("failure", ["message": "Warning: " + result.message, "type": result.rule], text: details(result))
+        case .warning:
+            try xml.element("system-out", text: details(result))
+        case .succeeded:
+            try xml.element("system-out", text: details(result))
+        }
+        try xml.end()
+    }
+
+    /// The body of a failure or system-out: what a developer reads in the CI test view.
+    static func details(_ result: RuleResult) -> String {
+        var lines = ["\(result.status.rawValue): \(result.message)", "Rule: \(result.rule) (\(result.title))"]
+        if let database = result.database { lines.append("Database: \(database)") }
+        if !result.objects.isEmpty {
+            lines.append("Objects (\(result.objects.count)):")
+            lines += result.objects.map { "  " + $0 }
+        }
+        if result.status != .succeeded, !result.remedy.isEmpty {
+            lines.append("Remedy:")
+            lines += result.remedy.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
+        }
+        if let documentation = result.documentation { lines.append("Documentation: \(documentation)") }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func properties(_ run: ValidationRun, group: ResultGroup, options: ReportOptions) -> [(String, String)] {
+        var list: [(String, String)] = [
+            ("pgpreflight.version", toolVersion),
+            ("mode", run.mode.rawValue),
+            ("strict", String(options.strict)),
+            ("source", run.source.endpoint),
+            ("target", run.target.endpoint),
+        ]
+        if let version = run.source.serverVersion { list.append(("source.version", version)) }
+        if let version = run.target.serverVersion { list.append(("target.version", version)) }
+        if let database = group.database { list.append(("database", database)) }
+        list.append(("status", group.results.map(\.status).max()?.rawValue ?? Status.succeeded.rawValue))
+        return list
+    }
+
+    private static func failures(in results: [RuleResult], strict: Bool) -> Int {
+        results.filter { $0.status == .failed || (strict && $0.status == .warning) }.count
+    }
+
+    /// The rule id, made unique within the suite (GitLab keeps only the first of duplicates).
+    private static func uniqueName(_ rule: String, _ used: inout [String: Int]) -> String {
+        let seen = used[rule, default: 0]
+        used[rule] = seen + 1
+        return seen == 0 ? rule : "\(rule)#\(seen + 1)"
+    }
+
+    /// Seconds with exactly three decimals, never negative nor in exponent form (junit-10.xsd).
+    static func seconds(_ interval: TimeInterval) -> String {
+        String(format: "%.3f", interval.isFinite ? max(0, interval) : 0)
+    }
+}

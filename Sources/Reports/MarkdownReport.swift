@@ -1,0 +1,194 @@
+import Foundation
+import Validation
+
+/// The Markdown report of `validate --format markdown`, for pull-request and merge-request
+/// comments: a heading with the overall status, a summary table, a table of all results and
+/// a details section per result that is not Succeeded.
+///
+/// GitHub refuses comments over 65 536 characters, so the report stays under `limit`
+/// (measured in UTF-8 bytes, which is never less than any count a forge uses): it first folds
+/// the Succeeded rows, then shortens long object lists and remedies, then leaves out the
+/// last rows and details, and says each time what it left out.
+public enum MarkdownReport {
+    public static let defaultLimit = 60_000
+
+    public static func render(_ run: ValidationRun, options: ReportOptions = ReportOptions(), limit: Int = defaultLimit) -> String {
+        let attempts: [Shape] = [
+            Shape(foldSucceeded: false, maxObjects: nil, maxRemedyLines: nil),
+            Shape(foldSucceeded: true, maxObjects: nil, maxRemedyLines: nil),
+            Shape(foldSucceeded: true, maxObjects: 25, maxRemedyLines: 40),
+            Shape(foldSucceeded: true, maxObjects: 5, maxRemedyLines: 10),
+        ]
+        for shape in attempts {
+            let text = compose(run, options: options, shape: shape, budget: nil)
+            if text.utf8.count <= limit { return text }
+        }
+        // Still too long (thousands of non-Succeeded results): keep what fits.
+        return compose(run, options: options, shape: attempts.last!, budget: limit)
+    }
+
+    struct Shape {
+        var foldSucceeded: Bool
+        var maxObjects: Int?
+        var maxRemedyLines: Int?
+    }
+
+    static func emoji(_ status: Status) -> String {
+        switch status {
+        case .succeeded: "✅"
+        case .warning: "⚠️"
+        case .failed: "❌"
+        }
+    }
+
+    private static func compose(_ run: ValidationRun, options: ReportOptions, shape: Shape, budget: Int?) -> String {
+        let overall = run.effectiveStatus(strict: options.strict)
+        var head: [String] = []
+        head.append("## \(emoji(overall)) pgpreflight: \(overall.rawValue)")
+        head.append("")
+        head.append(verdict(run, options: options))
+        head.append("")
+        head.append("| | |")
+        head.append("| --- | --- |")
+        head.append("| **Status** | \(emoji(overall)) **\(overall.rawValue)**\(options.strict ? " (strict: warnings fail)" : "") |")
+        for status in [Status.failed, .warning, .succeeded] {
+            head.append("| \(emoji(status)) \(status.rawValue) | \(run.count(status)) |")
+        }
+        head.append("| **Source** | \(server(run.source)) |")
+        head.append("| **Target** | \(server(run.target)) |")
+        head.append("| **Mode** | \(run.mode.rawValue) |")
+        head.append("| **Databases** | \(run.databases.isEmpty ? "none" : run.databases.map(cell).joined(separator: ", ")) |")
+        head.append("| **Run** | \(ReportTime.readable(run.startedAt)), \(ReportTime.duration(ms: run.durationMs)) |")
+        head.append("")
+
+        let ordered = run.groups.flatMap(\.results)
+        let listed = shape.foldSucceeded ? ordered.filter { $0.status != .succeeded } : ordered
+        let folded = ordered.count - listed.count
+        let problems = ordered.filter { $0.status != .succeeded }
+
+        let tableHead = ["### Results", "", "| Rule | Database | Status | Message |", "| --- | --- | --- | --- |"]
+        let rows = listed.map { result in
+            "| `\(result.rule)` | \(result.database.map(cell) ?? "_server_") | \(emoji(result.status)) \(result.status.rawValue) | \(cell(result.message)) |"
+        }
+        let details = problems.map { detail($0, shape: shape) }
+        let footer = ["", "<sub>\(toolName) \(toolVersion) · \(run.results.count) checks</sub>", ""]
+
+        func foldNote(_ count: Int) -> String {
+            "_\(count) Succeeded result\(count == 1 ? " is" : "s are") not listed to keep this comment short; "
+                + "the JUnit, JSON and HTML reports list every result._"
+        }
+
+        guard let budget else {
+            var lines = head + tableHead + rows
+            if folded > 0 { lines += ["", foldNote(folded)] }
+            if !details.isEmpty { lines += ["", "### Details", ""] + details }
+            return (lines + footer).joined(separator: "\n")
+        }
+
+        // Budgeted: rows and details in order while they fit, with a note for the rest.
+        let reserve = 600  // for the notes and the footer
+        var text = (head + tableHead).joined(separator: "\n") + "\n"
+        var shownRows = 0
+        for row in rows where text.utf8.count + row.utf8.count + 1 + reserve <= budget {
+            text += row + "\n"; shownRows += 1
+        }
+        let omittedRows = rows.count - shownRows
+        if folded > 0 { text += "\n" + foldNote(folded) + "\n" }
+        if omittedRows > 0 {
+            text += "\n_\(omittedRows) more non-Succeeded results are not listed here: see the full report._\n"
+        }
+        var shownDetails = 0
+        if !details.isEmpty && text.utf8.count + reserve < budget {
+            text += "\n### Details\n\n"
+            for block in details {
+                guard text.utf8.count + block.utf8.count + 1 + reserve <= budget else { break }
+                text += block + "\n"; shownDetails += 1
+            }
+        }
+        if shownDetails < details.count {
+            text += "\n_The details of \(details.count - shownDetails) more results are left out: see the full report._\n"
+        }
+        return text + footer.joined(separator: "\n")
+    }
+
+    private static func verdict(_ run: ValidationRun, options: ReportOptions) -> String {
+        let failed = run.count(.failed), warnings = run.count(.warning)
+        switch run.effectiveStatus(strict: options.strict) {
+        case .succeeded:
+            return "Every check passed: nothing stands in the way of this migration."
+        case .warning:
+            return "Nothing blocks this migration, but \(warnings) warning\(warnings == 1 ? "" : "s") should be reviewed first."
+        case .failed where failed == 0:
+            return "\(warnings) warning\(warnings == 1 ? "" : "s") fail this run (strict mode): fix them before migrating."
+        case .failed:
+            return "\(failed) check\(failed == 1 ? "" : "s") failed: fix \(failed == 1 ? "it" : "them") before migrating"
+                + (warnings > 0 ? ", and review \(warnings) warning\(warnings == 1 ? "" : "s")." : ".")
+        }
+    }
+
+    private static func server(_ info: ServerInfo) -> String {
+        "`\(info.endpoint.replacingOccurrences(of: "`", with: "'"))`" + (info.serverVersion.map { " · PostgreSQL \(cell($0))" } ?? "")
+    }
+
+    private static func detail(_ result: RuleResult, shape: Shape) -> String {
+        var lines: [String] = []
+        let place = result.database.map { " · \(cell($0))" } ?? " · server"
+        lines.append("#### \(emoji(result.status)) `\(result.rule)`\(place)")
+        lines.append("")
+        lines.append("**\(result.status.rawValue):** \(text(result.message))  ")
+        lines.append("_\(text(result.title))_")
+        if !result.objects.isEmpty {
+            let shown = shape.maxObjects.map { Array(result.objects.prefix($0)) } ?? result.objects
+            lines.append("")
+            lines.append("Objects (\(result.objects.count)):")
+            lines.append(contentsOf: fenced(shown.joined(separator: "\n")
+                + (shown.count < result.objects.count ? "\n… and \(result.objects.count - shown.count) more" : "")))
+        }
+        if !result.remedy.isEmpty {
+            var remedyLines = result.remedy.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if let max = shape.maxRemedyLines, remedyLines.count > max {
+                let more = remedyLines.count - max
+                remedyLines = Array(remedyLines.prefix(max)) + ["… and \(more) more lines"]
+            }
+            lines.append("")
+            lines.append("Remedy:")
+            lines.append(contentsOf: fenced(remedyLines.joined(separator: "\n")))
+        }
+        if let documentation = result.documentation, documentation.hasPrefix("https://") || documentation.hasPrefix("http://") {
+            lines.append("")
+            lines.append("[Documentation](\(documentation.replacingOccurrences(of: ")", with: "%29").replacingOccurrences(of: " ", with: "%20")))")
+        }
+        lines.append("")
+        return lines.joined(separator: "\n")
+    }
+
+    /// A code block whose fence is longer than any run of backticks in the content.
+    private static func fenced(_ content: String) -> [String] {
+        var longest = 0, current = 0
+        for character in content {
+            current = character == "`" ? current + 1 : 0
+            longest = max(longest, current)
+        }
+        let fence = String(repeating: "`", count: max(3, longest + 1))
+        return [fence, content, fence]
+    }
+
+    /// Text in a paragraph: no HTML, no Markdown markup.
+    static func text(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\\", "`", "*", "_", "[", "]", "|", "~", "#", "!": out += "\\" + String(character)
+            case "\n", "\r", "\r\n": out += " "
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// Text in a table cell: as `text`, on one line (the pipe is escaped by `text`).
+    static func cell(_ value: String) -> String { text(value) }
+}

@@ -1,0 +1,104 @@
+import Foundation
+@testable import Reports
+import Testing
+import Validation
+
+@Suite struct HTMLReportTests {
+    private func rows(_ html: String) -> [Substring] {
+        html.split(separator: "\n").filter { $0.hasPrefix("<tr class=") }
+    }
+
+    @Test func everyResultWithItsStatusMessageAndRemedy() throws {
+        let run = try Fixtures.realRun()
+        let html = HTMLReport.render(run)
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(html.contains("<span class=\"badge fail\">✕ Failed</span>"))
+        #expect(rows(html).count == run.results.count)
+        // Problems first.
+        #expect(rows(html).map { $0.contains("data-status=\"Failed\"") ? 0 : $0.contains("data-status=\"Warning\"") ? 1 : 2 }
+                == rows(html).map { $0.contains("data-status=\"Failed\"") ? 0 : $0.contains("data-status=\"Warning\"") ? 1 : 2 }.sorted())
+        for result in run.results {
+            #expect(html.contains("<code class=\"rule\">\(HTMLReport.escape(result.rule))</code>"))
+            #expect(html.contains("<div class=\"message\">\(HTMLReport.escape(result.message))</div>"))
+            if result.status != .succeeded {
+                #expect(html.contains("<pre>\(HTMLReport.escape(result.remedy))</pre>"))
+            }
+            for object in result.objects { #expect(html.contains("<code>\(HTMLReport.escape(object))</code>")) }
+        }
+        let cssClass: [Status: String] = [.failed: "fail", .warning: "warn", .succeeded: "ok"]
+        for row in rows(html) {
+            let status = try #require(Status.allCases.first { row.contains("data-status=\"\($0.rawValue)\"") })
+            #expect(row.hasPrefix("<tr class=\"\(cssClass[status]!)\""))
+        }
+        for status in Status.allCases {
+            #expect(html.contains("<span class=\"count\">\(run.count(status))</span><span class=\"label\">\(status.rawValue)</span>"))
+        }
+        #expect(html.contains("PostgreSQL \(run.source.serverVersion!)"))
+        #expect(html.contains("PostgreSQL \(run.target.serverVersion!)"))
+        #expect(html.contains("<dd>Offline<span class=\"note\">"))
+    }
+
+    @Test func filtersByStatusAndDatabase() throws {
+        let run = try Fixtures.realRun()
+        let html = HTMLReport.render(run)
+        for filter in ["all", "Failed", "Warning", "Succeeded"] {
+            #expect(html.contains("<button type=\"button\" data-status-filter=\"\(filter)\""))
+        }
+        #expect(html.contains("<select id=\"database-filter\">"))
+        #expect(html.contains("<option value=\"instance\">Server-wide checks</option>"))
+        for database in run.databases {
+            #expect(html.contains("<option value=\"db:\(database)\">\(database)</option>"))
+            let expected = run.results.filter { $0.database == database }.count
+            #expect(rows(html).filter { $0.contains("data-scope=\"db:\(database)\"") }.count == expected)
+        }
+        #expect(rows(html).filter { $0.contains("data-scope=\"instance\"") }.count == run.results.filter { $0.database == nil }.count)
+        // The filter script is inline and reads exactly these attributes.
+        #expect(html.contains("row.getAttribute(\"data-status\")"))
+        #expect(html.contains("row.getAttribute(\"data-scope\")"))
+        #expect(html.contains("<section class=\"toolbar\" id=\"toolbar\" hidden>"))  // shown by the script only
+    }
+
+    @Test func selfContained() throws {
+        let html = HTMLReport.render(try Fixtures.realRun())
+        for reference in ["<link", " src=", "url(", "@import", "//fonts.", "<iframe", "<img"] {
+            #expect(!html.contains(reference), "the report references \(reference)")
+        }
+        // "http" appears only in documentation links.
+        let linkPrefix = "<a class=\"doc\" href=\""
+        var remaining = html[...]
+        while let range = remaining.range(of: "http") {
+            #expect(html[..<range.lowerBound].hasSuffix(linkPrefix), "http outside a documentation link")
+            remaining = remaining[range.upperBound...]
+        }
+        #expect(html.components(separatedBy: linkPrefix + "https://www.postgresql.org/docs/current/").count - 1
+                == (try Fixtures.realRun()).results.count)
+        #expect(html.components(separatedBy: "<script>").count == 2)
+        #expect(html.components(separatedBy: "<style>").count == 2)
+    }
+
+    @Test func escapesEverything() {
+        var run = Fixtures.hostileRun()
+        run.results[0].documentation = "javascript:alert(1)"
+        run.results[1].documentation = "https://example.com/?a=1&b=\"2\""
+        let html = HTMLReport.render(run)
+        #expect(html.components(separatedBy: "<script>").count == 2)  // only ours
+        #expect(!html.contains("<b>"))
+        #expect(html.contains("Bad &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;quotes&#39; ünïcødé ✓ \u{FFFD}bell"))
+        #expect(html.contains("ALTER TABLE public.&quot;Ü&lt;&amp;&gt;&quot; REPLICA IDENTITY FULL; -- it&#39;s &quot;fine&quot;"))
+        #expect(html.contains("<option value=\"db:café € &lt;shop&gt;\">café € &lt;shop&gt;</option>"))
+        #expect(html.contains("migr&lt;ator&gt;@"))
+        #expect(!html.contains("javascript:"))
+        #expect(html.contains("href=\"https://example.com/?a=1&amp;b=&quot;2&quot;\""))
+        #expect(!html.contains("\u{1}"))
+    }
+
+    @Test func strictAndServerName() {
+        var run = Fixtures.hostileRun()
+        run.results.removeAll { $0.status == .failed }
+        #expect(HTMLReport.render(run).contains("<span class=\"badge warn\">▲ Warning</span>"))
+        let strict = HTMLReport.render(run, options: ReportOptions(strict: true, serverName: "prod-eu"))
+        #expect(strict.contains("<span class=\"badge fail\">✕ Failed</span>"))
+        #expect(strict.contains("strict: warnings fail"))
+        #expect(strict.contains("<h1>prod-eu <span class=\"arrow\">→</span>"))
+    }
+}
