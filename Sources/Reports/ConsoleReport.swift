@@ -2,8 +2,9 @@ import Foundation
 import Validation
 
 /// The console grid, as the managed service's validation view shows it: rule, database,
-/// status, message; under every Warning and Failed row its objects and remedy; a one-line
-/// summary at the end. Control characters from the servers (object names, messages) are
+/// status, message; under every Warning and Failed row its acceptance (when a suppression or
+/// the baseline accepted it), objects and remedy; the run's notices, then a one-line summary
+/// that counts accepted findings on their own. Control characters from the servers (object names, messages) are
 /// neutralised so that they cannot drive the terminal.
 public enum ConsoleReport {
     /// How many objects a row lists before "(+N more)"; the other formats list them all.
@@ -14,21 +15,28 @@ public enum ConsoleReport {
         let rows = run.groups.flatMap(\.results)
         let ruleWidth = max(4, rows.map { clean($0.rule).count }.max() ?? 0)
         let dbWidth = max(8, rows.map { clean($0.database ?? "-").count }.max() ?? 0)
-        let indent = String(repeating: " ", count: ruleWidth + dbWidth + 15)
+        let statusWidth = max(9, rows.map { $0.statusLabel.count }.max() ?? 0)
+        let indent = String(repeating: " ", count: ruleWidth + dbWidth + statusWidth + 6)
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
         func dim(_ s: String) -> String { options.color ? "\u{1B}[2m" + s + "\u{1B}[0m" : s }
         func bold(_ s: String) -> String { options.color ? "\u{1B}[1m" + s + "\u{1B}[0m" : s }
 
         lines.append(dim("\(clean(options.serverName ?? run.source.endpoint))\(version(run.source)) → "
                          + "\(clean(run.target.endpoint))\(version(run.target)), \(run.mode.rawValue) mode"))
+        if let platform = run.platformName { lines.append(dim("Source platform: \(clean(platform))")) }
         lines.append("")
-        lines.append(bold("\(pad("RULE", ruleWidth))  \(pad("DATABASE", dbWidth))  \(pad("STATUS", 9))  MESSAGE"))
+        lines.append(bold("\(pad("RULE", ruleWidth))  \(pad("DATABASE", dbWidth))  \(pad("STATUS", statusWidth))  MESSAGE"))
         for result in rows {
-            let status = pad(result.status.rawValue, 9)
-            let coloured = options.color ? colour(result.status) + status + "\u{1B}[0m" : status
+            let status = pad(result.statusLabel, statusWidth)
+            // An accepted finding keeps its status but is dimmed: it does not block.
+            let coloured = !options.color ? status
+                : result.suppressed == nil ? colour(result.status) + status + "\u{1B}[0m" : dim(status)
             lines.append("\(pad(clean(result.rule), ruleWidth))  \(pad(clean(result.database ?? "-"), dbWidth))  "
                          + "\(coloured)  \(clean(result.message))")
             guard result.status != .succeeded else { continue }
+            if let acceptance = result.suppressed {
+                lines.append(indent + "↳ accepted: " + clean(acceptance.summary))
+            }
             if !result.objects.isEmpty {
                 let shown = result.objects.prefix(maxObjects).map(clean).joined(separator: ", ")
                 let more = result.objects.count > maxObjects ? " (+\(result.objects.count - maxObjects) more)" : ""
@@ -40,10 +48,17 @@ public enum ConsoleReport {
             }
         }
         lines.append("")
+        if !run.notices.isEmpty {
+            lines += run.notices.map { "notice: " + clean($0) }
+            lines.append("")
+        }
         let overall = run.effectiveStatus(strict: options.strict)
         let label = options.color ? colour(overall) + overall.rawValue + "\u{1B}[0m" : overall.rawValue
-        lines.append("\(label)\(options.strict ? " (strict)" : ""): \(run.count(.failed)) failed, \(run.count(.warning)) warnings, "
-                     + "\(run.count(.succeeded)) succeeded (\(run.mode.rawValue) mode, \(run.databases.count) databases, \(run.durationMs) ms)")
+        // Failed, warnings and succeeded count what was not accepted; accepted findings on their own.
+        let accepted = run.acceptedCount > 0 ? ", \(run.acceptedCount) accepted" : ""
+        lines.append("\(label)\(options.strict ? " (strict)" : ""): \(run.blockingCount(.failed)) failed, "
+                     + "\(run.blockingCount(.warning)) warnings, \(run.blockingCount(.succeeded)) succeeded\(accepted) "
+                     + "(\(run.mode.rawValue) mode, \(run.databases.count) databases, \(run.durationMs) ms)")
         return lines.joined(separator: "\n") + "\n"
     }
 

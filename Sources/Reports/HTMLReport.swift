@@ -6,14 +6,19 @@ import Validation
 /// e-mail. A header with the overall status, the servers and the run; counts per status; a
 /// table of every result (problems first) with its message, objects and remedy; filters by
 /// status, database and text. Without JavaScript every row is shown and the filters are hidden.
+/// An accepted finding (suppression or baseline) keeps its status pill, carries an "accepted"
+/// badge and the reason, and is counted and filtered as "Accepted" (it does not block); the
+/// run's notices stand in a box above the results.
 public enum HTMLReport {
     public static func render(_ run: ValidationRun, options: ReportOptions = ReportOptions()) -> String {
         let overall = run.effectiveStatus(strict: options.strict)
         let groups = run.groups
-        // Problems first, then by scope unit in the run's order.
-        let ordered = [Status.failed, .warning, .succeeded].flatMap { status in
-            groups.flatMap { $0.results.filter { $0.status == status } }
-        }
+        // Problems first, then accepted findings, then by scope unit in the run's order.
+        let ordered = [Status.failed, .warning].flatMap { status in
+            groups.flatMap { $0.results.filter { $0.status == status && $0.suppressed == nil } }
+        } + [Status.failed, .warning, .succeeded].flatMap { status in
+            groups.flatMap { $0.results.filter { $0.status == status && $0.suppressed != nil } }
+        } + groups.flatMap { $0.results.filter { $0.status == .succeeded && $0.suppressed == nil } }
         let sourceName = options.serverName ?? run.source.endpoint
 
         var html = """
@@ -35,6 +40,7 @@ public enum HTMLReport {
             <span class="badge \(cssClass(overall))">\(symbol(overall)) \(overall.rawValue)</span>
             </div>
             <p class="verdict">\(escape(verdict(run, options: options)))</p>
+            \(run.platformName.map { "<p class=\"platform\">Source platform: <strong>\(escape($0))</strong></p>" } ?? "")
             <dl class="meta">
             \(meta("Source", run.source.endpoint, run.source.serverVersion.map { "PostgreSQL \($0)" }))
             \(meta("Target", run.target.endpoint, run.target.serverVersion.map { "PostgreSQL \($0)" }))
@@ -46,13 +52,21 @@ public enum HTMLReport {
             </div>
             </header>
             <main class="wrap">
-            <section class="cards" aria-label="Results per status">
 
             """
-        for status in [Status.failed, .warning, .succeeded] {
+        if !run.notices.isEmpty {
+            html += "<section class=\"notices\" aria-label=\"Notices\"><div class=\"notices-label\">Notice</div><ul>"
+                + run.notices.map { "<li>\(escape($0))</li>" }.joined() + "</ul></section>\n"
+        }
+        html += "<section class=\"cards\" aria-label=\"Results per status\">\n"
+        // Each card counts what its filter shows: accepted findings only under Accepted.
+        let cards: [(label: String, css: String, count: Int)] = [Status.failed, .warning, .succeeded].map {
+            ($0.rawValue, cssClass($0), run.blockingCount($0))
+        } + [(acceptedKey, "accepted", run.acceptedCount)]
+        for card in cards {
             html += """
-                <button type="button" class="card \(cssClass(status))\(run.count(status) == 0 ? " zero" : "")" data-status-filter="\(status.rawValue)">\
-                <span class="count">\(run.count(status))</span><span class="label">\(status.rawValue)</span></button>
+                <button type="button" class="card \(card.css)\(card.count == 0 ? " zero" : "")" data-status-filter="\(card.label)">\
+                <span class="count">\(card.count)</span><span class="label">\(card.label)</span></button>
 
                 """
         }
@@ -66,6 +80,7 @@ public enum HTMLReport {
             <button type="button" data-status-filter="Failed" aria-pressed="false">Failed</button>
             <button type="button" data-status-filter="Warning" aria-pressed="false">Warning</button>
             <button type="button" data-status-filter="Succeeded" aria-pressed="false">Succeeded</button>
+            <button type="button" data-status-filter="\(acceptedKey)" aria-pressed="false">Accepted</button>
             </div>
             <label class="field">Database
             <select id="database-filter">
@@ -120,6 +135,11 @@ public enum HTMLReport {
                 cell += "<details class=\"objects\"><summary>\(result.objects.count) \(noun)</summary><ul class=\"objects\">\(items)</ul></details>\n"
             }
         }
+        if let acceptance = result.suppressed {
+            cell = "<div class=\"acceptance\"><span class=\"accepted-badge\">accepted</span> "
+                + "by \(acceptance.by == .baseline ? "the baseline" : "a suppression"): "
+                + "<span class=\"reason\">\(escape(acceptance.reason))</span></div>\n" + cell
+        }
         if result.status != .succeeded, !result.remedy.isEmpty {
             cell += "<div class=\"remedy\"><div class=\"remedy-label\">Remedy</div><pre>\(escape(result.remedy))</pre></div>\n"
         }
@@ -127,9 +147,11 @@ public enum HTMLReport {
             cell += "<a class=\"doc\" href=\"\(escape(link))\" target=\"_blank\" rel=\"noopener noreferrer\">Documentation ↗</a>\n"
         }
         return """
-            <tr class="\(cssClass(result.status))" data-status="\(result.status.rawValue)" \
+            <tr class="\(cssClass(result.status))\(result.suppressed == nil ? "" : " accepted")" \
+            data-status="\(result.suppressed == nil ? result.status.rawValue : acceptedKey)" \
             data-scope="\(escape(result.database.map(scopeKey) ?? "instance"))">
-            <td class="c-status"><span class="pill \(cssClass(result.status))">\(symbol(result.status)) \(result.status.rawValue)</span></td>
+            <td class="c-status"><span class="pill \(cssClass(result.status))">\(symbol(result.status)) \(result.status.rawValue)</span>\
+            \(result.suppressed == nil ? "" : "<span class=\"accepted-badge\" title=\"\(escape(result.suppressed!.summary))\">accepted</span>")</td>
             <td class="c-rule"><code class="rule">\(escape(result.rule))</code><div class="title">\(escape(result.title))</div></td>
             <td class="c-db">\(result.database.map { escape($0) } ?? "<span class=\"muted\">server</span>")</td>
             <td class="c-finding">\(cell)</td>
@@ -149,19 +171,27 @@ public enum HTMLReport {
         return "<div><dt>\(escape(label))</dt><dd>\(value)\(note.map { "<span class=\"note\">\(escape($0))</span>" } ?? "")</dd></div>"
     }
 
+    /// The status filter value of accepted findings (rows keep their status pill).
+    static let acceptedKey = "Accepted"
+
     private static func verdict(_ run: ValidationRun, options: ReportOptions) -> String {
-        let failed = run.count(.failed), warnings = run.count(.warning)
+        let failed = run.blockingCount(.failed), warnings = run.blockingCount(.warning), accepted = run.acceptedCount
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+        let sentence: String
         switch run.effectiveStatus(strict: options.strict) {
-        case .succeeded: return "Every check passed: nothing stands in the way of this migration."
+        case .succeeded:
+            sentence = accepted == 0 ? "Every check passed: nothing stands in the way of this migration."
+                : "Nothing stands in the way of this migration."
         case .warning:
-            return "Nothing blocks this migration; \(plural(warnings, "warning")) should be reviewed before it starts."
+            sentence = "Nothing blocks this migration; \(plural(warnings, "warning")) should be reviewed before it starts."
         case .failed where failed == 0:
-            return "\(plural(warnings, "warning")) fail this run in strict mode: resolve them before migrating."
+            sentence = "\(plural(warnings, "warning")) fail this run in strict mode: resolve them before migrating."
         case .failed:
-            return "\(plural(failed, "check")) failed: the migration cannot start until \(failed == 1 ? "it is" : "they are") fixed"
+            sentence = "\(plural(failed, "check")) failed: the migration cannot start until \(failed == 1 ? "it is" : "they are") fixed"
                 + (warnings > 0 ? "; \(plural(warnings, "warning")) should be reviewed too." : ".")
         }
+        guard accepted > 0 else { return sentence }
+        return sentence + " \(plural(accepted, "finding")) accepted by a suppression or the baseline \(accepted == 1 ? "does" : "do") not count."
     }
 
     private static func cssClass(_ status: Status) -> String {
@@ -233,13 +263,23 @@ public enum HTMLReport {
         .badge.warn { background: #f79009; color: #1f1300; }
         .badge.ok { background: #17b26a; color: #fff; }
         .verdict { margin: 4px 0 20px; color: #d5deea; font-size: 16px; }
+        .platform { margin: -12px 0 18px; color: #b8c5d8; font-size: 14px; } .platform strong { color: #fff; font-weight: 600; }
+        .notices { margin: 24px 0 0; padding: 12px 16px; background: var(--warn-bg); border: 1px solid var(--warn-line);
+                   border-left: 5px solid #f79009; border-radius: 10px; }
+        .notices-label { font-size: 11px; text-transform: uppercase; letter-spacing: .08em; font-weight: 700; color: var(--warn); }
+        .notices ul { margin: 4px 0 0; padding-left: 18px; } .notices li { word-break: break-word; }
+        .accepted-badge { display: inline-block; margin-left: 6px; padding: 1px 8px; border-radius: 999px; font-size: 12px;
+                          font-weight: 700; color: #5925dc; background: #f4f3ff; border: 1px solid #d9d6fe; white-space: nowrap; }
+        .acceptance { margin-bottom: 6px; color: #344054; font-size: 14px; } .acceptance .accepted-badge { margin-left: 0; }
+        .acceptance .reason { font-style: italic; }
+        .results tr.accepted td { background: #fcfcfd; } .results tr.accepted .message { font-weight: 400; }
         .meta { display: grid; grid-template-columns: minmax(200px, 1.7fr) minmax(200px, 1.7fr) 1fr 1.4fr 1.3fr 1fr;
                 gap: 14px 28px; margin: 0; }
         .meta div { min-width: 0; }
         .meta dt { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: #9fb0c8; }
         .meta dd { margin: 2px 0 0; font-weight: 600; overflow-wrap: anywhere; }
         .meta .note { display: block; font-weight: 400; color: #b8c5d8; font-size: 13px; }
-        .cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 16px; margin: 24px 0 18px; }
+        .cards { display: grid; grid-template-columns: repeat(5, 1fr); gap: 16px; margin: 24px 0 18px; }
         .card { text-align: left; font: inherit; color: inherit; cursor: pointer; background: var(--paper);
                 border: 1px solid var(--line); border-left: 5px solid var(--line); border-radius: 10px; padding: 14px 18px;
                 box-shadow: 0 1px 2px rgba(16,24,40,.05); }
@@ -250,6 +290,7 @@ public enum HTMLReport {
         .card.warn { border-left-color: #f79009; } .card.warn .count { color: var(--warn); }
         .card.ok { border-left-color: #17b26a; } .card.ok .count { color: var(--ok); }
         .card.total { border-left-color: #475467; }
+        .card.accepted { border-left-color: #7a5af8; } .card.accepted .count { color: #5925dc; }
         .card.zero { border-left-color: var(--line); } .card.zero .count { color: #98a2b3; }
         .toolbar { display: flex; align-items: flex-end; gap: 16px; flex-wrap: wrap; background: var(--paper);
                    border: 1px solid var(--line); border-radius: 10px; padding: 12px 16px; margin-bottom: 14px; }

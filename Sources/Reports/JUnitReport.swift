@@ -11,7 +11,12 @@ import Validation
 /// - Failed → `<failure type="<rule id>" message="…">` with message, objects and remedy;
 ///   Warning → a passing test case whose `<system-out>` carries the warning and remedy
 ///   (a failure with `strict`, so the report agrees with the exit code);
-/// - `errors` and `skipped` are always 0: a check that could not run is a Failed result.
+/// - a finding a suppression or the baseline accepted → `<skipped message="<reason>"/>` and a
+///   `<system-out>` with its original status, message, objects and remedy; counted in the
+///   suite's `skipped`, never in `failures` (it does not count toward the exit code);
+/// - `errors` is always 0: a check that could not run is a Failed result;
+/// - the run's notices (an expired suppression, …) are the first suite's `<system-out>`; the
+///   detected source platform is a `platform` property of every suite.
 public enum JUnitReport {
     public static func render(_ run: ValidationRun, options: ReportOptions = ReportOptions()) throws -> String {
         let server = options.serverName ?? "source"
@@ -34,7 +39,7 @@ public enum JUnitReport {
             try xml.attribute("tests", String(group.results.count))
             try xml.attribute("failures", String(failures(in: group.results, strict: options.strict)))
             try xml.attribute("errors", "0")
-            try xml.attribute("skipped", "0")
+            try xml.attribute("skipped", String(group.results.filter { $0.suppressed != nil }.count))
             try xml.attribute("time", seconds(group.results.reduce(0) { $0 + $1.finishedAt.timeIntervalSince($1.startedAt) }))
             try xml.attribute("timestamp", ReportTime.iso(group.results.map(\.startedAt).min() ?? run.startedAt))
             try xml.attribute("hostname", run.source.host)
@@ -49,6 +54,9 @@ public enum JUnitReport {
             for result in group.results {
                 try testCase(result, className: className, name: uniqueName(result.rule, &used), xml: xml, strict: options.strict)
             }
+            if group.database == groups.first?.database, !run.notices.isEmpty {
+                try xml.element("system-out", text: run.notices.map { "Notice: " + $0 }.joined(separator: "\n"))
+            }
             try xml.end()
         }
         try xml.end()
@@ -60,6 +68,12 @@ public enum JUnitReport {
         try xml.attribute("classname", className)
         try xml.attribute("name", name)
         try xml.attribute("time", seconds(result.finishedAt.timeIntervalSince(result.startedAt)))
+        if let acceptance = result.suppressed {
+            try xml.element("skipped", ["message": acceptance.reason])
+            try xml.element("system-out", text: details(result))
+            try xml.end()
+            return
+        }
         switch result.status {
         case .failed:
             try xml.element("failure", ["message": result.message, "type": result.rule], text: details(result))
@@ -75,7 +89,11 @@ public enum JUnitReport {
 
     /// The body of a failure or system-out: what a developer reads in the CI test view.
     static func details(_ result: RuleResult) -> String {
-        var lines = ["\(result.status.rawValue): \(result.message)", "Rule: \(result.rule) (\(result.title))"]
+        var lines = ["\(result.status.rawValue): \(result.message)"]
+        if let acceptance = result.suppressed {
+            lines.append("Accepted by \(acceptance.by == .baseline ? "the baseline" : "a suppression"): \(acceptance.reason)")
+        }
+        lines.append("Rule: \(result.rule) (\(result.title))")
         if let database = result.database { lines.append("Database: \(database)") }
         if !result.objects.isEmpty {
             lines.append("Objects (\(result.objects.count)):")
@@ -99,13 +117,15 @@ public enum JUnitReport {
         ]
         if let version = run.source.serverVersion { list.append(("source.version", version)) }
         if let version = run.target.serverVersion { list.append(("target.version", version)) }
+        if let platform = run.platform { list.append(("platform", platform)) }
         if let database = group.database { list.append(("database", database)) }
-        list.append(("status", group.results.map(\.status).max()?.rawValue ?? Status.succeeded.rawValue))
+        // The suite's status as the exit code sees it: accepted findings do not count.
+        list.append(("status", group.results.map(\.blockingStatus).max()?.rawValue ?? Status.succeeded.rawValue))
         return list
     }
 
     private static func failures(in results: [RuleResult], strict: Bool) -> Int {
-        results.filter { $0.status == .failed || (strict && $0.status == .warning) }.count
+        results.filter { $0.suppressed == nil && ($0.status == .failed || (strict && $0.status == .warning)) }.count
     }
 
     /// The rule id, made unique within the suite (GitLab keeps only the first of duplicates).

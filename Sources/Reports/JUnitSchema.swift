@@ -16,7 +16,10 @@ extension JUnitReport {
   - time in seconds with exactly three decimals; timestamps in UTC (ISO 8601, "Z");
   - suite names and test case class names pgpreflight.<server>.<database or "instance">;
   - test case names are rule ids (dotted lower-case), unique within their suite;
-  - a test case holds either one <failure> (type = the rule id) or one <system-out>;
+  - a test case holds one <failure> (type = the rule id), one <system-out>, or, for a
+    finding a suppression or the baseline accepted, one <skipped message="reason"/>
+    followed by one <system-out> with the original status and message;
+  - a suite may end with one <system-out> (the run's notices, in the first suite);
   - only the properties listed below.
   XSD 1.0 cannot compare counts with the number of test cases; the test suite checks that.
 -->
@@ -68,6 +71,7 @@ extension JUnitReport {
       <xs:enumeration value="target"/>
       <xs:enumeration value="source.version"/>
       <xs:enumeration value="target.version"/>
+      <xs:enumeration value="platform"/>
       <xs:enumeration value="database"/>
       <xs:enumeration value="status"/>
     </xs:restriction>
@@ -100,6 +104,7 @@ extension JUnitReport {
     <xs:sequence>
       <xs:element name="properties" type="Properties"/>
       <xs:element name="testcase" type="TestCase" maxOccurs="unbounded"/>
+      <xs:element name="system-out" type="xs:string" minOccurs="0"/>
     </xs:sequence>
     <xs:attribute name="name" type="SuiteName" use="required"/>
     <xs:attribute name="tests" type="Count" use="required"/>
@@ -126,6 +131,10 @@ extension JUnitReport {
     <xs:choice>
       <xs:element name="failure" type="Failure"/>
       <xs:element name="system-out" type="xs:string"/>
+      <xs:sequence>
+        <xs:element name="skipped" type="Skipped"/>
+        <xs:element name="system-out" type="xs:string"/>
+      </xs:sequence>
     </xs:choice>
     <xs:attribute name="classname" type="SuiteName" use="required"/>
     <xs:attribute name="name" type="TestCaseName" use="required"/>
@@ -139,6 +148,11 @@ extension JUnitReport {
         <xs:attribute name="type" type="RuleId" use="required"/>
       </xs:extension>
     </xs:simpleContent>
+  </xs:complexType>
+
+  <!-- An accepted finding: the message is the reason it was accepted. -->
+  <xs:complexType name="Skipped">
+    <xs:attribute name="message" type="xs:string" use="required"/>
   </xs:complexType>
 </xs:schema>
 """#

@@ -2,8 +2,10 @@ import Foundation
 import Validation
 
 /// The Markdown report of `validate --format markdown`, for pull-request and merge-request
-/// comments: a heading with the overall status, a summary table, a table of all results and
-/// a details section per result that is not Succeeded.
+/// comments: a heading with the overall status, the run's notices, a summary table, a table of
+/// all results and a details section per result that is not Succeeded. An accepted finding
+/// (suppression or baseline) keeps its status, is marked in the Accepted column with the reason
+/// in its details, and is counted on its own in the summary.
 ///
 /// GitHub refuses comments over 65 536 characters, so the report stays under `limit`
 /// (measured in UTF-8 bytes, which is never less than any count a forge uses): it first folds
@@ -48,13 +50,26 @@ public enum MarkdownReport {
         head.append("")
         head.append(verdict(run, options: options))
         head.append("")
+        if !run.notices.isEmpty {
+            head.append("> [!WARNING]")
+            head += run.notices.map { "> - \(Self.text($0))" }
+            head.append("")
+        }
         head.append("| | |")
         head.append("| --- | --- |")
         head.append("| **Status** | \(emoji(overall)) **\(overall.rawValue)**\(options.strict ? " (strict: warnings fail)" : "") |")
         for status in [Status.failed, .warning, .succeeded] {
-            head.append("| \(emoji(status)) \(status.rawValue) | \(run.count(status)) |")
+            head.append("| \(emoji(status)) \(status.rawValue) | \(run.blockingCount(status)) |")
+        }
+        if run.acceptedCount > 0 {
+            let byStatus = [Status.failed, .warning].compactMap { status -> String? in
+                let n = run.results.filter { $0.status == status && $0.suppressed != nil }.count
+                return n == 0 ? nil : "\(n) \(status.rawValue)"
+            }
+            head.append("| \(acceptedMark) Accepted | \(run.acceptedCount) (\(byStatus.joined(separator: ", "))) |")
         }
         head.append("| **Source** | \(server(run.source)) |")
+        if let platform = run.platformName { head.append("| **Source platform** | \(cell(platform)) |") }
         head.append("| **Target** | \(server(run.target)) |")
         head.append("| **Mode** | \(run.mode.rawValue) |")
         head.append("| **Databases** | \(run.databases.isEmpty ? "none" : run.databases.map(cell).joined(separator: ", ")) |")
@@ -66,9 +81,10 @@ public enum MarkdownReport {
         let folded = ordered.count - listed.count
         let problems = ordered.filter { $0.status != .succeeded }
 
-        let tableHead = ["### Results", "", "| Rule | Database | Status | Message |", "| --- | --- | --- | --- |"]
+        let tableHead = ["### Results", "", "| Rule | Database | Status | Accepted | Message |", "| --- | --- | --- | --- | --- |"]
         let rows = listed.map { result in
-            "| `\(result.rule)` | \(result.database.map(cell) ?? "_server_") | \(emoji(result.status)) \(result.status.rawValue) | \(cell(result.message)) |"
+            "| `\(result.rule)` | \(result.database.map(cell) ?? "_server_") | \(emoji(result.status)) \(result.status.rawValue) | "
+                + "\(result.suppressed.map { "\(acceptedMark) \($0.by.rawValue)" } ?? "") | \(cell(result.message)) |"
         }
         let details = problems.map { detail($0, shape: shape) }
         let footer = ["", "<sub>\(toolName) \(toolVersion) · \(run.results.count) checks</sub>", ""]
@@ -111,19 +127,27 @@ public enum MarkdownReport {
         return text + footer.joined(separator: "\n")
     }
 
+    /// Marks an accepted finding (a check mark in a box: seen and accepted, not passed).
+    static let acceptedMark = "☑️"
+
     private static func verdict(_ run: ValidationRun, options: ReportOptions) -> String {
-        let failed = run.count(.failed), warnings = run.count(.warning)
+        let failed = run.blockingCount(.failed), warnings = run.blockingCount(.warning), accepted = run.acceptedCount
+        let sentence: String
         switch run.effectiveStatus(strict: options.strict) {
         case .succeeded:
-            return "Every check passed: nothing stands in the way of this migration."
+            sentence = accepted == 0 ? "Every check passed: nothing stands in the way of this migration."
+                : "Nothing stands in the way of this migration."
         case .warning:
-            return "Nothing blocks this migration, but \(warnings) warning\(warnings == 1 ? "" : "s") should be reviewed first."
+            sentence = "Nothing blocks this migration, but \(warnings) warning\(warnings == 1 ? "" : "s") should be reviewed first."
         case .failed where failed == 0:
-            return "\(warnings) warning\(warnings == 1 ? "" : "s") fail this run (strict mode): fix them before migrating."
+            sentence = "\(warnings) warning\(warnings == 1 ? "" : "s") fail this run (strict mode): fix them before migrating."
         case .failed:
-            return "\(failed) check\(failed == 1 ? "" : "s") failed: fix \(failed == 1 ? "it" : "them") before migrating"
+            sentence = "\(failed) check\(failed == 1 ? "" : "s") failed: fix \(failed == 1 ? "it" : "them") before migrating"
                 + (warnings > 0 ? ", and review \(warnings) warning\(warnings == 1 ? "" : "s")." : ".")
         }
+        guard accepted > 0 else { return sentence }
+        return sentence + " \(accepted) finding\(accepted == 1 ? " was" : "s were") accepted by a suppression or the baseline"
+            + " and \(accepted == 1 ? "does" : "do") not count (see why below)."
     }
 
     private static func server(_ info: ServerInfo) -> String {
@@ -133,9 +157,13 @@ public enum MarkdownReport {
     private static func detail(_ result: RuleResult, shape: Shape) -> String {
         var lines: [String] = []
         let place = result.database.map { " · \(cell($0))" } ?? " · server"
-        lines.append("#### \(emoji(result.status)) `\(result.rule)`\(place)")
+        lines.append("#### \(emoji(result.status)) `\(result.rule)`\(place)\(result.suppressed == nil ? "" : " · accepted")")
         lines.append("")
         lines.append("**\(result.status.rawValue):** \(text(result.message))  ")
+        if let acceptance = result.suppressed {
+            lines.append("\(acceptedMark) **Accepted** by \(acceptance.by == .baseline ? "the baseline" : "a suppression"): "
+                         + "\(text(acceptance.reason))  ")
+        }
         lines.append("_\(text(result.title))_")
         if !result.objects.isEmpty {
             let shown = shape.maxObjects.map { Array(result.objects.prefix($0)) } ?? result.objects

@@ -5,6 +5,8 @@ import Validation
 /// file of its own.
 public enum ReportFormat: String, CaseIterable, Sendable {
     case console, json, junit, markdown, html
+    /// GitLab Code Quality JSON (`artifacts:reports:codequality`).
+    case codequality
 }
 
 public struct ReportOptions: Sendable {
@@ -28,6 +30,7 @@ public enum Reports {
         case .junit: return try JUnitReport.render(run, options: options)
         case .markdown: return MarkdownReport.render(run, options: options)
         case .html: return HTMLReport.render(run, options: options)
+        case .codequality: return try CodeQualityReport.render(run, options: options)
         }
     }
 }
@@ -59,6 +62,38 @@ extension ValidationRun {
     /// The run's status as the exit code sees it: with `strict`, a Warning counts as Failed.
     func effectiveStatus(strict: Bool) -> Status {
         strict && status == .warning ? .failed : status
+    }
+
+    /// Results with this status that were not accepted: what the summaries count per status.
+    func blockingCount(_ status: Status) -> Int {
+        results.filter { $0.status == status && $0.suppressed == nil }.count
+    }
+
+    /// Findings a suppression or the baseline accepted: counted on their own in every summary.
+    var acceptedCount: Int { results.filter { $0.suppressed != nil }.count }
+
+    /// "Azure Database for PostgreSQL" for the detected platform profile, nil when none was detected.
+    var platformName: String? { platform.map(PlatformNames.name(of:)) }
+}
+
+extension RuleResult {
+    /// The status a report shows for a finding, with its acceptance: `Failed (accepted)`.
+    var statusLabel: String { status.rawValue + (suppressed == nil ? "" : " (accepted)") }
+}
+
+extension Acceptance {
+    /// `recreated after cutover (suppression)`
+    var summary: String { "\(reason) (\(by.rawValue))" }
+}
+
+enum PlatformNames {
+    static func name(of platform: String) -> String {
+        switch platform.lowercased() {
+        case "azure": "Azure Database for PostgreSQL"
+        case "rds": "Amazon RDS for PostgreSQL"
+        case "cloudsql": "Google Cloud SQL for PostgreSQL"
+        default: platform
+        }
     }
 }
 

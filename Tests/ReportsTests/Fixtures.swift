@@ -117,6 +117,39 @@ enum Fixtures {
             databases: [shop, billing], results: results)
     }
 
+    static let suppressionReason = "\"Order\" is renamed to order_archive during cutover"
+    static let expiredNotice = "the suppression of connectivity.tls expired on 2020-01-31 and no longer applies"
+
+    /// `realRun` through a real policy file: the Failed case collision is suppressed (with a
+    /// reason), the Warning about primary keys is in a baseline written from an earlier run, a
+    /// suppression of connectivity.tls has expired (a notice), and the source is Azure.
+    /// The Failed preload check and the TLS warning still count.
+    static func acceptedRun() throws -> ValidationRun {
+        let run = try realRun()
+        let shop = run.databases[0]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reports-policy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var earlier = run
+        earlier.results = run.results.filter { $0.rule == "tables.primary-key" && $0.status == .warning }
+        try Baseline(run: earlier).encoded().write(to: directory.appendingPathComponent("baseline.json"), atomically: true, encoding: .utf8)
+        let file = directory.appendingPathComponent(".pgpreflight.yaml")
+        try """
+            suppressions:
+              - rule: tables.case-collisions
+                database: \(shop)
+                reason: '\(suppressionReason)'
+              - rule: connectivity.tls
+                reason: "development servers have no TLS"
+                expires: 2020-01-31
+            baseline: baseline.json
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let policy = try Policy.load(file: file, knownRules: Set(run.results.map(\.rule)))
+        var applied = policy.apply(to: run)
+        applied.platform = "azure"
+        return applied
+    }
+
     /// A small run whose texts hold everything that must be escaped.
     static func hostileRun() -> ValidationRun {
         let now = Date(timeIntervalSince1970: 1_795_000_000)

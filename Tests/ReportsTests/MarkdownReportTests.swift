@@ -49,9 +49,9 @@ import Validation
         #expect(markdown.contains("café € &lt;shop&gt;"))
         // A backtick in an object cannot close the code block it sits in.
         #expect(markdown.contains("```\npublic.\"Ü<&>\"\npublic.`tick`\n```"))
-        // Every table row has exactly its four cells (no pipe leaks out of a cell).
+        // Every table row has exactly its five cells (no pipe leaks out of a cell).
         for row in markdown.split(separator: "\n") where row.hasPrefix("| `") {
-            #expect(row.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count == 5)
+            #expect(row.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count == 6)
         }
     }
 
