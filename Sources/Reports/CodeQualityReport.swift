@@ -9,7 +9,8 @@ import Validation
 /// - `severity`: Failed → `critical`; Warning → `minor` (`major` with `strict`, where it fails
 ///   the run); an accepted finding (suppression or baseline) → `info`, its description saying
 ///   why: it stays visible but no longer stands out as a problem;
-/// - `check_name` is the rule id; `description` the status, the message and the remedy's first line;
+/// - `check_name` is the rule id; `description` the database, the status, the message and the
+///   remedy's first line (with the second when the first ends with a colon);
 /// - `fingerprint`: MD5 of the rule id, the database and the sorted objects, so the same finding
 ///   keeps its fingerprint from run to run (and when it becomes accepted) and two findings differ;
 /// - `location.path`: `postgresql://<source host>:<port>/<database>` (no database for server-wide
@@ -56,8 +57,8 @@ public enum CodeQualityReport {
         if let database = result.database { text = "[\(database)] " + text }
         if let acceptance = result.suppressed {
             text += " (accepted by \(acceptance.by == .baseline ? "the baseline" : "a suppression"): \(acceptance.reason))"
-        } else if let remedy = result.remedy.split(separator: "\n").first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
-            text += " — " + remedy.trimmingCharacters(in: .whitespaces)
+        } else if let remedy = result.remedyHeadline {
+            text += " — " + remedy
         }
         return text
     }

@@ -5,6 +5,7 @@ import Validation
 /// `GITHUB_ACTIONS=true`, and GitHub shows them as annotations on the job and the pull request.
 ///
 /// - a Failed result that counts → `::error title=<rule> (<database>)::<message> — <remedy's first line>`
+///   (`RuleResult.remedyHeadline`: with the second line when the first ends with a colon)
 /// - a Warning that counts → `::warning …` (a Warning is not an error even with `strict`: the
 ///   exit code says whether the job fails, the annotation says what was found)
 /// - an accepted finding → `::notice …` with its status and why it was accepted
@@ -24,9 +25,7 @@ public enum GitHubAnnotations {
                 continue
             }
             var message = result.message
-            if let remedy = result.remedy.split(separator: "\n").first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
-                message += " — " + remedy.trimmingCharacters(in: .whitespaces)
-            }
+            if let remedy = result.remedyHeadline { message += " — " + remedy }
             if result.status == .failed {
                 errors.append(command("error", title: title, message: message))
             } else {

@@ -79,6 +79,15 @@ extension ValidationRun {
 extension RuleResult {
     /// The status a report shows for a finding, with its acceptance: `Failed (accepted)`.
     var statusLabel: String { status.rawValue + (suppressed == nil ? "" : " (accepted)") }
+
+    /// The remedy in one line for one-line formats (annotations, Code Quality): its first
+    /// non-empty line, and the next one too when the first only introduces it
+    /// (`On the target, set: shared_preload_libraries = '…'`). nil without a remedy.
+    var remedyHeadline: String? {
+        let lines = remedy.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard let first = lines.first else { return nil }
+        return first.hasSuffix(":") && lines.count > 1 ? first + " " + lines[1] : first
+    }
 }
 
 extension Acceptance {

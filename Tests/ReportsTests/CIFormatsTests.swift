@@ -35,7 +35,10 @@ import Validation
                 == "postgresql://127.0.0.1:\(run.source.port)/\(run.databases[0])")
         let preload = try issue("extensions.preload")
         #expect((preload["description"] as? String)?.hasPrefix("Failed: ") == true)
-        #expect((preload["description"] as? String)?.hasSuffix("— On the target, set:") == true)
+        // The remedy's first line ends with a colon, so its second line comes with it.
+        let setting = try #require(run.results.first { $0.rule == "extensions.preload" }?.remedy.split(separator: "\n").dropFirst().first)
+        #expect(setting.contains("shared_preload_libraries = '"))
+        #expect((preload["description"] as? String)?.hasSuffix("— On the target, set: \(setting.trimmingCharacters(in: .whitespaces))") == true)
         #expect((preload["location"] as? [String: Any])?["path"] as? String == "postgresql://127.0.0.1:\(run.source.port)")
         // Nothing Succeeded in it.
         #expect(!list.contains { ($0["description"] as? String)?.hasPrefix("Succeeded") == true })
@@ -98,7 +101,8 @@ import Validation
         let collision = try #require(run.results.first { $0.rule == "tables.case-collisions" })
         let shop = run.databases[0]
         #expect(lines.count == 5)
-        #expect(lines[0] == "::error title=extensions.preload::\(preload.message) — On the target, set:")
+        let setting = try #require(preload.remedy.split(separator: "\n").dropFirst().first).trimmingCharacters(in: .whitespaces)
+        #expect(lines[0] == "::error title=extensions.preload::\(preload.message) — On the target, set: \(setting)")
         #expect(lines[1] == "::warning title=connectivity.tls::\(tls.message) — \(tls.remedy)")
         #expect(lines[3] == "::notice title=tables.case-collisions (\(shop))::Failed, accepted by a suppression: "
                 + "\(Fixtures.suppressionReason) — \(collision.message)")
