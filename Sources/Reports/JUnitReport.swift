@@ -25,6 +25,10 @@ public enum JUnitReport {
         try xml.startDocument()
         try xml.comment(" \(toolName) \(toolVersion): validation of \(run.source.endpoint) for \(run.target.endpoint), "
                         + "\(run.mode.rawValue) mode: \(run.effectiveStatus(strict: options.strict).rawValue) ")
+        if groups.isEmpty {
+            // No suite to carry them (a run without results): the notices are not lost.
+            for notice in run.notices { try xml.comment(" Notice: \(notice) ") }
+        }
         try xml.start("testsuites")
         try xml.attribute("name", toolName)
         try xml.attribute("tests", String(run.results.count))

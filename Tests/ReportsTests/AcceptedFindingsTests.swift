@@ -61,6 +61,10 @@ import Validation
         let notice = try #require(lines.firstIndex { $0.hasPrefix("notice: ") })
         #expect(lines[notice].hasSuffix(Fixtures.expiredNotice))
         #expect(notice > primaryKey && notice < lines.lastIndex(of: summary)!)
+        // In colour an accepted status is dimmed, not red: it does not block.
+        let coloured = ConsoleReport.render(run, options: ReportOptions(color: true))
+        #expect(coloured.contains("\u{1B}[2mFailed (accepted)"))
+        #expect(coloured.contains("\u{1B}[31mFailed "))
     }
 
     @Test func everyFailureAcceptedMakesTheRunPassInEveryFormat() throws {
@@ -221,6 +225,15 @@ import Validation
             #expect(try document.nodes(forXPath: "//property[@name='platform' and @value='azure']").count
                     == (try document.nodes(forXPath: "/testsuites/testsuite")).count)
         }
+    }
+
+    @Test func junitKeepsNoticesOfARunWithoutResults() throws {
+        var run = try Fixtures.acceptedRun()
+        run.results = []
+        let xml = try JUnitReport.render(run)
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        #expect(xml.contains("<!-- Notice: ") && xml.contains(Fixtures.expiredNotice))
     }
 
     @Test func ourSchemaRejectsAMalformedSkip() throws {
