@@ -249,6 +249,30 @@ import Validation
         #expect(try XMLSchemaValidator.validate(xml: noOut, schemaFile: ourSchema) != [])
     }
 
+    @Test func reasonsAndNoticesAreEscapedLikeServerText() throws {
+        var run = Fixtures.hostileRun()
+        let reason = "<img src=x onerror=alert(1)> | `tick` \u{1B}[31m\nsecond line"
+        run.results[1].suppressed = Acceptance(by: .suppression, reason: reason)
+        run.notices = ["<b>bold</b> | \u{1B}]0;title\u{7}"]
+        run.platform = "<unknown>"
+        let html = HTMLReport.render(run)
+        #expect(!html.contains("<img") && !html.contains("<b>") && !html.contains("<unknown>"))
+        #expect(html.contains("&lt;img src=x onerror=alert(1)&gt;"))
+        let markdown = MarkdownReport.render(run)
+        #expect(!markdown.contains("<img") && !markdown.contains("<b>"))
+        for row in markdown.split(separator: "\n") where row.hasPrefix("| `") {
+            #expect(row.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count == 6)
+        }
+        let console = ConsoleReport.render(run, options: ReportOptions())
+        #expect(!console.contains("\u{1B}") && !console.contains("\u{7}"))
+        #expect(console.contains("Source platform: <unknown>"))
+        let xml = try JUnitReport.render(run)
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        let skipped = try #require(try parseXML(xml).nodes(forXPath: "//skipped").first)
+        #expect(attribute(skipped, "message") == reason.replacingOccurrences(of: "\u{1B}", with: "\u{FFFD}"))
+    }
+
     // MARK: json
 
     @Test func jsonCarriesSuppressedNoticesAndPlatform() throws {
