@@ -246,7 +246,10 @@ public struct Baseline: Sendable, Equatable, Codable {
     public var schemaVersion = 1
     public var createdAt: Date
     public var findings: [Finding]
-    var name: String { "baseline" }
+    /// The file it was read from, for the reason shown on accepted findings.
+    public var name = "baseline"
+
+    enum CodingKeys: String, CodingKey { case schemaVersion, createdAt, findings }
 
     public init(run: ValidationRun) {
         createdAt = run.finishedAt
@@ -275,7 +278,11 @@ public struct Baseline: Sendable, Equatable, Codable {
         guard let data = try? Data(contentsOf: url) else { throw PolicyError("\(url.path): cannot read the baseline") }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        do { return try decoder.decode(Baseline.self, from: data) } catch {
+        do {
+            var baseline = try decoder.decode(Baseline.self, from: data)
+            baseline.name = url.lastPathComponent
+            return baseline
+        } catch {
             throw PolicyError("\(url.path): not a pgpreflight baseline: \(error.localizedDescription)")
         }
     }

@@ -10,7 +10,7 @@ import Validation
 /// platform, in every format: an accepted finding keeps its status and says why it was
 /// accepted, but does not count toward the run's status (the exit code).
 @Suite struct AcceptedFindingsTests {
-    let baselineReason = "in the baseline baseline"
+    let baselineReason = "in the baseline baseline.json"
 
     private func accepted(_ run: ValidationRun) throws -> (suppressed: RuleResult, baselined: RuleResult) {
         let suppressed = try #require(run.results.first { $0.rule == "tables.case-collisions" })

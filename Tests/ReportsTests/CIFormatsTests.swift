@@ -106,7 +106,7 @@ import Validation
         #expect(lines[1] == "::warning title=connectivity.tls::\(tls.message) — \(tls.remedy)")
         #expect(lines[3] == "::notice title=tables.case-collisions (\(shop))::Failed, accepted by a suppression: "
                 + "\(Fixtures.suppressionReason) — \(collision.message)")
-        #expect(lines[2].hasPrefix("::notice title=tables.primary-key (\(shop))::Warning, accepted by the baseline: in the baseline baseline — "))
+        #expect(lines[2].hasPrefix("::notice title=tables.primary-key (\(shop))::Warning, accepted by the baseline: in the baseline baseline.json — "))
         #expect(lines[4].hasPrefix("::notice title=pgpreflight::") && lines[4].hasSuffix(Fixtures.expiredNotice))
         // Succeeded results print nothing.
         #expect(!lines.contains { $0.contains("connectivity.source") })
