@@ -140,9 +140,10 @@ public final class ValidationEngine: @unchecked Sendable {
         }
 
         // Order: the connectivity rules first, then by id; instance result before databases.
+        let builtinOrder = BuiltinCheck.allCases.map(\.rawValue)
         let ordered = rules.sorted { a, b in
-            let ca = a.id.hasPrefix("connectivity."), cb = b.id.hasPrefix("connectivity.")
-            return ca != cb ? ca : a.id < b.id
+            let ia = builtinOrder.firstIndex(of: a.id) ?? builtinOrder.count, ib = builtinOrder.firstIndex(of: b.id) ?? builtinOrder.count
+            return ia != ib ? ia < ib : a.id < b.id
         }
         var all: [RuleResult] = []
         for rule in ordered {
@@ -175,11 +176,12 @@ public final class ValidationEngine: @unchecked Sendable {
         do {
             let session = try await openSession(maintenance, role: role, key: nil)
             state.session = session
-            state.info.serverVersion = session.connection.serverVersion
+            state.info.serverVersion = session.connection.serverVersion.split(separator: " ").first.map(String.init)
             do {
                 counter.add(role: role, database: nil)
                 state.facts = try await session.connection.run { try ServerFacts.fetch(on: $0) }
-                state.info.serverVersion = state.facts?.version ?? state.info.serverVersion
+                // "15.20 (Debian 15.20-0+deb12u1)" → "15.20"
+                if let version = state.facts?.version.split(separator: " ").first { state.info.serverVersion = String(version) }
             } catch {
                 state.factsError = "\(error)"
             }
@@ -377,11 +379,11 @@ public final class ValidationEngine: @unchecked Sendable {
             guard !reachable.isEmpty else { return nil }
             let plain = reachable.filter { !($0.session!.connection.isEncrypted) }
             if plain.isEmpty {
-                return result(.succeeded, "The connection to the \(reachable.map(\.role.rawValue).joined(separator: " and ")) "
-                              + "\(reachable.count == 1 ? "is" : "are") encrypted (TLS)", "", [])
+                return result(.succeeded, (reachable.count == 1 ? "The connection to the \(reachable[0].role.rawValue) is" : "Both connections are")
+                              + " encrypted (TLS)", "", [])
             }
-            return result(.warning, "The connection to the \(plain.map(\.role.rawValue).joined(separator: " and ")) "
-                          + "\(plain.count == 1 ? "is" : "are") not encrypted",
+            return result(.warning, (plain.count == 1 ? "The connection to the \(plain[0].role.rawValue) is" : "The connections to the source and the target are")
+                          + " not encrypted",
                           "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.endpoint.host):\($0.endpoint.port))" }.joined(separator: " and ")) "
                           + "(ssl = on with a certificate), then connect with sslmode=require or stricter "
                           + "(append ?sslmode=require to the URI).",
