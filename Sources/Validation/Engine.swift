@@ -100,6 +100,10 @@ public final class ValidationEngine: @unchecked Sendable {
                 }
                 if let failure = outcome.failure { databaseFailures.append((outcome.database, failure.role, failure.message, failure.remedy)) }
             }
+            if var facts = servers[.source]?.facts {
+                facts.installedExtensions = facts.installedExtensions.mapValues { $0.sorted() }
+                servers[.source]?.facts = facts
+            }
             context.servers = servers
         }
 
