@@ -57,8 +57,9 @@ public struct ValidationOutcome: Sendable {
 }
 
 public final class ValidationEngine: @unchecked Sendable {
-    /// Never selected by default: templates, the maintenance database, Azure's own databases.
-    public static let excludedDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys"]
+    /// Never selected by default: templates, the maintenance database, the platforms' own
+    /// databases. Databases that do not allow connections are not selected either.
+    public static let excludedDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys", "rdsadmin"]
 
     let request: ValidationRequest
     private let counter = QueryCounter()
@@ -83,7 +84,8 @@ public final class ValidationEngine: @unchecked Sendable {
         if let given = request.databases {
             for name in given where !selected.contains(name) { selected.append(name) }
             if let known = servers[.source]?.facts?.databases { missing = selected.filter { !known.contains($0) } }
-        } else if let known = servers[.source]?.facts?.databases {
+        } else if let known = servers[.source]?.facts?.connectableDatabases {
+            // Databases that refuse connections (RDS's rdsadmin, …) cannot be migrated either.
             selected = known.filter { !Self.excludedDatabases.contains($0) }
         }
 
