@@ -113,17 +113,18 @@ public final class ValidationEngine: @unchecked Sendable {
         }
 
         // Instance phase, on the maintenance sessions, after the databases so that facts
-        // gathered from them ({source.extensions}) are complete.
-        for rule in rules where rule.scope == .instance {
-            if let builtin = rule.builtin.flatMap(BuiltinCheck.init(rawValue:)) {
-                if let result = await evaluateBuiltin(builtin, rule: rule, context: context, rules: rules) {
-                    results[rule.id, default: []].append(result)
-                }
-                continue
+        // gathered from them ({source.extensions}) are complete. The source's and the target's
+        // probes run side by side (each session runs its own one after the other).
+        let instanceRules = rules.filter { $0.scope == .instance }
+        let frozen = context
+        async let sourceInstance = evaluateInstanceProbes(instanceRules.filter { $0.probe?.runsOn == .source }, context: frozen)
+        async let targetInstance = evaluateInstanceProbes(instanceRules.filter { $0.probe?.runsOn == .target }, context: frozen)
+        for result in await sourceInstance + targetInstance { results[result.rule, default: []].append(result) }
+        for rule in instanceRules {
+            guard let builtin = rule.builtin.flatMap(BuiltinCheck.init(rawValue:)) else { continue }
+            if let result = await evaluateBuiltin(builtin, rule: rule, context: context, rules: rules) {
+                results[rule.id, default: []].append(result)
             }
-            guard let probe = rule.probe, rule.servers.allSatisfy({ servers[$0]?.session != nil }),
-                  let session = servers[probe.runsOn]?.session else { continue }
-            results[rule.id, default: []].append(await evaluate(rule, probe: probe, session: session, database: nil, context: context))
         }
 
         // A selected database the source lacks, or whose session failed: a connectivity failure
@@ -216,6 +217,16 @@ public final class ValidationEngine: @unchecked Sendable {
             throw ConnectionFailure.unclassified("could not configure the session: \(error)", endpoint: endpoint.description)
         }
         return Session(connection: connection, role: role, database: database, counter: counter)
+    }
+
+    private func evaluateInstanceProbes(_ rules: [Rule], context: EvaluationContext) async -> [RuleResult] {
+        var results: [RuleResult] = []
+        for rule in rules {
+            guard let probe = rule.probe, rule.servers.allSatisfy({ context.servers[$0]?.session != nil }),
+                  let session = context.servers[probe.runsOn]?.session else { continue }
+            results.append(await evaluate(rule, probe: probe, session: session, database: nil, context: context))
+        }
+        return results
     }
 
     // MARK: Database phase
