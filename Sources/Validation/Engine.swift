@@ -161,6 +161,10 @@ public final class ValidationEngine: @unchecked Sendable {
             all += list.filter { $0.database == nil }
             for database in selected { all += list.filter { $0.database == database } }
         }
+        // Connectivity failures of a database stay in the report even when the rule set given
+        // does not include the connectivity rules.
+        let ruleIds = Set(rules.map(\.id))
+        all += results.filter { !ruleIds.contains($0.key) }.sorted { $0.key < $1.key }.flatMap(\.value)
 
         let run = ValidationRun(mode: request.mode, startedAt: startedAt, finishedAt: Date(),
                                 source: servers[.source]!.info, target: servers[.target]!.info,
