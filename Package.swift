@@ -31,5 +31,6 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"]),
+        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Reports", "TestSupport"]),
     ]
 )

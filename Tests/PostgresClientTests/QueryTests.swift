@@ -53,23 +53,39 @@ import TestSupport
         #expect(try connection.query("SELECT 1 AS \(identifier)").columns == ["Mixed Case\"x"])
     }
 
+    /// Twenty connections block inside the server at the same time: a barrier (an exclusive
+    /// advisory lock) holds them until all twenty are seen waiting. If blocking libpq calls ran
+    /// on the cooperative pool (a thread per core), at most a couple could wait at once and the
+    /// barrier would never see twenty.
     @Test func asyncRunHopsOffTheCooperativePool() async throws {
         let server = TestServers.pg15
         let endpoint = try ConnectionString(server.connectionString())
-        // Twenty connections sleeping at once finish in about one sleep, not twenty.
-        let start = Date()
-        try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<20 {
+        let key = Int.random(in: 1_000_000...9_000_000)
+        let gate = try Connection.open(endpoint)
+        defer { gate.close() }
+        try gate.query("SELECT pg_advisory_lock($1::bigint)", key)
+        let waiters = 20
+        async let total: Int = withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<waiters {
                 group.addTask {
                     let connection = try await Connection.connect(endpoint)
                     defer { connection.close() }
-                    return try await connection.run { try $0.query("SELECT pg_sleep(0.3), 7").first?.int(1) ?? 0 }
+                    return try await connection.run { try $0.query("SELECT pg_advisory_lock_shared($1::bigint), 7", key).first?.int(1) ?? 0 }
                 }
             }
-            var total = 0
-            for try await value in group { total += value }
-            #expect(total == 140)
+            var sum = 0
+            for try await value in group { sum += value }
+            return sum
         }
-        #expect(Date().timeIntervalSince(start) < 5)
+        var waiting = 0
+        for _ in 0..<600 where waiting < waiters {  // up to 60 s on a loaded machine
+            waiting = try gate.query("""
+                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1::bigint
+                """, key).first?.int(0) ?? 0
+            if waiting < waiters { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(waiting == waiters)
+        try gate.query("SELECT pg_advisory_unlock($1::bigint)", key)
+        #expect(try await total == 7 * waiters)
     }
 }

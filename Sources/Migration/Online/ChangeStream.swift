@@ -48,8 +48,10 @@ public final class ChangeStream {
             case .data(_, let end, let serverTime, let payload)?:
                 receivedLSN = max(receivedLSN, end)
                 lastServerTime = serverTime
+                let batchesBefore = applier.appliedTransactions
                 try applyWithRetry(PgOutputMessage.decode(payload))
-                continue
+                // A full batch was committed: report progress even while the stream is busy.
+                if applier.appliedTransactions == batchesBefore { continue }
             case .keepalive(let end, let serverTime, let replyRequested)?:
                 lastServerTime = serverTime
                 // The walsender has decoded up to `end`: nothing before it is outstanding.
@@ -72,6 +74,23 @@ public final class ChangeStream {
                                     latencySeconds: latency, caughtUp: caughtUp)
             onProgress(progress)
             if shouldStop(progress) { return }
+        }
+    }
+
+    /// A position that covers every transaction committed on the source so far, even with
+    /// `synchronous_commit = off`: the insert position, once the WAL is flushed that far
+    /// (logical decoding only sees flushed WAL). Cutover streams until the slot passes it.
+    public static func endOfCommittedWAL(_ source: Connection, timeout: TimeInterval = 30) throws -> LSN {
+        guard let insert = try source.query("SELECT pg_current_wal_insert_lsn()::text").first?.string(0).flatMap(LSN.init) else {
+            throw ChangeStreamError("could not read the source's WAL position")
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let flush = try source.query("SELECT pg_current_wal_flush_lsn()::text").first?.string(0).flatMap(LSN.init), flush >= insert {
+                return flush
+            }
+            if Date() > deadline { throw ChangeStreamError("the source's WAL was not flushed to \(insert) within \(Int(timeout)) s") }
+            Thread.sleep(forTimeInterval: 0.05)
         }
     }
 
