@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: ["Migration", "PostgresClient", "Validation", "LocalServers", "TestSupport"]),
+        .testTarget(name: "ScanTests", dependencies: ["Scanning", "Validation", "PostgresClient", "LocalServers", "TestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"]),

@@ -71,7 +71,7 @@ public struct FleetScan: Sendable {
             guard let run = runs[server.name] else { continue }
             let comparison = try history.record(server: server.name, run: run)
             for (format, ext) in [(ReportFormat.json, "json"), (.junit, "junit.xml"), (.html, "html")] {
-                let text = try Reports.render(run, as: format)
+                let text = try Reports.render(run, as: format, options: ReportOptions(serverName: server.name))
                 try text.write(to: runDirectory.appendingPathComponent("\(server.name).\(ext)"), atomically: true, encoding: .utf8)
             }
             summaries.append(ServerSummary(

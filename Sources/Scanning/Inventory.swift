@@ -23,6 +23,8 @@ public struct Inventory: Sendable {
         public var databases: [String]?
         public var mode: MigrationMode
         public var ruleDirectories: [URL]
+        /// `file:line` of the entry, for errors found later (a malformed connection string).
+        public var location: String
     }
 
     public var servers: [Server]
@@ -72,7 +74,8 @@ public struct Inventory: Sendable {
             guard names.insert(name).inserted else { throw InventoryError("\(at(item)): server name '\(name)' is used twice") }
             guard let source else { throw InventoryError("\(at(item)): server \(name) needs a source") }
             guard let target else { throw InventoryError("\(at(item)): server \(name) needs a target") }
-            servers.append(Server(name: name, source: source, target: target, databases: databases, mode: mode, ruleDirectories: rules))
+            servers.append(Server(name: name, source: source, target: target, databases: databases, mode: mode,
+                                  ruleDirectories: rules, location: at(item)))
         }
         return Inventory(servers: servers)
     }

@@ -8,6 +8,7 @@ public final class ScanHistory: Sendable {
     public struct Key: Codable, Hashable, Sendable, Comparable {
         public var rule: String
         public var database: String?
+        public init(rule: String, database: String?) { self.rule = rule; self.database = database }
         public static func < (a: Key, b: Key) -> Bool { (a.rule, a.database ?? "") < (b.rule, b.database ?? "") }
     }
 

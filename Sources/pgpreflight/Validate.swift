@@ -11,41 +11,31 @@ struct Validate: AsyncParsableCommand {
 
     @OptionGroup var servers: ServerOptions
     @OptionGroup var rules: RuleOptions
-    @Option(help: ArgumentHelp("Report format: console, json, junit, markdown or html.", valueName: "format"))
-    var format: String = "console"
-    @Option(help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
-    var output: String?
-    @Flag(help: "Warnings count as failures (exit code 1).")
-    var strict = false
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var policy: PolicyOptions
     @Flag(help: .hidden) var printStatistics = false
 
-    func validate() throws {
-        guard ReportFormat(rawValue: format) != nil else {
-            throw ValidationError("unknown format '\(format)' (use \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+    func run() async throws {
+        let (run, statistics) = try await Self.validate(servers: servers, rules: rules, policy: policy)
+        try output.emit(run)
+        if printStatistics {
+            let perDatabase = run.databases.map { "\($0)=\(statistics.queriesPerDatabase[$0] ?? 0)" }.joined(separator: " ")
+            say("queries: source instance \(statistics.instanceQueries[.source] ?? 0), target instance \(statistics.instanceQueries[.target] ?? 0); per database: \(perDatabase)")
         }
+        try output.exitIfFailed(run)
     }
 
-    func run() async throws {
-        let reportFormat = ReportFormat(rawValue: format)!
+    /// Loads the rules and the policy (a bad file is exit 2 before any connection), validates,
+    /// and applies the policy. Shared by `validate`, `baseline` and `validate-and-migrate`.
+    static func validate(servers: ServerOptions, rules: RuleOptions, policy: PolicyOptions) async throws
+        -> (ValidationRun, ValidationStatistics) {
+        let loaded = try rules.loadRules()
+        let teamPolicy = try policy.load(rules: loaded)
         let request = ValidationRequest(
             source: try servers.sourceEndpoint(), target: try servers.targetEndpoint(),
             databases: servers.databases.isEmpty ? nil : servers.databases, mode: rules.migrationMode,
-            overwrite: rules.overwrite, rules: try rules.loadRules())
+            overwrite: rules.overwrite, rules: loaded)
         let outcome = try await ValidationEngine(request: request).run()
-        let colour = output == nil && reportFormat == .console && isatty(STDOUT_FILENO) == 1
-        let text = try Reports.render(outcome.run, as: reportFormat, options: ReportOptions(strict: strict, color: colour))
-        if let output {
-            do { try text.write(toFile: output, atomically: true, encoding: .utf8) }
-            catch { throw ValidationError("cannot write \(output): \(error.localizedDescription)") }
-        } else {
-            FileHandle.standardOutput.write(Data(text.utf8))
-        }
-        if printStatistics {
-            let stats = outcome.statistics
-            let perDatabase = outcome.run.databases.map { "\($0)=\(stats.queriesPerDatabase[$0] ?? 0)" }.joined(separator: " ")
-            say("queries: source instance \(stats.instanceQueries[.source] ?? 0), target instance \(stats.instanceQueries[.target] ?? 0); per database: \(perDatabase)")
-        }
-        let status = outcome.run.status
-        if status == .failed || (strict && status == .warning) { throw ExitCode(1) }
+        return (teamPolicy.apply(to: outcome.run), outcome.statistics)
     }
 }

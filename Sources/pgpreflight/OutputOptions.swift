@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import PostgresClient
+import Reports
+import Validation
+
+/// How a run is reported: shared by `validate`, `verify` and `validate-and-migrate`.
+struct OutputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
+    var format: String = "console"
+    @Option(help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
+    var output: String?
+    @Flag(help: "Warnings count as failures (exit code 1).")
+    var strict = false
+
+    func validate() throws { try check() }
+
+    func check() throws {
+        guard ReportFormat(rawValue: format) != nil else {
+            throw ValidationError("unknown format '\(format)' (use \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+    }
+
+    var reportFormat: ReportFormat { ReportFormat(rawValue: format) ?? .console }
+
+    /// Renders the run, writes it, and under GitHub Actions also prints annotation lines.
+    func emit(_ run: ValidationRun) throws {
+        let colour = output == nil && reportFormat == .console && isatty(STDOUT_FILENO) == 1
+        let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour))
+        if let output {
+            do { try text.write(toFile: output, atomically: true, encoding: .utf8) }
+            catch { throw ValidationError("cannot write \(output): \(error.localizedDescription)") }
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        if ProcessInfo.processInfo.environment["GITHUB_ACTIONS"] == "true" {
+            let annotations = GitHubAnnotations.render(run)
+            if !annotations.isEmpty { FileHandle.standardOutput.write(Data(annotations.utf8)) }
+        }
+    }
+
+    /// 0 nothing Failed (with --strict nothing Warning either), 1 otherwise.
+    func exitIfFailed(_ run: ValidationRun) throws {
+        if run.status == .failed || (strict && run.status == .warning) { throw ExitCode(1) }
+    }
+}
+
+/// A team's policy: `.pgpreflight.yaml` (or `--config FILE`) and `--rule-severity` flags.
+struct PolicyOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp("Policy file (default: .pgpreflight.yaml in the working directory, if present).", valueName: "file"))
+    var config: String?
+    @Option(name: .customLong("rule-severity"), help: ArgumentHelp("Override a rule's severity: ID=failed|warning|off (repeatable; wins over the file).", valueName: "id=severity"))
+    var ruleSeverities: [String] = []
+
+    func load(rules: [Rule]) throws -> Policy {
+        let known = Set(rules.map(\.id))
+        var policy = Policy()
+        let defaultFile = URL(fileURLWithPath: ".pgpreflight.yaml")
+        if let config {
+            guard FileManager.default.fileExists(atPath: config) else { throw ValidationError("--config \(config): no such file") }
+            policy = try wrap { try Policy.load(file: URL(fileURLWithPath: config), knownRules: known) }
+        } else if FileManager.default.fileExists(atPath: defaultFile.path) {
+            policy = try wrap { try Policy.load(file: defaultFile, knownRules: known) }
+        }
+        try wrap { try policy.applySeverityFlags(ruleSeverities, knownRules: known) }
+        return policy
+    }
+
+    private func wrap<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as PolicyError { throw ValidationError(error.description) }
+    }
+}
+
+extension ServerOptions {
+    /// The databases given with --database, or every database of the source that accepts
+    /// connections except templates, the maintenance database and the platforms' own.
+    func selectedDatabases() async throws -> [String] {
+        if !databases.isEmpty { return databases }
+        let connection = try await Connection.connect(try sourceEndpoint())
+        defer { connection.close() }
+        return try await connection.run { c in
+            try c.query("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1").rows
+                .compactMap { $0.string(0) }.filter { !ValidationEngine.excludedDatabases.contains($0) }
+        }
+    }
+}
+
+extension ServerInfo {
+    /// Host, port, user and server version (when the server answers); never a password.
+    static func describe(_ endpoint: ConnectionString) async -> ServerInfo {
+        var info = ServerInfo(host: endpoint.host, port: endpoint.port, user: endpoint.user, serverVersion: nil)
+        if let connection = try? await Connection.connect(endpoint) {
+            info.serverVersion = connection.parameterStatus("server_version")
+            connection.close()
+        }
+        return info
+    }
+}
