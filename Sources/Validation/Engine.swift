@@ -168,7 +168,7 @@ public final class ValidationEngine: @unchecked Sendable {
 
         let run = ValidationRun(mode: request.mode, startedAt: startedAt, finishedAt: Date(),
                                 source: servers[.source]!.info, target: servers[.target]!.info,
-                                databases: selected, results: all)
+                                databases: selected, results: all, platform: servers[.source]?.facts?.platform)
         return ValidationOutcome(run: run, statistics: counter.statistics)
     }
 

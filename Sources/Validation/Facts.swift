@@ -63,6 +63,19 @@ struct ServerFacts: Sendable {
                            connectableDatabases: list("connectable"))
     }
 
+    /// The managed platform the server runs on, told by the objects it puts there: Azure's
+    /// admin roles and `azure.*` settings, RDS's `rds_superuser`/`rdsadmin`, Cloud SQL's
+    /// `cloudsqlsuperuser`. Its objects are never reported as the user's findings.
+    var platform: String? {
+        let roleSet = Set(roles)
+        if roleSet.contains("azure_pg_admin") || roleSet.contains("azure_superuser") || settings.contains("\"azure.") {
+            return "azure"
+        }
+        if roleSet.contains("rds_superuser") || roleSet.contains("rdsadmin") { return "rds" }
+        if roleSet.contains("cloudsqlsuperuser") || roleSet.contains("cloudsqladmin") { return "cloudsql" }
+        return nil
+    }
+
     /// The bound value of `{role.name}`.
     func parameter(_ name: String) -> any SQLParameter {
         switch name {
