@@ -17,13 +17,16 @@ public struct ValidationRequest: Sendable {
     public var maxConcurrentDatabases: Int
     /// `statement_timeout` of every validation session.
     public var statementTimeout: String
+    /// `connectivity.latency` warns when a server's median round trip is slower than this.
+    public var latencyThresholdMs: Double
 
     public init(source: ConnectionString, target: ConnectionString, databases: [String]? = nil, mode: MigrationMode = .offline,
                 overwrite: Bool = false, ruleDirectories: [URL] = [], rules: [Rule]? = nil,
-                maxConcurrentDatabases: Int = 4, statementTimeout: String = "30s") {
+                maxConcurrentDatabases: Int = 4, statementTimeout: String = "30s", latencyThresholdMs: Double = 20) {
         self.source = source; self.target = target; self.databases = databases; self.mode = mode
         self.overwrite = overwrite; self.ruleDirectories = ruleDirectories; self.rules = rules
         self.maxConcurrentDatabases = max(1, maxConcurrentDatabases); self.statementTimeout = statementTimeout
+        self.latencyThresholdMs = latencyThresholdMs
     }
 
     /// The shipped rules folder followed by `extra` (from `--rules DIR`).
@@ -100,6 +103,10 @@ public final class ValidationEngine: @unchecked Sendable {
                 }
                 if let failure = outcome.failure { databaseFailures.append((outcome.database, failure.role, failure.message, failure.remedy)) }
             }
+            if var facts = servers[.source]?.facts {
+                facts.installedExtensions = facts.installedExtensions.mapValues { $0.sorted() }
+                servers[.source]?.facts = facts
+            }
             context.servers = servers
         }
 
@@ -140,9 +147,10 @@ public final class ValidationEngine: @unchecked Sendable {
         }
 
         // Order: the connectivity rules first, then by id; instance result before databases.
+        let builtinOrder = BuiltinCheck.allCases.map(\.rawValue)
         let ordered = rules.sorted { a, b in
-            let ca = a.id.hasPrefix("connectivity."), cb = b.id.hasPrefix("connectivity.")
-            return ca != cb ? ca : a.id < b.id
+            let ia = builtinOrder.firstIndex(of: a.id) ?? builtinOrder.count, ib = builtinOrder.firstIndex(of: b.id) ?? builtinOrder.count
+            return ia != ib ? ia < ib : a.id < b.id
         }
         var all: [RuleResult] = []
         for rule in ordered {
@@ -175,11 +183,12 @@ public final class ValidationEngine: @unchecked Sendable {
         do {
             let session = try await openSession(maintenance, role: role, key: nil)
             state.session = session
-            state.info.serverVersion = session.connection.serverVersion
+            state.info.serverVersion = session.connection.serverVersion.split(separator: " ").first.map(String.init)
             do {
                 counter.add(role: role, database: nil)
                 state.facts = try await session.connection.run { try ServerFacts.fetch(on: $0) }
-                state.info.serverVersion = state.facts?.version ?? state.info.serverVersion
+                // "15.20 (Debian 15.20-0+deb12u1)" → "15.20"
+                if let version = state.facts?.version.split(separator: " ").first { state.info.serverVersion = String(version) }
             } catch {
                 state.factsError = "\(error)"
             }
@@ -377,11 +386,11 @@ public final class ValidationEngine: @unchecked Sendable {
             guard !reachable.isEmpty else { return nil }
             let plain = reachable.filter { !($0.session!.connection.isEncrypted) }
             if plain.isEmpty {
-                return result(.succeeded, "The connection to the \(reachable.map(\.role.rawValue).joined(separator: " and ")) "
-                              + "\(reachable.count == 1 ? "is" : "are") encrypted (TLS)", "", [])
+                return result(.succeeded, (reachable.count == 1 ? "The connection to the \(reachable[0].role.rawValue) is" : "Both connections are")
+                              + " encrypted (TLS)", "", [])
             }
-            return result(.warning, "The connection to the \(plain.map(\.role.rawValue).joined(separator: " and ")) "
-                          + "\(plain.count == 1 ? "is" : "are") not encrypted",
+            return result(.warning, (plain.count == 1 ? "The connection to the \(plain[0].role.rawValue) is" : "The connections to the source and the target are")
+                          + " not encrypted",
                           "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.endpoint.host):\($0.endpoint.port))" }.joined(separator: " and ")) "
                           + "(ssl = on with a certificate), then connect with sslmode=require or stricter "
                           + "(append ?sslmode=require to the URI).",
@@ -404,22 +413,18 @@ public final class ValidationEngine: @unchecked Sendable {
                 figures.append((state.role, state.endpoint.description, median))
             }
             let summary = figures.map { "\($0.role.rawValue) \(String(format: "%.1f", $0.ms)) ms" }.joined(separator: ", ")
-            let slow = figures.filter { $0.ms > Self.latencyThresholdMs }
+            let threshold = request.latencyThresholdMs
+            let slow = figures.filter { $0.ms > threshold }
             if slow.isEmpty {
                 return result(.succeeded, "Median round trip of SELECT 1: \(summary)", "", [])
             }
-            return result(.warning, "Median round trip of SELECT 1 over 10 tries: \(summary) (more than \(Int(Self.latencyThresholdMs)) ms)",
+            return result(.warning, "Median round trip of SELECT 1 over 10 tries: \(summary) (more than \(String(format: "%g", threshold)) ms)",
                           "Run pgpreflight (and the migration) from a machine close to the servers, e.g. a VM in the "
                           + "same region and network as the target; every round trip slows the copy.",
                           slow.map { "\($0.role.rawValue) \($0.endpoint)" })
         }
     }
 
-    /// Round trips slower than this are a Warning. `PGPREFLIGHT_LATENCY_THRESHOLD_MS` overrides
-    /// it (the examples use it to exercise the Warning on a local server).
-    static var latencyThresholdMs: Double {
-        ProcessInfo.processInfo.environment["PGPREFLIGHT_LATENCY_THRESHOLD_MS"].flatMap(Double.init) ?? 20
-    }
 }
 
 // MARK: Supporting types
