@@ -28,8 +28,7 @@ struct ServerFacts: Sendable {
         // current_setting(name, missing_ok) exists from 9.6; custom settings such as
         // azure.extensions are placeholders that pg_settings does not list.
         let custom = connection.serverVersionNumber >= 90600
-            ? " || jsonb_strip_nulls(jsonb_build_object('azure.extensions', current_setting('azure.extensions', true), "
-              + "'cron.database_name', current_setting('cron.database_name', true)))"
+            ? " || jsonb_strip_nulls(jsonb_build_object('azure.extensions', current_setting('azure.extensions', true)))"
             : ""
         let sql = """
             SELECT current_setting('server_version_num')::int AS version_num,
@@ -64,11 +63,12 @@ struct ServerFacts: Sendable {
     }
 
     /// The managed platform the server runs on, told by the objects it puts there: Azure's
-    /// admin roles and `azure.*` settings, RDS's `rds_superuser`/`rdsadmin`, Cloud SQL's
+    /// two admin roles and `azure.*` settings, RDS's `rds_superuser`/`rdsadmin`, Cloud SQL's
     /// `cloudsqlsuperuser`. Its objects are never reported as the user's findings.
     var platform: String? {
         let roleSet = Set(roles)
-        if roleSet.contains("azure_pg_admin") || roleSet.contains("azure_superuser") || settings.contains("\"azure.") {
+        // Azure always has both admin roles; one of them alone is a user's role that collides.
+        if (roleSet.contains("azure_pg_admin") && roleSet.contains("azure_superuser")) || settings.contains("\"azure.") {
             return "azure"
         }
         if roleSet.contains("rds_superuser") || roleSet.contains("rdsadmin") { return "rds" }
@@ -86,6 +86,7 @@ struct ServerFacts: Sendable {
         case "collations": return TextArray(collations)
         case "languages": return TextArray(languages)
         case "user": return user
+        case "platform": return platform ?? ""
         case "extensions":
             let data = (try? JSONSerialization.data(withJSONObject: installedExtensions, options: [.sortedKeys])) ?? Data("{}".utf8)
             return String(decoding: data, as: UTF8.self)

@@ -14,6 +14,7 @@ enum SQLPlaceholder {
         "languages": "text[]",
         "user": "text",
         "extensions": "jsonb",
+        "platform": "text",
     ]
     /// Facts only one server has: extensions installed in the selected databases are read
     /// from the source's database sessions.
