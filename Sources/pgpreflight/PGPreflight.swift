@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Validation
 
 @main
@@ -8,5 +9,29 @@ struct PGPreflight: AsyncParsableCommand {
         abstract: "Tells whether a PostgreSQL database can move to a managed server, and moves it.",
         discussion: "Exit codes: 0 nothing Failed, 1 something Failed, 2 the tool could not do its job.",
         version: toolVersion,
-        subcommands: [Demo.self])
+        subcommands: [Demo.self, Validate.self, RulesCommand.self])
+
+    /// Exit codes as docs/design.md says: usage errors and anything the tool cannot do are 2
+    /// (ArgumentParser's default for usage errors is 64), with one line on standard error.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))  // --help, --version
+                Foundation.exit(0)
+            }
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("pgpreflight: \(message)\n".utf8))
+            Foundation.exit(2)
+        }
+    }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import PostgresClient
+
+/// Messages and remedies for connections that could not be opened, one per cause.
+enum ConnectivityAdvice {
+    static func describe(_ failure: ConnectionFailure, role: ServerRole, endpoint: ConnectionString) -> (message: String, remedy: String) {
+        let server = role.rawValue
+        let host = endpoint.host, port = endpoint.port
+        let user = endpoint.user ?? "the user"
+        let database = endpoint.database ?? "postgres"
+        switch failure.cause {
+        case .hostNotResolved:
+            return ("Cannot connect to the \(server): the host name \(host) could not be resolved (DNS)",
+                    "Check the host name in the \(server) connection string, and that this machine's DNS resolves it "
+                    + "(a private endpoint needs its private DNS zone, e.g. privatelink.postgres.database.azure.com, "
+                    + "linked to this machine's network).")
+        case .connectionRefused:
+            return ("Cannot connect to the \(server): \(host):\(port) refused the connection (nothing listens there)",
+                    "Check that PostgreSQL runs on \(host) port \(port), that listen_addresses includes the address this "
+                    + "machine connects to (e.g. listen_addresses = '*', then restart), and that no firewall rejects "
+                    + "TCP port \(port) from this machine.")
+        case .timeout:
+            return ("Cannot connect to the \(server): the connection to \(host):\(port) timed out",
+                    "Open the network path from this machine to \(host):\(port): firewall rules, VNet peering or VPN, "
+                    + "and network security group (NSG) rules that allow TCP \(port) from this machine's address.")
+        case .rejectedByHBA:
+            let client = firstMatch(#"host "([^"]+)""#, in: failure.message) ?? "<this machine's address>"
+            let encrypted = failure.message.contains("SSL encryption") || failure.message.contains("GSS encryption")
+            let mask = client.contains(":") ? "128" : "32"
+            return ("Cannot connect to the \(server): pg_hba.conf has no entry for this client (\(client), user \(user), database \(database))",
+                    "Add this line to the \(server)'s pg_hba.conf, then reload (SELECT pg_reload_conf();):\n"
+                    + "\(encrypted ? "hostssl" : "host")    \(database)    \(user)    \(client)/\(mask)    scram-sha-256")
+        case .wrongPassword:
+            return ("Cannot connect to the \(server): password authentication failed for user \(user)",
+                    "Check the password of \(user) (in the URI, PGPASSWORD, ~/.pgpass or a service file); on Azure, use "
+                    + "the server admin login, or a Microsoft Entra access token as the password for an Entra user.")
+        case .sslRequired:
+            return ("Cannot connect to the \(server): it only accepts encrypted connections",
+                    "Connect with sslmode=require (append ?sslmode=require to the URI, or sslmode=require to the "
+                    + "connection string).")
+        case .sslUnavailable:
+            return ("Cannot connect to the \(server): the connection asks for SSL and the server does not offer it",
+                    "Enable SSL on the \(server) (ssl = on with a certificate and key, then reload), or connect with "
+                    + "sslmode=prefer.")
+        case .databaseMissing:
+            return ("Cannot connect to the \(server): database \(database) does not exist",
+                    "Name an existing database in the \(server) connection string (its maintenance database, usually "
+                    + "postgres), or create \(database).")
+        case .tooManyConnections:
+            return ("Cannot connect to the \(server): no connection slot is free (max_connections reached)",
+                    "Close idle sessions on the \(server), or raise max_connections (restart needed); validation needs "
+                    + "one session per server plus up to 4 for databases.")
+        case .other:
+            return ("Cannot connect to the \(server): \(failure.message)",
+                    "Try the same connection string with psql from this machine; check host, port, user, sslmode.")
+        }
+    }
+
+    private static func firstMatch(_ pattern: String, in text: String) -> String? {
+        guard let regex = try? NSRegularExpression(pattern: pattern),
+              let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+              let range = Range(match.range(at: 1), in: text) else { return nil }
+        return String(text[range])
+    }
+}

@@ -1,0 +1,508 @@
+import Foundation
+import PostgresClient
+
+/// What to validate. The entry point for the CLI, the migrator and fleet scans.
+public struct ValidationRequest: Sendable {
+    public var source: ConnectionString
+    public var target: ConnectionString
+    /// nil: every source database except `ValidationEngine.excludedDatabases`.
+    public var databases: [String]?
+    public var mode: MigrationMode
+    public var overwrite: Bool
+    /// Folders of rule files, the shipped one included (see `ValidationRequest.ruleDirectories(extra:)`).
+    public var ruleDirectories: [URL]
+    /// Rules already loaded; when set, `ruleDirectories` is not read.
+    public var rules: [Rule]?
+    /// How many databases are probed at the same time.
+    public var maxConcurrentDatabases: Int
+    /// `statement_timeout` of every validation session.
+    public var statementTimeout: String
+
+    public init(source: ConnectionString, target: ConnectionString, databases: [String]? = nil, mode: MigrationMode = .offline,
+                overwrite: Bool = false, ruleDirectories: [URL] = [], rules: [Rule]? = nil,
+                maxConcurrentDatabases: Int = 4, statementTimeout: String = "30s") {
+        self.source = source; self.target = target; self.databases = databases; self.mode = mode
+        self.overwrite = overwrite; self.ruleDirectories = ruleDirectories; self.rules = rules
+        self.maxConcurrentDatabases = max(1, maxConcurrentDatabases); self.statementTimeout = statementTimeout
+    }
+
+    /// The shipped rules folder followed by `extra` (from `--rules DIR`).
+    public static func ruleDirectories(extra: [URL]) throws -> [URL] {
+        guard let shipped = RuleLoader.shippedDirectory() else {
+            throw RuleLoadError(file: "rules", line: 0, message: "the shipped rules folder was not found: set PGPREFLIGHT_RULES to it")
+        }
+        return [shipped] + extra
+    }
+}
+
+/// How much a run cost: round trips per server session.
+public struct ValidationStatistics: Sendable {
+    /// Queries on the maintenance sessions (facts, instance rules, connectivity checks).
+    public var instanceQueries: [ServerRole: Int] = [:]
+    /// Queries per database, on the source and target sessions of that database.
+    public var queriesPerDatabase: [String: Int] = [:]
+}
+
+/// Validates `request` and returns every applicable rule's result.
+public func validate(_ request: ValidationRequest) async throws -> ValidationRun {
+    try await ValidationEngine(request: request).run().run
+}
+
+public struct ValidationOutcome: Sendable {
+    public var run: ValidationRun
+    public var statistics: ValidationStatistics
+}
+
+public final class ValidationEngine: @unchecked Sendable {
+    /// Never selected by default: templates, the maintenance database, Azure's own databases.
+    public static let excludedDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys"]
+
+    let request: ValidationRequest
+    private let counter = QueryCounter()
+
+    public init(request: ValidationRequest) { self.request = request }
+
+    // MARK: Run
+
+    public func run() async throws -> ValidationOutcome {
+        let startedAt = Date()
+        let allRules = try request.rules ?? RuleLoader.load(directories: request.ruleDirectories)
+        let rules = allRules.filter { $0.applies(to: request.mode) }
+
+        async let sourceState = openServer(.source, endpoint: request.source)
+        async let targetState = openServer(.target, endpoint: request.target)
+        var servers: [ServerRole: ServerState] = [.source: await sourceState, .target: await targetState]
+        defer { servers.values.forEach { $0.session?.connection.close() } }
+
+        // Databases: given, or every user database of the source.
+        var selected: [String] = []
+        var missing: [String] = []
+        if let given = request.databases {
+            for name in given where !selected.contains(name) { selected.append(name) }
+            if let known = servers[.source]?.facts?.databases { missing = selected.filter { !known.contains($0) } }
+        } else if let known = servers[.source]?.facts?.databases {
+            selected = known.filter { !Self.excludedDatabases.contains($0) }
+        }
+
+        var context = EvaluationContext(request: request, databases: selected, servers: servers)
+        var results: [String: [RuleResult]] = [:]
+        var databaseFailures: [(database: String, role: ServerRole, message: String, remedy: String)] = []
+
+        // Database phase: one source session (and a target session when needed) per database.
+        let databaseRules = rules.filter { $0.scope == .database && $0.builtin == nil }
+        if servers[.source]?.session != nil {
+            let toProbe = selected.filter { !missing.contains($0) }
+            let outcomes = await probeDatabases(toProbe, rules: databaseRules, context: context)
+            for outcome in outcomes {
+                for result in outcome.results { results[result.rule, default: []].append(result) }
+                for (extensionName, _) in outcome.extensions {
+                    servers[.source]?.facts?.installedExtensions[extensionName, default: []].append(outcome.database)
+                }
+                if let failure = outcome.failure { databaseFailures.append((outcome.database, failure.role, failure.message, failure.remedy)) }
+            }
+            context.servers = servers
+        }
+
+        // Instance phase, on the maintenance sessions, after the databases so that facts
+        // gathered from them ({source.extensions}) are complete.
+        for rule in rules where rule.scope == .instance {
+            if let builtin = rule.builtin.flatMap(BuiltinCheck.init(rawValue:)) {
+                if let result = await evaluateBuiltin(builtin, rule: rule, context: context, rules: rules) {
+                    results[rule.id, default: []].append(result)
+                }
+                continue
+            }
+            guard let probe = rule.probe, rule.servers.allSatisfy({ servers[$0]?.session != nil }),
+                  let session = servers[probe.runsOn]?.session else { continue }
+            results[rule.id, default: []].append(await evaluate(rule, probe: probe, session: session, database: nil, context: context))
+        }
+
+        // A selected database the source lacks, or whose session failed: a connectivity failure
+        // for that database.
+        let now = Date()
+        for name in missing {
+            let skipped = databaseRules.count
+            let names = (servers[.source]?.facts?.databases ?? []).filter { !Self.excludedDatabases.contains($0) }
+            results[BuiltinCheck.connectivitySource.rawValue, default: []].append(RuleResult(
+                rule: BuiltinCheck.connectivitySource.rawValue, title: title(of: .connectivitySource, in: allRules), scope: .database,
+                database: name, status: .failed,
+                message: "Database \(name) does not exist on the source; \(skipped) database rule\(skipped == 1 ? " was" : "s were") skipped for it",
+                remedy: "Check the name given with --database (names are case-sensitive). Databases on the source: "
+                    + (names.isEmpty ? "none besides the system ones" : names.prefix(20).joined(separator: ", ")),
+                objects: [name], startedAt: now, finishedAt: now))
+        }
+        for failure in databaseFailures {
+            let check: BuiltinCheck = failure.role == .source ? .connectivitySource : .connectivityTarget
+            results[check.rawValue, default: []].append(RuleResult(
+                rule: check.rawValue, title: title(of: check, in: allRules), scope: .database, database: failure.database,
+                status: .failed, message: failure.message, remedy: failure.remedy, objects: [failure.database],
+                startedAt: now, finishedAt: now))
+        }
+
+        // Order: the connectivity rules first, then by id; instance result before databases.
+        let builtinOrder = BuiltinCheck.allCases.map(\.rawValue)
+        let ordered = rules.sorted { a, b in
+            let ia = builtinOrder.firstIndex(of: a.id) ?? builtinOrder.count, ib = builtinOrder.firstIndex(of: b.id) ?? builtinOrder.count
+            return ia != ib ? ia < ib : a.id < b.id
+        }
+        var all: [RuleResult] = []
+        for rule in ordered {
+            let list = results[rule.id] ?? []
+            all += list.filter { $0.database == nil }
+            for database in selected { all += list.filter { $0.database == database } }
+        }
+
+        let run = ValidationRun(mode: request.mode, startedAt: startedAt, finishedAt: Date(),
+                                source: servers[.source]!.info, target: servers[.target]!.info,
+                                databases: selected, results: all)
+        return ValidationOutcome(run: run, statistics: counter.statistics)
+    }
+
+    private func title(of check: BuiltinCheck, in rules: [Rule]) -> String {
+        rules.first { $0.id == check.rawValue }?.title ?? check.rawValue
+    }
+
+    // MARK: Sessions
+
+    /// The database of the maintenance session: the one in the connection string, else postgres.
+    static func maintenanceDatabase(_ endpoint: ConnectionString) -> String {
+        if let name = endpoint.effective("dbname"), !name.isEmpty { return name }
+        return "postgres"
+    }
+
+    private func openServer(_ role: ServerRole, endpoint: ConnectionString) async -> ServerState {
+        let maintenance = endpoint.with(database: Self.maintenanceDatabase(endpoint))
+        var state = ServerState(role: role, endpoint: maintenance)
+        do {
+            let session = try await openSession(maintenance, role: role, key: nil)
+            state.session = session
+            state.info.serverVersion = session.connection.serverVersion.split(separator: " ").first.map(String.init)
+            do {
+                counter.add(role: role, database: nil)
+                state.facts = try await session.connection.run { try ServerFacts.fetch(on: $0) }
+                // "15.20 (Debian 15.20-0+deb12u1)" → "15.20"
+                if let version = state.facts?.version.split(separator: " ").first { state.info.serverVersion = String(version) }
+            } catch {
+                state.factsError = "\(error)"
+            }
+        } catch let failure as ConnectionFailure {
+            state.failure = failure
+        } catch {
+            state.failure = ConnectionFailure.unclassified("\(error)", endpoint: maintenance.description)
+        }
+        return state
+    }
+
+    /// Opens a read-only session with a statement timeout.
+    private func openSession(_ endpoint: ConnectionString, role: ServerRole, key database: String?) async throws -> Session {
+        let connection = try await Connection.connect(endpoint)
+        counter.add(role: role, database: database)
+        let timeout = request.statementTimeout
+        do {
+            try await connection.run { c in
+                try c.execute("SET default_transaction_read_only = on; SET statement_timeout = \(try c.quoteLiteral(timeout))")
+            }
+        } catch {
+            connection.close()
+            throw ConnectionFailure.unclassified("could not configure the session: \(error)", endpoint: endpoint.description)
+        }
+        return Session(connection: connection, role: role, database: database, counter: counter)
+    }
+
+    // MARK: Database phase
+
+    struct DatabaseOutcome: Sendable {
+        var database: String
+        var results: [RuleResult] = []
+        var extensions: [String: String] = [:]
+        var failure: (role: ServerRole, message: String, remedy: String)?
+    }
+
+    private func probeDatabases(_ databases: [String], rules: [Rule], context: EvaluationContext) async -> [DatabaseOutcome] {
+        var outcomes: [DatabaseOutcome] = []
+        await withTaskGroup(of: DatabaseOutcome.self) { group in
+            var pending = databases[...]
+            for _ in 0..<min(request.maxConcurrentDatabases, databases.count) {
+                let name = pending.removeFirst()
+                group.addTask { await self.probeDatabase(name, rules: rules, context: context) }
+            }
+            for await outcome in group {
+                outcomes.append(outcome)
+                if let name = pending.popFirst() {
+                    group.addTask { await self.probeDatabase(name, rules: rules, context: context) }
+                }
+            }
+        }
+        return outcomes
+    }
+
+    private func probeDatabase(_ database: String, rules: [Rule], context: EvaluationContext) async -> DatabaseOutcome {
+        var outcome = DatabaseOutcome(database: database)
+        let sourceEndpoint = request.source.with(database: database)
+        let source: Session
+        do {
+            source = try await openSession(sourceEndpoint, role: .source, key: database)
+        } catch {
+            let failure = error as? ConnectionFailure
+                ?? ConnectionFailure.unclassified("\(error)", endpoint: sourceEndpoint.description)
+            let advice = ConnectivityAdvice.describe(failure, role: .source, endpoint: sourceEndpoint)
+            outcome.failure = (.source, advice.message + "; \(rules.count) database rules were skipped for it", advice.remedy)
+            return outcome
+        }
+        defer { source.connection.close() }
+
+        // Extensions installed here, for {source.extensions}.
+        do {
+            let rows = try await source.query("SELECT extname::text, extversion FROM pg_catalog.pg_extension", [])
+            for row in rows.rows { if let name = row.string(0) { outcome.extensions[name] = row.string(1) ?? "" } }
+        } catch {}
+
+        // The target session: the database of the same name when the target has it, else the
+        // target's maintenance session.
+        var target: Session?
+        var ownTarget = false
+        let applicable = rules.filter { rule in rule.servers.allSatisfy { context.servers[$0]?.session != nil } }
+        if applicable.contains(where: { $0.probe?.runsOn == .target }), let maintenance = context.servers[.target]?.session {
+            if context.servers[.target]?.facts?.databases.contains(database) == true {
+                let endpoint = request.target.with(database: database)
+                do {
+                    target = try await openSession(endpoint, role: .target, key: database)
+                    ownTarget = true
+                } catch {
+                    let failure = error as? ConnectionFailure
+                        ?? ConnectionFailure.unclassified("\(error)", endpoint: endpoint.description)
+                    let advice = ConnectivityAdvice.describe(failure, role: .target, endpoint: endpoint)
+                    outcome.failure = (.target, advice.message, advice.remedy)
+                }
+            } else {
+                target = maintenance.counting(as: database)
+            }
+        }
+        defer { if ownTarget { target?.connection.close() } }
+
+        for rule in applicable {
+            guard let probe = rule.probe else { continue }
+            let session = probe.runsOn == .source ? source : target
+            guard let session else { continue }
+            outcome.results.append(await evaluate(rule, probe: probe, session: session, database: database, context: context))
+        }
+        return outcome
+    }
+
+    // MARK: Probes
+
+    private func evaluate(_ rule: Rule, probe: Probe, session: Session, database: String?, context: EvaluationContext) async -> RuleResult {
+        let startedAt = Date()
+        let server = context.servers[probe.runsOn]
+        let version = server?.facts?.versionNumber ?? session.connection.serverVersionNumber
+        func result(_ status: Status, _ message: String, _ remedy: String, _ objects: [String]) -> RuleResult {
+            RuleResult(rule: rule.id, title: rule.title, scope: rule.scope, database: database, status: status, message: message,
+                       remedy: status == .succeeded ? "" : remedy, objects: objects, documentation: rule.documentation,
+                       startedAt: startedAt, finishedAt: Date())
+        }
+        let values = context.templateValues(database: database)
+        do {
+            let (sql, names) = try SQLPlaceholder.rewrite(probe.sql(forVersion: version))
+            let parameters = try names.map { try context.parameter($0, database: database) }
+            let rows = try await session.query(sql, parameters).rows
+            var findings: [(status: Status, row: Row)] = []
+            for row in rows {
+                var status = rule.status[request.mode] ?? .failed
+                if let text = row.string("status") {
+                    guard let parsed = Status(rawValue: text) else {
+                        return result(.failed, "could not check: the probe returned the status '\(text)'",
+                                      "Fix the rule file \(rule.file): status must be Succeeded, Warning or Failed.", [])
+                    }
+                    status = parsed
+                }
+                findings.append((status, row))
+            }
+            guard let worst = findings.map(\.status).max() else {
+                return result(.succeeded, TemplatePlaceholder.render(rule.messages[.succeeded] ?? "No problem found",
+                                                                     values: values.merging(["count": "0", "objects": "", "remedies": ""]) { $1 },
+                                                                     firstRow: [:]), "", [])
+            }
+            let relevant = worst == .succeeded ? findings : findings.filter { $0.status != .succeeded }
+            let objects = relevant.compactMap { $0.row.string("object") }
+            let remedies = relevant.compactMap { $0.row.string("remedy") }
+            var filled = values
+            filled["count"] = String(relevant.count)
+            filled["objects"] = objects.joined(separator: ", ")
+            filled["remedies"] = remedies.joined(separator: "\n")
+            let first = relevant.first?.row.dictionary ?? [:]
+            let message = TemplatePlaceholder.render(rule.messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: filled, firstRow: first)
+            let remedyTemplate = rule.remedy.isEmpty ? "{remedies}" : rule.remedy
+            let remedy = TemplatePlaceholder.render(remedyTemplate, values: filled, firstRow: first)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            return result(worst, message, remedy, objects)
+        } catch let error as ServerError {
+            if error.sqlState == "42501" {
+                let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
+                return result(.warning, "could not check: \(error.message)",
+                              grant ?? "Grant the \(probe.runsOn.rawValue) migration user read access to the catalogs this rule reads.", [])
+            }
+            return result(.failed, "could not check: \(error.message)",
+                          "The probe failed on the \(probe.runsOn.rawValue) (PostgreSQL \(version)); if the error persists, "
+                          + "report it with the rule file \(URL(fileURLWithPath: rule.file).lastPathComponent).", [])
+        } catch {
+            return result(.failed, "could not check: \(error)",
+                          "Check the \(probe.runsOn.rawValue) connection and run again.", [])
+        }
+    }
+
+    // MARK: Builtins
+
+    private func evaluateBuiltin(_ check: BuiltinCheck, rule: Rule, context: EvaluationContext, rules: [Rule]) async -> RuleResult? {
+        let startedAt = Date()
+        func result(_ status: Status, _ message: String, _ remedy: String, _ objects: [String]) -> RuleResult {
+            RuleResult(rule: rule.id, title: rule.title, scope: .instance, database: nil, status: status, message: message,
+                       remedy: status == .succeeded ? "" : remedy, objects: objects, documentation: rule.documentation,
+                       startedAt: startedAt, finishedAt: Date())
+        }
+        switch check {
+        case .connectivitySource, .connectivityTarget:
+            let role: ServerRole = check == .connectivitySource ? .source : .target
+            guard let state = context.servers[role] else { return nil }
+            if let failure = state.failure {
+                let advice = ConnectivityAdvice.describe(failure, role: role, endpoint: state.endpoint)
+                let skipped = rules.filter { $0.builtin == nil && $0.servers.contains(role) }.count
+                return result(.failed, advice.message + "; \(skipped) rule\(skipped == 1 ? " that needs" : "s that need") the \(role.rawValue) "
+                              + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [state.endpoint.description])
+            }
+            if let factsError = state.factsError {
+                return result(.failed, "Connected to the \(role.rawValue), but could not read its settings: \(factsError)",
+                              "Check that \(state.endpoint.user ?? "the user") may read pg_settings and pg_roles.", [state.endpoint.description])
+            }
+            return result(.succeeded, "Connected to \(state.endpoint.description) (PostgreSQL \(state.info.serverVersion ?? "?"))", "", [])
+        case .connectivityTLS:
+            let reachable = [ServerRole.source, .target].compactMap { context.servers[$0] }.filter { $0.session != nil }
+            guard !reachable.isEmpty else { return nil }
+            let plain = reachable.filter { !($0.session!.connection.isEncrypted) }
+            if plain.isEmpty {
+                return result(.succeeded, (reachable.count == 1 ? "The connection to the \(reachable[0].role.rawValue) is" : "Both connections are")
+                              + " encrypted (TLS)", "", [])
+            }
+            return result(.warning, (plain.count == 1 ? "The connection to the \(plain[0].role.rawValue) is" : "The connections to the source and the target are")
+                          + " not encrypted",
+                          "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.endpoint.host):\($0.endpoint.port))" }.joined(separator: " and ")) "
+                          + "(ssl = on with a certificate), then connect with sslmode=require or stricter "
+                          + "(append ?sslmode=require to the URI).",
+                          plain.map { "\($0.role.rawValue) \($0.endpoint.description)" })
+        case .connectivityLatency:
+            let reachable = [ServerRole.source, .target].compactMap { context.servers[$0] }.filter { $0.session != nil }
+            guard !reachable.isEmpty else { return nil }
+            var figures: [(role: ServerRole, endpoint: String, ms: Double)] = []
+            for state in reachable {
+                guard let session = state.session else { continue }
+                var samples: [Double] = []
+                for _ in 0..<10 {
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    do { _ = try await session.query("SELECT 1", []) } catch { continue }
+                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
+                }
+                guard !samples.isEmpty else { continue }
+                let sorted = samples.sorted()
+                let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+                figures.append((state.role, state.endpoint.description, median))
+            }
+            let summary = figures.map { "\($0.role.rawValue) \(String(format: "%.1f", $0.ms)) ms" }.joined(separator: ", ")
+            let slow = figures.filter { $0.ms > Self.latencyThresholdMs }
+            if slow.isEmpty {
+                return result(.succeeded, "Median round trip of SELECT 1: \(summary)", "", [])
+            }
+            return result(.warning, "Median round trip of SELECT 1 over 10 tries: \(summary) (more than \(Int(Self.latencyThresholdMs)) ms)",
+                          "Run pgpreflight (and the migration) from a machine close to the servers, e.g. a VM in the "
+                          + "same region and network as the target; every round trip slows the copy.",
+                          slow.map { "\($0.role.rawValue) \($0.endpoint)" })
+        }
+    }
+
+    /// Round trips slower than this are a Warning. `PGPREFLIGHT_LATENCY_THRESHOLD_MS` overrides
+    /// it (the examples use it to exercise the Warning on a local server).
+    static var latencyThresholdMs: Double {
+        ProcessInfo.processInfo.environment["PGPREFLIGHT_LATENCY_THRESHOLD_MS"].flatMap(Double.init) ?? 20
+    }
+}
+
+// MARK: Supporting types
+
+struct ServerState: Sendable {
+    var role: ServerRole
+    var endpoint: ConnectionString
+    var session: Session?
+    var failure: ConnectionFailure?
+    var facts: ServerFacts?
+    var factsError: String?
+    var info: ServerInfo
+
+    init(role: ServerRole, endpoint: ConnectionString) {
+        self.role = role; self.endpoint = endpoint
+        info = ServerInfo(host: endpoint.host, port: endpoint.port, user: endpoint.user, serverVersion: nil)
+    }
+}
+
+/// A validation session: a read-only connection whose queries are counted.
+final class Session: @unchecked Sendable {
+    let connection: Connection
+    let role: ServerRole
+    let database: String?
+    let counter: QueryCounter
+
+    init(connection: Connection, role: ServerRole, database: String?, counter: QueryCounter) {
+        self.connection = connection; self.role = role; self.database = database; self.counter = counter
+    }
+
+    /// The same connection, its queries counted for `database`.
+    func counting(as database: String) -> Session { Session(connection: connection, role: role, database: database, counter: counter) }
+
+    func query(_ sql: String, _ parameters: [any SQLParameter]) async throws -> QueryResult {
+        counter.add(role: role, database: database)
+        return try await connection.run { try $0.query(sql, parameters) }
+    }
+}
+
+final class QueryCounter: @unchecked Sendable {
+    private var stats = ValidationStatistics()
+    private let lock = NSLock()
+
+    func add(role: ServerRole, database: String?) {
+        lock.withLock {
+            if let database { stats.queriesPerDatabase[database, default: 0] += 1 }
+            else { stats.instanceQueries[role, default: 0] += 1 }
+        }
+    }
+
+    var statistics: ValidationStatistics { lock.withLock { stats } }
+}
+
+struct EvaluationContext: Sendable {
+    let request: ValidationRequest
+    let databases: [String]
+    var servers: [ServerRole: ServerState]
+
+    func parameter(_ name: String, database: String?) throws -> any SQLParameter {
+        switch name {
+        case "mode": return request.mode.rawValue
+        case "overwrite": return request.overwrite
+        case "databases": return TextArray(databases)
+        case "database_count": return databases.count
+        case "database": return database
+        default:
+            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let role = ServerRole(rawValue: parts[0]), let state = servers[role] else {
+                throw PlaceholderError("unknown placeholder {\(name)}")
+            }
+            guard let facts = state.facts else {
+                throw PlaceholderError("the \(role.rawValue)'s facts could not be read: \(state.factsError ?? "not connected")")
+            }
+            return facts.parameter(parts[1])
+        }
+    }
+
+    func templateValues(database: String?) -> [String: String] {
+        var values = ["mode": request.mode.rawValue, "database": database ?? ""]
+        values["source.user"] = servers[.source]?.facts?.user ?? request.source.user ?? ""
+        values["target.user"] = servers[.target]?.facts?.user ?? request.target.user ?? ""
+        return values
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import LocalServers
+import PostgresClient
+import Reports
+import Testing
+import TestSupport
+import Validation
+
+/// The engine end to end against real servers: unreachable servers, missing databases,
+/// secrets, read-only sessions, privilege errors and query cost.
+@Suite(.serialized) struct EngineTests {
+    static let rules = RuleExamplesTests.rules
+
+    /// Servers of their own (a distinct settings list), so that the roles and databases these
+    /// tests create never show up in the rule examples' instance-wide results.
+    func servers() throws -> (source: LocalServer, target: LocalServer) {
+        (try ExampleServers.server(major: 15, settings: ["cluster_name = 'engine-tests'"]),
+         try ExampleServers.server(major: 18, settings: ["cluster_name = 'engine-tests'"]))
+    }
+
+    func createDatabase(_ server: LocalServer, _ sql: String = "") throws -> String {
+        let name = try TestServers.freshDatabase(on: server, prefix: "engine")
+        if !sql.isEmpty {
+            let c = try TestServers.connect(server, database: name)
+            defer { c.close() }
+            try c.execute(sql)
+        }
+        return name
+    }
+
+    func dropDatabase(_ server: LocalServer, _ name: String) {
+        guard let c = try? TestServers.connect(server) else { return }
+        defer { c.close() }
+        try? c.execute("DROP DATABASE IF EXISTS \((try? c.quoteIdentifier(name)) ?? name) WITH (FORCE)")
+    }
+
+    @Test func unreachableTargetFailsConnectivityAndSkipsTargetRules() async throws {
+        let (source, _) = try servers()
+        let database = try createDatabase(source, "CREATE EXTENSION pgcrypto; CREATE TABLE t (id int)")
+        defer { dropDatabase(source, database) }
+        let closedPort = try LocalServer.freePort()
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString()),
+            target: ConnectionString("host=127.0.0.1 port=\(closedPort) user=postgres"),
+            databases: [database], mode: .online, rules: Self.rules))
+
+        let connectivity = try #require(run.results.first { $0.rule == "connectivity.target" })
+        #expect(connectivity.status == .failed)
+        #expect(connectivity.message.contains("refused the connection"))
+        #expect(connectivity.remedy.contains("listen_addresses"))
+        let needingTarget = Self.rules.filter { $0.applies(to: .online) && $0.builtin == nil && $0.servers.contains(.target) }
+        #expect(!needingTarget.isEmpty)
+        #expect(connectivity.message.contains("\(needingTarget.count) rules that need the target were skipped"))
+        for rule in needingTarget { #expect(!run.results.contains { $0.rule == rule.id }, "\(rule.id) should be left out") }
+        // Rules that need only the source still run.
+        #expect(run.results.contains { $0.rule == "extensions.not-migratable" && $0.database == database })
+        #expect(run.results.first { $0.rule == "connectivity.source" }?.status == .succeeded)
+        #expect(run.status == .failed)
+        #expect(run.target.serverVersion == nil)
+    }
+
+    @Test func missingDatabaseIsAConnectivityFailureForIt() async throws {
+        let (source, target) = try servers()
+        let existing = try createDatabase(source)
+        defer { dropDatabase(source, existing) }
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString()), target: ConnectionString(target.connectionString()),
+            databases: [existing, "no_such_database"], rules: Self.rules))
+        let failure = try #require(run.results.first { $0.rule == "connectivity.source" && $0.database == "no_such_database" })
+        #expect(failure.status == .failed)
+        #expect(failure.message.contains("does not exist on the source"))
+        #expect(failure.remedy.contains(existing))
+        #expect(!run.results.contains { $0.database == "no_such_database" && $0.rule != "connectivity.source" })
+        #expect(run.results.contains { $0.database == existing && $0.rule == "extensions.available" })
+        #expect(run.databases == [existing, "no_such_database"])
+    }
+
+    @Test func defaultSelectionSkipsSystemDatabases() async throws {
+        let (source, target) = try servers()
+        let database = try createDatabase(source)
+        defer { dropDatabase(source, database) }
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString()), target: ConnectionString(target.connectionString()),
+            rules: Self.rules))
+        #expect(run.databases.contains(database))
+        for system in ["postgres", "template0", "template1"] { #expect(!run.databases.contains(system)) }
+        // Every applicable rule once per scope unit.
+        for rule in Self.rules where rule.applies(to: .offline) {
+            let count = run.results.filter { $0.rule == rule.id && ($0.database == nil || $0.database == database) }.count
+            #expect(count == 1, "\(rule.id): \(count) results for one database")
+        }
+    }
+
+    @Test func wrongPasswordAndMissingHBAEntry() async throws {
+        let bin = try #require(LocalServer.binDirectory(major: 15, projectRoot: TestServers.projectRoot))
+        let server = try LocalServer(major: 15, binDirectory: bin, settings: ["password_encryption = 'scram-sha-256'"],
+                                     hbaLines: ["host all secretive 127.0.0.1/32 scram-sha-256",
+                                                "host all blocked 127.0.0.1/32 reject"], name: "engine-auth")
+        defer { server.stop() }
+        try server.psql("CREATE ROLE secretive LOGIN PASSWORD 'right-horse-battery'; CREATE ROLE blocked LOGIN")
+        let (_, target) = try servers()
+        let secret = "wrong-staple-guess-42"
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString("postgresql://secretive:\(secret)@127.0.0.1:\(server.port)/postgres"),
+            target: ConnectionString(target.connectionString()), rules: Self.rules))
+        let connectivity = try #require(run.results.first { $0.rule == "connectivity.source" })
+        #expect(connectivity.status == .failed)
+        #expect(connectivity.message.contains("password authentication failed for user secretive"))
+        let json = try Reports.render(run, as: .json)
+        let console = try Reports.render(run, as: .console)
+        #expect(!json.contains(secret))
+        #expect(!console.contains(secret))
+        #expect(json.contains("\"connectivity.source\""))
+
+        let rejected = try await validate(ValidationRequest(
+            source: ConnectionString(server.connectionString(user: "blocked")),
+            target: ConnectionString(target.connectionString()), rules: Self.rules))
+        let hba = try #require(rejected.results.first { $0.rule == "connectivity.source" })
+        #expect(hba.status == .failed)
+        #expect(hba.message.contains("pg_hba.conf"))
+        #expect(hba.remedy.contains("host    postgres    blocked    127.0.0.1/32    scram-sha-256"))
+    }
+
+    /// A rule folder of its own, for rules that only the tests need.
+    func customRules(_ files: [String: String]) throws -> [Rule] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-rules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (name, text) in files { try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        return try RuleLoader.load(directories: [directory])
+    }
+
+    @Test func sessionsAreReadOnlyAndProbeErrorsAreResults() async throws {
+        let (source, target) = try servers()
+        let database = try createDatabase(source)
+        defer { dropDatabase(source, database) }
+        try source.psql("DROP ROLE IF EXISTS catalog_reader; CREATE ROLE catalog_reader LOGIN")
+        defer { try? source.psql("DROP ROLE IF EXISTS catalog_reader") }
+        let rules = try customRules([
+            "test.writes.yaml": """
+                id: test.writes
+                title: A probe that tries to write
+                description: Validation sessions are read-only.
+                scope: database
+                probe:
+                  sql: CREATE TABLE written_by_validation (id int)
+                message: {Succeeded: "wrote"}
+                """,
+            "test.authid.yaml": """
+                id: test.authid
+                title: A probe that reads pg_authid
+                description: Needs a superuser.
+                scope: instance
+                requires: "GRANT pg_read_all_data TO {source.user}"
+                probe:
+                  sql: SELECT rolname AS object FROM pg_authid WHERE rolpassword LIKE 'md5%'
+                message: {Succeeded: "no md5"}
+                """,
+        ])
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString(user: "catalog_reader")),
+            target: ConnectionString(target.connectionString()), databases: [database], rules: rules))
+        let writes = try #require(run.results.first { $0.rule == "test.writes" })
+        #expect(writes.status == .failed)
+        #expect(writes.message.contains("could not check: cannot execute CREATE TABLE in a read-only transaction"))
+        let authid = try #require(run.results.first { $0.rule == "test.authid" })
+        #expect(authid.status == .warning)
+        #expect(authid.message.contains("could not check: permission denied"))
+        #expect(authid.remedy == "GRANT pg_read_all_data TO catalog_reader")
+        let check = try TestServers.connect(source, database: database)
+        defer { check.close() }
+        #expect(try check.query("SELECT to_regclass('written_by_validation') IS NULL").first?.bool(0) == true)
+    }
+
+    @Test func queriesPerDatabaseDoNotGrowWithTables() async throws {
+        let (source, target) = try servers()
+        let small = try createDatabase(source, "CREATE TABLE t1 (id int)")
+        let large = try createDatabase(source, "DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE format('CREATE TABLE t%s (id int, v text)', i); END LOOP; END $$")
+        defer { dropDatabase(source, small); dropDatabase(source, large) }
+        let outcome = try await ValidationEngine(request: ValidationRequest(
+            source: ConnectionString(source.connectionString()), target: ConnectionString(target.connectionString()),
+            databases: [small, large], mode: .online, rules: Self.rules)).run()
+        let stats = outcome.statistics
+        #expect((stats.queriesPerDatabase[small] ?? 0) > 0)
+        #expect(stats.queriesPerDatabase[small] == stats.queriesPerDatabase[large])
+        let databaseRules = Self.rules.filter { $0.scope == .database && $0.applies(to: .online) }.count
+        // Session setup, the extension list, and one probe per rule (the target session too when needed).
+        #expect((stats.queriesPerDatabase[small] ?? 0) <= databaseRules + 3)
+    }
+}
