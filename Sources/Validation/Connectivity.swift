@@ -27,9 +27,16 @@ enum ConnectivityAdvice {
             let client = firstMatch(#"host "([^"]+)""#, in: failure.message) ?? "<this machine's address>"
             let encrypted = failure.message.contains("SSL encryption") || failure.message.contains("GSS encryption")
             let mask = client.contains(":") ? "128" : "32"
+            let line = "\(encrypted ? "hostssl" : "host")    \(database)    \(user)    \(client)/\(mask)    scram-sha-256"
+            if failure.message.contains("rejects connection") {
+                let ssl = failure.message.contains("no encryption")
+                    ? "\nIf the reject line is for unencrypted connections (hostnossl), connect with sslmode=require instead." : ""
+                return ("Cannot connect to the \(server): a reject line of pg_hba.conf matches this client (\(client), user \(user), database \(database))",
+                        "Add this line to the \(server)'s pg_hba.conf above the reject line, then reload (SELECT pg_reload_conf();):\n\(line)" + ssl)
+            }
             return ("Cannot connect to the \(server): pg_hba.conf has no entry for this client (\(client), user \(user), database \(database))",
                     "Add this line to the \(server)'s pg_hba.conf, then reload (SELECT pg_reload_conf();):\n"
-                    + "\(encrypted ? "hostssl" : "host")    \(database)    \(user)    \(client)/\(mask)    scram-sha-256")
+                    + line)
         case .wrongPassword:
             return ("Cannot connect to the \(server): password authentication failed for user \(user)",
                     "Check the password of \(user) (in the URI, PGPASSWORD, ~/.pgpass or a service file); on Azure, use "

@@ -17,13 +17,16 @@ public struct ValidationRequest: Sendable {
     public var maxConcurrentDatabases: Int
     /// `statement_timeout` of every validation session.
     public var statementTimeout: String
+    /// `connectivity.latency` warns when a server's median round trip is slower than this.
+    public var latencyThresholdMs: Double
 
     public init(source: ConnectionString, target: ConnectionString, databases: [String]? = nil, mode: MigrationMode = .offline,
                 overwrite: Bool = false, ruleDirectories: [URL] = [], rules: [Rule]? = nil,
-                maxConcurrentDatabases: Int = 4, statementTimeout: String = "30s") {
+                maxConcurrentDatabases: Int = 4, statementTimeout: String = "30s", latencyThresholdMs: Double = 20) {
         self.source = source; self.target = target; self.databases = databases; self.mode = mode
         self.overwrite = overwrite; self.ruleDirectories = ruleDirectories; self.rules = rules
         self.maxConcurrentDatabases = max(1, maxConcurrentDatabases); self.statementTimeout = statementTimeout
+        self.latencyThresholdMs = latencyThresholdMs
     }
 
     /// The shipped rules folder followed by `extra` (from `--rules DIR`).
@@ -99,6 +102,10 @@ public final class ValidationEngine: @unchecked Sendable {
                     servers[.source]?.facts?.installedExtensions[extensionName, default: []].append(outcome.database)
                 }
                 if let failure = outcome.failure { databaseFailures.append((outcome.database, failure.role, failure.message, failure.remedy)) }
+            }
+            if var facts = servers[.source]?.facts {
+                facts.installedExtensions = facts.installedExtensions.mapValues { $0.sorted() }
+                servers[.source]?.facts = facts
             }
             context.servers = servers
         }
@@ -406,22 +413,18 @@ public final class ValidationEngine: @unchecked Sendable {
                 figures.append((state.role, state.endpoint.description, median))
             }
             let summary = figures.map { "\($0.role.rawValue) \(String(format: "%.1f", $0.ms)) ms" }.joined(separator: ", ")
-            let slow = figures.filter { $0.ms > Self.latencyThresholdMs }
+            let threshold = request.latencyThresholdMs
+            let slow = figures.filter { $0.ms > threshold }
             if slow.isEmpty {
                 return result(.succeeded, "Median round trip of SELECT 1: \(summary)", "", [])
             }
-            return result(.warning, "Median round trip of SELECT 1 over 10 tries: \(summary) (more than \(Int(Self.latencyThresholdMs)) ms)",
+            return result(.warning, "Median round trip of SELECT 1 over 10 tries: \(summary) (more than \(String(format: "%g", threshold)) ms)",
                           "Run pgpreflight (and the migration) from a machine close to the servers, e.g. a VM in the "
                           + "same region and network as the target; every round trip slows the copy.",
                           slow.map { "\($0.role.rawValue) \($0.endpoint)" })
         }
     }
 
-    /// Round trips slower than this are a Warning. `PGPREFLIGHT_LATENCY_THRESHOLD_MS` overrides
-    /// it (the examples use it to exercise the Warning on a local server).
-    static var latencyThresholdMs: Double {
-        ProcessInfo.processInfo.environment["PGPREFLIGHT_LATENCY_THRESHOLD_MS"].flatMap(Double.init) ?? 20
-    }
 }
 
 // MARK: Supporting types

@@ -6,7 +6,7 @@ public struct RuleLoadError: Error, CustomStringConvertible, Sendable {
     public let file: String
     public let line: Int
     public let message: String
-    public var description: String { "\(file):\(line): \(message)" }
+    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
 }
 
 /// Reads `*.yaml` rule files (schema: rules/README.md), checking everything that can be

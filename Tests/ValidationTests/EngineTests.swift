@@ -117,7 +117,7 @@ import Validation
             target: ConnectionString(target.connectionString()), rules: Self.rules))
         let hba = try #require(rejected.results.first { $0.rule == "connectivity.source" })
         #expect(hba.status == .failed)
-        #expect(hba.message.contains("pg_hba.conf"))
+        #expect(hba.message.contains("reject line of pg_hba.conf"))
         #expect(hba.remedy.contains("host    postgres    blocked    127.0.0.1/32    scram-sha-256"))
     }
 
@@ -186,5 +186,64 @@ import Validation
         let databaseRules = Self.rules.filter { $0.scope == .database && $0.applies(to: .online) }.count
         // Session setup, the extension list, and one probe per rule (the target session too when needed).
         #expect((stats.queriesPerDatabase[small] ?? 0) <= databaseRules + 3)
+    }
+
+    @Test func latencyAboveTheThresholdWarnsWithTheFigure() async throws {
+        let (source, target) = try servers()
+        let rules = Self.rules.filter { $0.id.hasPrefix("connectivity.") }
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString()), target: ConnectionString(target.connectionString()),
+            databases: [], rules: rules, latencyThresholdMs: 0))
+        let latency = try #require(run.results.first { $0.rule == "connectivity.latency" })
+        #expect(latency.status == .warning)
+        #expect(latency.message.contains("source ") && latency.message.contains(" ms"))
+        #expect(latency.objects.count == 2)
+        #expect(latency.remedy.contains("close to the servers"))
+    }
+
+    /// Two PostgreSQL 15 servers with SSL (a self-signed certificate): encrypted connections
+    /// pass connectivity.tls; a server that only accepts SSL names the cause when the client
+    /// does not use it.
+    @Test func tlsConnectionsAndSSLRequired() async throws {
+        let bin = try #require(LocalServer.binDirectory(major: 15, projectRoot: TestServers.projectRoot))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cert = directory.appendingPathComponent("server.crt").path, key = directory.appendingPathComponent("server.key").path
+        try LocalServer.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                             "-days", "1", "-subj", "/CN=127.0.0.1"])
+        try LocalServer.run(["/bin/chmod", "600", key])
+        if LocalServer.isRoot { try LocalServer.run(["/bin/chown", "-R", "postgres:postgres", directory.path]) }
+        let ssl = ["ssl = on", "ssl_cert_file = '\(cert)'", "ssl_key_file = '\(key)'"]
+        let source = try LocalServer(major: 15, binDirectory: bin, settings: ssl,
+                                     hbaLines: ["hostnossl all plain_client 127.0.0.1/32 reject", "hostssl all plain_client 127.0.0.1/32 trust"],
+                                     name: "tls-source")
+        let target = try LocalServer(major: 15, binDirectory: bin, settings: ssl, name: "tls-target")
+        defer { source.stop(); target.stop() }
+        try source.psql("CREATE ROLE plain_client LOGIN")
+        let rules = Self.rules.filter { $0.id.hasPrefix("connectivity.") }
+
+        let encrypted = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString() + " sslmode=require"),
+            target: ConnectionString(target.connectionString() + " sslmode=require"), databases: [], rules: rules))
+        let tls = try #require(encrypted.results.first { $0.rule == "connectivity.tls" })
+        #expect(tls.status == .succeeded)
+        #expect(tls.message == "Both connections are encrypted (TLS)")
+
+        let mixed = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString() + " sslmode=require"),
+            target: ConnectionString(target.connectionString() + " sslmode=disable"), databases: [], rules: rules))
+        let warning = try #require(mixed.results.first { $0.rule == "connectivity.tls" })
+        #expect(warning.status == .warning)
+        #expect(warning.message == "The connection to the target is not encrypted")
+        #expect(warning.objects == ["target postgres@127.0.0.1:\(target.port)/postgres"])
+
+        let refused = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString(user: "plain_client") + " sslmode=disable"),
+            target: ConnectionString(target.connectionString()), databases: [], rules: rules))
+        let connectivity = try #require(refused.results.first { $0.rule == "connectivity.source" })
+        #expect(connectivity.status == .failed)
+        #expect(connectivity.message.contains("reject line of pg_hba.conf"))
+        #expect(connectivity.remedy.contains("sslmode=require"))
     }
 }

@@ -1,0 +1,111 @@
+import Foundation
+import LocalServers
+import Testing
+import TestSupport
+
+/// `pgpreflight validate` and `pgpreflight rules` as a pipeline runs them: exit codes, one-line
+/// errors, no secrets. Runs the binary `swift build` / `swift test` built.
+@Suite(.serialized) struct CLITests {
+    static let binary: URL? = {
+        let candidates = [TestServers.projectRoot.appendingPathComponent(".build/debug/pgpreflight"),
+                          Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("pgpreflight")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }()
+
+    /// Runs the tool; returns its exit code and its output (stdout and stderr together).
+    func pgpreflight(_ arguments: [String], environment: [String: String] = [:]) throws -> (code: Int, output: String) {
+        let binary = try #require(Self.binary, "build the pgpreflight executable first (swift build)")
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        do {
+            return (0, try LocalServer.run([binary.path] + arguments, environment: env))
+        } catch let error as LocalServerError {
+            // "pgpreflight failed (exit N): output"
+            let text = error.message
+            guard let open = text.range(of: "(exit "), let close = text.range(of: "): ", range: open.upperBound..<text.endIndex),
+                  let code = Int(text[open.upperBound..<close.lowerBound]) else { throw error }
+            return (code, String(text[close.upperBound...]))
+        }
+    }
+
+    /// A rules folder with only the connectivity rules, so exit codes do not depend on what
+    /// other rules find on the test servers.
+    func connectivityOnlyRules() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-cli-rules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let shipped = TestServers.projectRoot.appendingPathComponent("rules")
+        for name in ["README.md", "connectivity.source.yaml", "connectivity.target.yaml", "connectivity.tls.yaml", "connectivity.latency.yaml"] {
+            try FileManager.default.copyItem(at: shipped.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+        }
+        return directory
+    }
+
+    @Test func badArgumentsExitTwoWithOneLine() throws {
+        let source = "host=127.0.0.1 port=1 user=postgres"
+        for arguments in [["validate", "--source", source, "--target", source, "--mode", "sideways"],
+                          ["validate", "--source", source, "--target", source, "--format", "pdf"],
+                          ["validate", "--source", source],
+                          ["rules", "--format", "yaml"]] {
+            let (code, output) = try pgpreflight(arguments)
+            #expect(code == 2, "\(arguments)")
+            #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1, "\(arguments): \(output)")
+        }
+        let secret = "hunter2-correct-horse"
+        let (code, output) = try pgpreflight(["validate", "--source", "host=x password=\(secret) 'unterminated", "--target", source])
+        #expect(code == 2)
+        #expect(output.contains("malformed connection string"))
+        #expect(!output.contains(secret))
+    }
+
+    @Test func badRulesFileExitsTwoWithFileAndLine() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mine.yaml")
+        try "id: mine.rule\ntitle: Mine\ndescription: d\nscope: instance\nseverity: high\n".write(to: file, atomically: true, encoding: .utf8)
+        let (code, output) = try pgpreflight(["rules", "--rules", directory.path])
+        #expect(code == 2)
+        #expect(output.contains("\(file.path):5: unknown key 'severity'"))
+    }
+
+    @Test func exitCodesFollowTheWorstStatus() throws {
+        let (source, target) = (try ExampleServers.server(major: 15, settings: ["cluster_name = 'engine-tests'"]),
+                                try ExampleServers.server(major: 18, settings: ["cluster_name = 'engine-tests'"]))
+        let rules = try connectivityOnlyRules()
+        defer { try? FileManager.default.removeItem(at: rules) }
+        let env = ["PGPREFLIGHT_RULES": rules.path]
+        let base = ["validate", "--source", source.connectionString(), "--target", target.connectionString(), "--database", "postgres"]
+        // connectivity.tls warns (the test servers have no SSL): 0, or 1 with --strict.
+        #expect(try pgpreflight(base, environment: env).code == 0)
+        #expect(try pgpreflight(base + ["--strict"], environment: env).code == 1)
+
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let secret = "not-the-password-77"
+        let unreachable = "postgresql://postgres:\(secret)@127.0.0.1:\(try LocalServer.freePort())/postgres"
+        let (code, text) = try pgpreflight(["validate", "--source", source.connectionString(), "--target", unreachable,
+                                            "--format", "json", "--output", output.path], environment: env)
+        #expect(code == 1)
+        #expect(!text.contains(secret))
+        let json = try String(contentsOf: output, encoding: .utf8)
+        #expect(!json.contains(secret))
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(document["status"] as? String == "Failed")
+        let results = try #require(document["results"] as? [[String: Any]])
+        let connectivity = try #require(results.first { $0["rule"] as? String == "connectivity.target" })
+        #expect(connectivity["status"] as? String == "Failed")
+        #expect((connectivity["message"] as? String)?.contains("refused") == true)
+        #expect(connectivity["database"] is NSNull)
+    }
+
+    @Test func rulesListsEveryShippedRule() throws {
+        let (code, output) = try pgpreflight(["rules", "--format", "json"])
+        #expect(code == 0)
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]])
+        let ids = Set(entries.compactMap { $0["id"] as? String })
+        #expect(ids == Set(RuleExamplesTests.rules.map(\.id)))
+        let text = try pgpreflight(["rules"])
+        #expect(text.code == 0)
+        #expect(text.output.contains("connectivity.source"))
+        #expect(text.output.contains("\(ids.count) rules"))
+    }
+}
