@@ -57,8 +57,9 @@ public struct ValidationOutcome: Sendable {
 }
 
 public final class ValidationEngine: @unchecked Sendable {
-    /// Never selected by default: templates, the maintenance database, Azure's own databases.
-    public static let excludedDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys"]
+    /// Never selected by default: templates, the maintenance database, the platforms' own
+    /// databases. Databases that do not allow connections are not selected either.
+    public static let excludedDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys", "rdsadmin"]
 
     let request: ValidationRequest
     private let counter = QueryCounter()
@@ -83,7 +84,8 @@ public final class ValidationEngine: @unchecked Sendable {
         if let given = request.databases {
             for name in given where !selected.contains(name) { selected.append(name) }
             if let known = servers[.source]?.facts?.databases { missing = selected.filter { !known.contains($0) } }
-        } else if let known = servers[.source]?.facts?.databases {
+        } else if let known = servers[.source]?.facts?.connectableDatabases {
+            // Databases that refuse connections (RDS's rdsadmin, …) cannot be migrated either.
             selected = known.filter { !Self.excludedDatabases.contains($0) }
         }
 
@@ -111,17 +113,18 @@ public final class ValidationEngine: @unchecked Sendable {
         }
 
         // Instance phase, on the maintenance sessions, after the databases so that facts
-        // gathered from them ({source.extensions}) are complete.
-        for rule in rules where rule.scope == .instance {
-            if let builtin = rule.builtin.flatMap(BuiltinCheck.init(rawValue:)) {
-                if let result = await evaluateBuiltin(builtin, rule: rule, context: context, rules: rules) {
-                    results[rule.id, default: []].append(result)
-                }
-                continue
+        // gathered from them ({source.extensions}) are complete. The source's and the target's
+        // probes run side by side (each session runs its own one after the other).
+        let instanceRules = rules.filter { $0.scope == .instance }
+        let frozen = context
+        async let sourceInstance = evaluateInstanceProbes(instanceRules.filter { $0.probe?.runsOn == .source }, context: frozen)
+        async let targetInstance = evaluateInstanceProbes(instanceRules.filter { $0.probe?.runsOn == .target }, context: frozen)
+        for result in await sourceInstance + targetInstance { results[result.rule, default: []].append(result) }
+        for rule in instanceRules {
+            guard let builtin = rule.builtin.flatMap(BuiltinCheck.init(rawValue:)) else { continue }
+            if let result = await evaluateBuiltin(builtin, rule: rule, context: context, rules: rules) {
+                results[rule.id, default: []].append(result)
             }
-            guard let probe = rule.probe, rule.servers.allSatisfy({ servers[$0]?.session != nil }),
-                  let session = servers[probe.runsOn]?.session else { continue }
-            results[rule.id, default: []].append(await evaluate(rule, probe: probe, session: session, database: nil, context: context))
         }
 
         // A selected database the source lacks, or whose session failed: a connectivity failure
@@ -158,6 +161,10 @@ public final class ValidationEngine: @unchecked Sendable {
             all += list.filter { $0.database == nil }
             for database in selected { all += list.filter { $0.database == database } }
         }
+        // Connectivity failures of a database stay in the report even when the rule set given
+        // does not include the connectivity rules.
+        let ruleIds = Set(rules.map(\.id))
+        all += results.filter { !ruleIds.contains($0.key) }.sorted { $0.key < $1.key }.flatMap(\.value)
 
         let run = ValidationRun(mode: request.mode, startedAt: startedAt, finishedAt: Date(),
                                 source: servers[.source]!.info, target: servers[.target]!.info,
@@ -214,6 +221,16 @@ public final class ValidationEngine: @unchecked Sendable {
             throw ConnectionFailure.unclassified("could not configure the session: \(error)", endpoint: endpoint.description)
         }
         return Session(connection: connection, role: role, database: database, counter: counter)
+    }
+
+    private func evaluateInstanceProbes(_ rules: [Rule], context: EvaluationContext) async -> [RuleResult] {
+        var results: [RuleResult] = []
+        for rule in rules {
+            guard let probe = rule.probe, rule.servers.allSatisfy({ context.servers[$0]?.session != nil }),
+                  let session = context.servers[probe.runsOn]?.session else { continue }
+            results.append(await evaluate(rule, probe: probe, session: session, database: nil, context: context))
+        }
+        return results
     }
 
     // MARK: Database phase

@@ -15,6 +15,8 @@ struct ServerFacts: Sendable {
     var collations: [String]
     var languages: [String]
     var databases: [String]
+    /// Databases that accept connections (`datallowconn`).
+    var connectableDatabases: [String]
     /// Source only: `{"extension": ["database", …]}` over the selected databases.
     var installedExtensions: [String: [String]] = [:]
 
@@ -42,7 +44,8 @@ struct ServerFacts: Sendable {
                    to_jsonb(ARRAY(SELECT lanname::text FROM pg_catalog.pg_language
                                   UNION SELECT name::text FROM pg_catalog.pg_available_extensions WHERE name = ANY($1::text[])
                                   ORDER BY 1))::text AS languages,
-                   to_jsonb(ARRAY(SELECT datname::text FROM pg_catalog.pg_database ORDER BY 1))::text AS databases
+                   to_jsonb(ARRAY(SELECT datname::text FROM pg_catalog.pg_database ORDER BY 1))::text AS databases,
+                   to_jsonb(ARRAY(SELECT datname::text FROM pg_catalog.pg_database WHERE datallowconn ORDER BY 1))::text AS connectable
             """
         guard let row = try connection.query(sql, [TextArray(languageExtensions)]).first else {
             throw ClientError("the facts query returned no row")
@@ -56,7 +59,8 @@ struct ServerFacts: Sendable {
                            version: row.string("version") ?? connection.serverVersion,
                            user: row.string("usr") ?? "", settings: row.string("settings") ?? "{}",
                            availableExtensions: row.string("available") ?? "{}", roles: list("roles"),
-                           collations: list("collations"), languages: list("languages"), databases: list("databases"))
+                           collations: list("collations"), languages: list("languages"), databases: list("databases"),
+                           connectableDatabases: list("connectable"))
     }
 
     /// The bound value of `{role.name}`.

@@ -78,11 +78,14 @@ import Validation
     @Test func defaultSelectionSkipsSystemDatabases() async throws {
         let (source, target) = try servers()
         let database = try createDatabase(source)
-        defer { dropDatabase(source, database) }
+        let closed = try createDatabase(source)
+        try source.psql("ALTER DATABASE \(closed) WITH ALLOW_CONNECTIONS false")
+        defer { dropDatabase(source, database); dropDatabase(source, closed) }
         let run = try await validate(ValidationRequest(
             source: ConnectionString(source.connectionString()), target: ConnectionString(target.connectionString()),
             rules: Self.rules))
         #expect(run.databases.contains(database))
+        #expect(!run.databases.contains(closed))
         for system in ["postgres", "template0", "template1"] { #expect(!run.databases.contains(system)) }
         // Every applicable rule once per scope unit.
         for rule in Self.rules where rule.applies(to: .offline) {

@@ -23,7 +23,9 @@ enum ExampleServers {
         return server
     }
 
-    static let rulesDirectory = TestServers.projectRoot.appendingPathComponent("rules")
+    /// The checkout's rules/, or `PGPREFLIGHT_RULES` (to run the examples of another folder).
+    static let rulesDirectory: URL = ProcessInfo.processInfo.environment["PGPREFLIGHT_RULES"].map { URL(fileURLWithPath: $0) }
+        ?? TestServers.projectRoot.appendingPathComponent("rules")
 }
 
 /// One example of one rule, named so that a failure says which.

@@ -31,6 +31,9 @@ import Validation
         "version.target-supported": "Failed needs a target older than 11",
         "version.removed-features": "Failed needs a source older than 14 (the removed features cannot be created on 15)",
         "connectivity.latency": "Warning needs a server more than 20 ms away (EngineTests lowers the threshold)",
+        "replication.decoding-plugin": "Failed needs a source older than 10",
+        "transactions.long-running": "Warning needs a transaction open for more than 10 minutes",
+        "encoding.database": "Warning needs a SQL_ASCII database; example databases are UTF8",
         "connectivity.tls": "Succeeded needs SSL on both servers (EngineTests starts two with a certificate)",
     ]
 
