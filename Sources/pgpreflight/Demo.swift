@@ -71,19 +71,23 @@ struct Demo: AsyncParsableCommand {
         let before = try await ValidationEngine(request: ValidationRequest(
             source: sourceEndpoint, target: targetEndpoint, databases: ["shop"], mode: .online,
             ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))).run().run
-        print(try Reports.render(before, as: .console, options: ReportOptions(color: colour)))
+        show(try Reports.render(before, as: .console, options: ReportOptions(color: colour)))
 
         say("== fixing what blocks the migration, as the remedies say")
         for (why, statement) in Self.fixes {
             say("   \(why):\n     \(statement);")
             try source.psql(statement, database: "shop")
         }
+        say("   pg_cron is no longer used: take it out of the source's preload list (restarts the source):\n"
+            + "     ALTER SYSTEM SET shared_preload_libraries = '';")
+        try source.psql("ALTER SYSTEM SET shared_preload_libraries = ''")
+        try source.restart()
 
         say("\n== pgpreflight validate --mode online --database shop   (after the fixes)\n")
         let after = try await ValidationEngine(request: ValidationRequest(
             source: sourceEndpoint, target: targetEndpoint, databases: ["shop"], mode: .online,
             ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))).run().run
-        print(try Reports.render(after, as: .console, options: ReportOptions(color: colour)))
+        show(try Reports.render(after, as: .console, options: ReportOptions(color: colour)))
 
         try await DemoMigration.run(source: source, target: target)
         if keep {
@@ -104,6 +108,11 @@ struct Demo: AsyncParsableCommand {
 /// The demo's migration step (filled in once the migrator is wired).
 enum DemoMigration {
     static func run(source: LocalServer, target: LocalServer) async throws {}
+}
+
+/// Report text on standard output, unbuffered so it interleaves with progress on standard error.
+func show(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
 }
 
 func say(_ line: String) {
