@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-swift build -c release -q --product pgpreflight 2>&1 | grep -v "^warning:" || true
-exec .build/release/pgpreflight demo "$@"
+swift build -q --product pgpreflight
+exec .build/debug/pgpreflight demo "$@"

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-swift build --build-tests -q 2>&1 | grep -v "^warning:" || true
+swift build --build-tests -q
 swift test --skip-build "$@"

@@ -199,7 +199,7 @@ public struct Policy: Sendable, Equatable {
 
     public static var dayFormatterForTests: DateFormatter { dayFormatter }
 
-    nonisolated(unsafe) static let dayFormatter: DateFormatter = {
+    static let dayFormatter: DateFormatter = {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
