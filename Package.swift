@@ -26,5 +26,6 @@ let package = Package(
         ]),
         .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration", "TestSupport", "LocalServers"]),
     ]
 )

@@ -230,7 +230,7 @@ public final class Migrator: @unchecked Sendable {
                                                  || coalesce(' (' || nullif(application_name, '') || ')', ''), ', '), '')
             FROM pg_stat_activity
             WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-              AND application_name NOT LIKE 'pgpreflight%'
+              AND application_name NOT LIKE 'pgpreflight migrate %'  -- ours, or a killed run's
             """, database).rows[0]
         let count = row.int(0) ?? 0
         if count > 0 {

@@ -82,7 +82,7 @@ public enum Verifier {
                 if expectedRows != nil && measured.rows != sourceSide.rows { sourceSide.rows = measured.rows }
             }
             if sourceSide.rows != targetSide.rows || sourceSide.checksum != targetSide.checksum {
-                results.add(TableMismatch(table: table.qualified, sourceRows: sourceSide.rows, targetRows: targetSide.rows,
+                results.add(TableMismatch(table: "\(table.schema).\(table.name)", sourceRows: sourceSide.rows, targetRows: targetSide.rows,
                                           sourceChecksum: sourceSide.checksum, targetChecksum: targetSide.checksum))
             }
         }, finish: { sessions in
