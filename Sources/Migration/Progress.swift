@@ -39,10 +39,11 @@ final class ProgressTracker: @unchecked Sendable {
         lock.withLock {
             let elapsed = max(Date().timeIntervalSince(started), 0.001)
             let inFlight = copying.values.reduce(0, +)
-            let fraction = diskBytesTotal > 0 ? min(1, Double(diskBytesDone) / Double(diskBytesTotal)) : 0
+            // Streamed bytes of tables in flight count as their on-disk bytes (binary COPY is
+            // about the size of the heap): a rough but moving estimate.
+            let fraction = diskBytesTotal > 0 ? min(1, Double(diskBytesDone + Int64(inFlight)) / Double(diskBytesTotal)) : 0
             var eta = "?"
             if fraction > 0.01 && fraction < 1 { eta = formatSeconds(elapsed * (1 - fraction) / fraction) } else if fraction >= 1 { eta = "0s" }
-            _ = inFlight
             return "tables \(tablesDone)/\(tablesTotal) · rows \(rows) · \(formatBytes(streamedBytes)) · \(formatBytes(Int(Double(streamedBytes) / elapsed)))/s · ETA \(eta)"
         }
     }

@@ -146,6 +146,16 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Target databases this migration created (what to drop after a cancel).
+    public func createdDatabases(_ migration: String) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT p.name FROM database_progress p JOIN step s ON s.migration = p.migration AND s.database = p.name
+                WHERE p.migration = ? AND s.step = 'createDatabase' ORDER BY p.rowid
+                """, arguments: [migration])
+        }
+    }
+
     /// Registers tables not yet known as queued; returns the names already copied.
     func registerTables(_ migration: String, _ database: String, _ tables: [String]) throws -> [String: Int] {
         try pool.write { db in
@@ -246,6 +256,15 @@ public final class StateStore: Sendable {
         public var bytesCopied: Int
         public var latencySeconds: Double?
         public var pendingBytes: Int?
+
+        // Online-mode fields are printed as null in offline mode (the design's JSON shape).
+        public func encode(to encoder: Encoder) throws {
+            enum Keys: String, CodingKey { case name, state, tables, rowsCopied, bytesCopied, latencySeconds, pendingBytes }
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(name, forKey: .name); try c.encode(state, forKey: .state); try c.encode(tables, forKey: .tables)
+            try c.encode(rowsCopied, forKey: .rowsCopied); try c.encode(bytesCopied, forKey: .bytesCopied)
+            try c.encode(latencySeconds, forKey: .latencySeconds); try c.encode(pendingBytes, forKey: .pendingBytes)
+        }
     }
     public struct Status: Codable, Sendable {
         public var name: String

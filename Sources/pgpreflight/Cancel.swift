@@ -24,7 +24,7 @@ struct Cancel: AsyncParsableCommand {
             return
         }
         print("migration \(name): Canceled (nothing rolled back)")
-        let databases = try store.databases(name)
+        let databases = try store.createdDatabases(name)
         if !databases.isEmpty {
             print("target databases to drop if you do not resume: \(databases.joined(separator: ", "))")
         }
