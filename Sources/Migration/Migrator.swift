@@ -221,6 +221,13 @@ public final class Migrator: @unchecked Sendable {
 
     static let lockKey = 0x7067_7072_6566_6C74  // "pgpreflt"
 
+    /// Tables smaller than this are copied in groups, without FREEZE.
+    static let smallTableBytes: Int64 = 4 << 20
+
+    /// "already exists": an object a killed run created but did not record (the target
+    /// database is this migration's own, so it can only be ours).
+    static func alreadyExists(_ error: ServerError) -> Bool { error.sqlState == "42P07" || error.sqlState == "42710" }
+
     /// Offline mode needs a quiet source: other client sessions on a selected database could
     /// write after the snapshot, and their changes would be lost.
     private func checkSourceSessions(_ database: String) throws {
@@ -285,12 +292,15 @@ public final class Migrator: @unchecked Sendable {
         let targetEndpoint = options.target.with(database: database)
         let sourceEndpoint = options.source.with(database: database)
 
-        let (preScript, postScript) = try timed("Dump schema (pg_dump \(pgDump.major))") { () throws -> (String?, String) in
-            let pre = try store.isStepDone(name, database, "preData") ? nil
-                : try pgDump.dump(options.source, database: database, section: "pre-data", snapshot: snapshot)
-            let post = try pgDump.dump(options.source, database: database, section: "post-data", snapshot: snapshot)
-            return (pre, post)
+        // The post-data dump runs while the pre-data is dumped and restored.
+        let dumpStart = Date()
+        let postDump = Background { [pgDump, options] in
+            try pgDump!.dump(options.source, database: database, section: "post-data", snapshot: snapshot)
         }
+        let preScript = try store.isStepDone(name, database, "preData") ? nil
+            : try timed("Dump schema (pg_dump \(pgDump.major))") {
+                try pgDump.dump(options.source, database: database, section: "pre-data", snapshot: snapshot)
+            }
         if let preScript {
             try timed("Restore pre-data") {
                 let conn = try open(targetEndpoint, what: "target database \(database)")
@@ -300,6 +310,8 @@ public final class Migrator: @unchecked Sendable {
             }
             try store.stepDone(name, database, "preData", durationMs: 0)
         }
+        let postScript = try postDump.value()
+        if preScript == nil { tracker.time("Dump schema (pg_dump \(pgDump.major))", Date().timeIntervalSince(dumpStart)) }
         try checkCanceled()
 
         let tables = try Catalog.tables(snapshotSession)
@@ -320,11 +332,13 @@ public final class Migrator: @unchecked Sendable {
             }
         }
 
-        let copied = try store.registerTables(name, database, tables.map(\.key))
+        let (copied, dirty) = try store.registerTables(name, database, tables.map(\.key))
         tracker.addTables(count: tables.count, diskBytes: tables.reduce(0) { $0 + $1.bytes })
         let run = DatabaseRun(tables: tables, perTable: perTable)
         var initial: [Job] = []
         if try !store.isStepDone(name, database, "largeObjects") { initial.append(.largeObjects) }
+        var group: [SourceTable] = []
+        var groupBytes: Int64 = 0
         for table in tables {
             if copied[table.key] != nil {
                 tracker.tableAlreadyCopied(diskBytes: table.bytes)
@@ -338,10 +352,21 @@ public final class Migrator: @unchecked Sendable {
                 conn.close()
                 run.setParts(table.key, parts.count)
                 initial += parts.map { .part(table, $0) }
+            } else if table.bytes < Self.smallTableBytes && !dirty.contains(table.key) {
+                // Small tables go in groups: one target transaction copies them, builds their
+                // indexes and analyzes them (thousands of tiny tables cost round trips, not bytes).
+                group.append(table)
+                groupBytes += table.bytes
+                if group.count >= 100 || groupBytes >= 32 << 20 {
+                    initial.append(.group(group))
+                    group = []
+                    groupBytes = 0
+                }
             } else {
                 initial.append(.copy(table))
             }
         }
+        if !group.isEmpty { initial.append(.group(group)) }
         // Largest first: big tables are in front already (catalog order); ranges keep their place.
         let copyStart = Date()
         let queue = WorkQueue<Job>(initial)
@@ -366,7 +391,9 @@ public final class Migrator: @unchecked Sendable {
             for entry in later {
                 try checkCanceled()
                 do { try conn.execute(entry.sql) }
-                catch { throw MigrationFailure("post-data step failed on the target (\(entry.type) \(entry.name)): \(error)") }
+                catch let error as ServerError where Self.alreadyExists(error) {
+                    // Done by a run killed before it could record it.
+                } catch { throw MigrationFailure("post-data step failed on the target (\(entry.type) \(entry.name)): \(error)") }
                 try store.stepDone(name, database, "post|\(entry.key)", durationMs: 0)
             }
         }
@@ -503,6 +530,7 @@ public final class Migrator: @unchecked Sendable {
         case copy(SourceTable)
         case part(SourceTable, String)
         case index(SourceTable, IndexJob)
+        case group([SourceTable])
         case analyze(SourceTable)
         case largeObjects
     }
@@ -584,11 +612,14 @@ public final class Migrator: @unchecked Sendable {
             switch job {
             case .copy(let table): try copy(table, range: nil, &sessions)
             case .part(let table, let range): try copy(table, range: range, &sessions)
+            case .group(let tables): try copyGroup(tables, &sessions)
             case .index(let table, let index):
                 let conn = try targetSession(&sessions)
                 try migrator.timed("  CREATE INDEX (cumulative)") {
                     do { try conn.execute(index.sql) }
-                    catch { throw MigrationFailure("building an index of \(table.qualified) on the target failed: \(error)") }
+                    catch let error as ServerError where Migrator.alreadyExists(error) {
+                        // Built by a run killed before it could record it.
+                    } catch { throw MigrationFailure("building an index of \(table.qualified) on the target failed: \(error)") }
                 }
                 try store.stepDone(name, database, "post|\(index.key)", durationMs: 0)
                 if run.indexDone(table.key) { queue.push(.analyze(table), front: true) }
@@ -602,6 +633,57 @@ public final class Migrator: @unchecked Sendable {
                 try store.stepDone(name, database, "largeObjects", durationMs: 0)
                 if count > 0 { migrator.printer.say("\(database): \(count) large objects copied") }
             }
+        }
+
+        /// Copies small tables in one target transaction, with their indexes and ANALYZE, and
+        /// records them in one store transaction. Interrupted, they are all redone (then one by
+        /// one, emptied first).
+        private func copyGroup(_ tables: [SourceTable], _ sessions: inout WorkerSessions) throws {
+            let from = try sourceSession(&sessions), to = try targetSession(&sessions)
+            try store.tablesStarted(name, database, tables.map(\.key))
+            let start = Date()
+            var results: [(table: String, rows: Int, sourceRows: Int, bytes: Int)] = []
+            var steps: [String] = []
+            var current = tables[0]
+            do {
+                try to.execute("BEGIN")
+                for table in tables {
+                    current = table
+                    let format = table.binary ? "binary" : "text"
+                    let columns = table.columns.joined(separator: ", ")
+                    let result = try from.pipeCopy("COPY \(table.qualified) (\(columns)) TO STDOUT (FORMAT \(format))", into: to,
+                                                   "COPY \(table.qualified) (\(columns)) FROM STDIN (FORMAT \(format))") { [tracker, migrator] bytes in
+                        tracker.streamed(table.key, bytes)
+                        return !migrator.canceled.isSet
+                    }
+                    results.append((table.key, result.targetRows, result.sourceRows, result.bytes))
+                }
+                tracker.time("  COPY (cumulative)", Date().timeIntervalSince(start))
+                var statements: [String] = []
+                for table in tables {
+                    for index in run.perTable[table.key] ?? [] {
+                        statements.append(index.sql)
+                        steps.append("post|\(index.key)")
+                    }
+                    steps.append("analyze|\(table.key)")
+                }
+                if !statements.isEmpty {
+                    try migrator.timed("  CREATE INDEX (cumulative)") { try to.execute(statements.joined(separator: "\n")) }
+                }
+                try migrator.timed("  ANALYZE (cumulative)") {
+                    try to.execute("ANALYZE " + tables.map(\.qualified).joined(separator: ", "))
+                }
+                try to.execute("COMMIT")
+            } catch {
+                sessions.close()
+                for table in tables { tracker.forget(table.key) }
+                if migrator.canceled.isSet || error is CopyPipeStopped { throw MigrationCanceled() }
+                let message = "\(error)"
+                try? store.tableFailed(name, database, current.key, error: message)
+                throw MigrationFailure("copying \(tables.count) small tables of \(database) (\(current.qualified) among them) failed: \(message)")
+            }
+            try store.groupCopied(name, database, results, steps: steps, durationMs: Int(Date().timeIntervalSince(start) * 1000))
+            for (table, result) in zip(tables, results) { tracker.tableDone(table.key, rows: result.rows, diskBytes: table.bytes) }
         }
 
         private func copy(_ table: SourceTable, range: String?, _ sessions: inout WorkerSessions) throws {
@@ -666,6 +748,26 @@ final class Box<T>: @unchecked Sendable {
     var value: T? {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
+    }
+}
+
+/// A value computed on a thread of its own.
+final class Background<T>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, Error>?
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        let thread = Thread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }
+        thread.start()
+    }
+
+    func value() throws -> T {
+        done.wait()
+        done.signal()
+        return try result!.get()
     }
 }
 

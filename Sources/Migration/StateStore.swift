@@ -40,6 +40,8 @@ public final class StateStore: Sendable {
                     migration TEXT NOT NULL, database TEXT NOT NULL, tableName TEXT NOT NULL,
                     status TEXT NOT NULL, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
                     sourceRows INTEGER, durationMs INTEGER, error TEXT,
+                    -- 1 once a copy of the table started: the target table may hold rows
+                    dirty INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY (migration, database, tableName));
                 CREATE TABLE step (
                     migration TEXT NOT NULL, database TEXT NOT NULL, step TEXT NOT NULL,
@@ -156,8 +158,10 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// Registers tables not yet known as queued; returns the names already copied.
-    func registerTables(_ migration: String, _ database: String, _ tables: [String]) throws -> [String: Int] {
+    /// Registers tables not yet known as queued. Returns the tables already copied (with
+    /// their source row counts) and the ones an earlier run started without finishing (their
+    /// target tables may hold rows: they are emptied before being copied again).
+    func registerTables(_ migration: String, _ database: String, _ tables: [String]) throws -> (copied: [String: Int], dirty: Set<String>) {
         try pool.write { db in
             for table in tables {
                 try db.execute(sql: """
@@ -165,26 +169,52 @@ public final class StateStore: Sendable {
                     ON CONFLICT DO NOTHING
                     """, arguments: [migration, database, table])
             }
-            // A table left `copying` or `error` by an earlier run is redone from scratch.
             try db.execute(sql: """
                 UPDATE table_progress SET status = 'queued', rows = 0, bytes = 0, error = NULL
                 WHERE migration = ? AND database = ? AND status <> 'copied'
                 """, arguments: [migration, database])
             var copied: [String: Int] = [:]
+            var dirty = Set<String>()
             for row in try GRDB.Row.fetchAll(db, sql: """
-                SELECT tableName, sourceRows FROM table_progress WHERE migration = ? AND database = ? AND status = 'copied'
+                SELECT tableName, status, sourceRows, dirty FROM table_progress WHERE migration = ? AND database = ?
                 """, arguments: [migration, database]) {
-                copied[row["tableName"]] = row["sourceRows"] ?? 0
+                if row["status"] as String == "copied" { copied[row["tableName"]] = row["sourceRows"] ?? 0 }
+                else if row["dirty"] as Int == 1 { dirty.insert(row["tableName"]) }
             }
-            return copied
+            return (copied, dirty)
+        }
+    }
+
+    func tablesStarted(_ migration: String, _ database: String, _ tables: [String]) throws {
+        try pool.write { db in
+            for table in tables {
+                try db.execute(sql: "UPDATE table_progress SET status = 'copying', rows = 0, bytes = 0, dirty = 1 WHERE migration = ? AND database = ? AND tableName = ?",
+                               arguments: [migration, database, table])
+            }
+        }
+    }
+
+    /// Records a group of small tables copied (and their indexes and ANALYZE, done in the same
+    /// target transaction) in one store transaction.
+    func groupCopied(_ migration: String, _ database: String, _ tables: [(table: String, rows: Int, sourceRows: Int, bytes: Int)],
+                     steps: [String], durationMs: Int) throws {
+        try pool.write { db in
+            for t in tables {
+                try db.execute(sql: """
+                    UPDATE table_progress SET status = 'copied', rows = ?, sourceRows = ?, bytes = ?, durationMs = ?, error = NULL
+                    WHERE migration = ? AND database = ? AND tableName = ?
+                    """, arguments: [t.rows, t.sourceRows, t.bytes, durationMs, migration, database, t.table])
+            }
+            let now = Self.now()
+            for step in steps {
+                try db.execute(sql: "INSERT OR REPLACE INTO step (migration, database, step, durationMs, finishedAt) VALUES (?, ?, ?, 0, ?)",
+                               arguments: [migration, database, step, now])
+            }
         }
     }
 
     func tableStarted(_ migration: String, _ database: String, _ table: String) throws {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE table_progress SET status = 'copying', rows = 0, bytes = 0 WHERE migration = ? AND database = ? AND tableName = ?",
-                           arguments: [migration, database, table])
-        }
+        try tablesStarted(migration, database, [table])
     }
 
     func tableProgress(_ migration: String, _ database: String, _ bytes: [String: Int]) throws {

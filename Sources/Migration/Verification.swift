@@ -55,9 +55,18 @@ public enum Verifier {
                         shouldStop: @escaping @Sendable () -> Bool = { false }) throws -> [TableMismatch] {
         let needSource = mode == .checksums || expectedRows == nil
         let results = Results()
-        let queue = WorkQueue<SourceTable>(tables)
+        // Counting small tables one query each costs round trips: they are counted 200 per query.
+        var chunks: [[SourceTable]] = []
+        var small: [SourceTable] = []
+        for table in tables {
+            if mode == .checksums || table.bytes >= Migrator.smallTableBytes { chunks.append([table]); continue }
+            small.append(table)
+            if small.count == 200 { chunks.append(small); small = [] }
+        }
+        if !small.isEmpty { chunks.append(small) }
+        let queue = WorkQueue<[SourceTable]>(chunks)
         struct Sessions { var source: Connection?; var target: Connection? }
-        try queue.run(workers: jobs, makeState: { Sessions() }, perform: { sessions, table in
+        try queue.run(workers: jobs, makeState: { Sessions() }, perform: { sessions, chunk in
             if shouldStop() { throw MigrationCanceled() }
             if sessions.target == nil {
                 let conn = try Connection.open(target, applicationName: "pgpreflight verify")
@@ -74,6 +83,16 @@ public enum Verifier {
                 sessions.source = conn
             }
             let checksum = mode == .checksums
+            if chunk.count > 1 {
+                let targetCounts = try count(sessions.target!, chunk)
+                let sourceCounts = needSource ? try count(sessions.source!, chunk) : chunk.map { expectedRows?[$0.key] ?? -1 }
+                for (index, table) in chunk.enumerated() where targetCounts[index] != sourceCounts[index] {
+                    results.add(TableMismatch(table: "\(table.schema).\(table.name)", sourceRows: sourceCounts[index],
+                                              targetRows: targetCounts[index], sourceChecksum: nil, targetChecksum: nil))
+                }
+                return
+            }
+            let table = chunk[0]
             let targetSide = try measure(sessions.target!, table, checksum: checksum)
             var sourceSide: (rows: Int, checksum: String?) = (expectedRows?[table.key] ?? -1, nil)
             if needSource {
@@ -90,6 +109,12 @@ public enum Verifier {
             sessions.target?.close()
         })
         return results.all.sorted { $0.table < $1.table }
+    }
+
+    /// Row counts of several tables in one query.
+    static func count(_ conn: Connection, _ tables: [SourceTable]) throws -> [Int] {
+        let row = try conn.query("SELECT " + tables.map { "(SELECT count(*) FROM ONLY \($0.qualified))" }.joined(separator: ", ")).rows[0]
+        return tables.indices.map { row.int($0) ?? -1 }
     }
 
     final class Results: @unchecked Sendable {
