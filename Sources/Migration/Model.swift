@@ -36,7 +36,8 @@ public struct MigrationOptions: Sendable {
     public var verify: VerifyMode
     /// Directory holding pg_dump; nil = the newest found.
     public var pgBin: URL?
-    /// Tables larger than this many bytes are split into ranges copied by several workers.
+    /// A table larger than this many bytes that holds most of the data is split into ranges
+    /// copied by several workers.
     public var splitThresholdBytes: Int64
     /// Progress output (stderr). Tests pass false.
     public var showProgress: Bool
@@ -45,7 +46,7 @@ public struct MigrationOptions: Sendable {
                 mode: MigrationMode = .offline, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
                 overwrite: Bool = false, force: Bool = false,
                 stateDirectory: URL = URL(fileURLWithPath: ".pgpreflight"), verify: VerifyMode = .counts,
-                pgBin: URL? = nil, splitThresholdBytes: Int64 = 1 << 30, showProgress: Bool = true) {
+                pgBin: URL? = nil, splitThresholdBytes: Int64 = 256 << 20, showProgress: Bool = true) {
         self.name = name; self.source = source; self.target = target; self.databases = databases
         self.mode = mode; self.jobs = max(1, jobs); self.overwrite = overwrite; self.force = force
         self.stateDirectory = stateDirectory; self.verify = verify; self.pgBin = pgBin

@@ -35,8 +35,8 @@ struct Migrate: AsyncParsableCommand {
     var verify: String = "counts"
     @Option(help: "Directory holding pg_dump (default: the newest found).")
     var pgBin: String?
-    @Option(help: "Split tables larger than this many MB into ranges copied in parallel.")
-    var splitTablesLargerThanMb: Int = 1024
+    @Option(help: "Split a table larger than this many MB that holds most of the data into ranges copied in parallel.")
+    var splitTablesLargerThanMb: Int = 256
 
     func run() async throws {
         let options: MigrationOptions

@@ -158,6 +158,22 @@ struct MigrationTests {
         #expect(killed.state == "InProgress")  // what a crash leaves behind
         #expect(killed.databases[0].tables.copied < killed.databases[0].tables.total)
 
+        // `status` from another terminal, in the design's JSON shape.
+        let json = try LocalServer.run([Fixtures.binary, "status", name, "--state-dir", state.path, "--format", "json"])
+        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(Set(decoded.keys).isSuperset(of: ["name", "state", "substate", "mode", "startedAt", "databases"]))
+        let firstDatabase = try #require((decoded["databases"] as? [[String: Any]])?.first)
+        #expect(Set(firstDatabase.keys) == ["name", "state", "tables", "rowsCopied", "bytesCopied", "latencySeconds", "pendingBytes"])
+        #expect(Set((firstDatabase["tables"] as? [String: Any])?.keys ?? [:].keys) == ["total", "queued", "copying", "copied", "errors"])
+
+        // Killed again at other moments of resumed runs (copy, index build, post-data, verification).
+        for delay in [700_000, 1_500_000] as [useconds_t] {
+            let again = Fixtures.spawn(arguments, output: log)
+            usleep(delay)
+            kill(again, SIGKILL)
+            _ = Fixtures.wait(again)
+        }
+
         // Rerun the same command: resumes and verifies.
         let resumed = Fixtures.spawn(arguments, output: log)
         let exit = Fixtures.wait(resumed)
@@ -169,6 +185,29 @@ struct MigrationTests {
         #expect(try Fixtures.listing(Fixtures.source, database, rows) == Fixtures.listing(Fixtures.target, database, rows))
         let indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'big' ORDER BY 1"
         #expect(try Fixtures.listing(Fixtures.target, database, indexes) == ["big_body", "big_pkey"])
+    }
+
+    @Test func splitTablesAreCopiedByRangesExactly() async throws {
+        // One table with an integer key (key ranges), one without a key (ctid ranges), each
+        // holding most of the data relative to the tiny threshold used here.
+        let database = try Fixtures.makeSource("""
+            CREATE TABLE keyed (id int PRIMARY KEY, v text);
+            INSERT INTO keyed SELECT g, repeat('k', g % 50) FROM generate_series(-5000, 60000) g;
+            CREATE TABLE heap (v text, n numeric);
+            INSERT INTO heap SELECT md5(g::text), g / 7.0 FROM generate_series(1, 50000) g;
+            DELETE FROM heap WHERE n::int % 11 = 0;
+            """, prefix: "mig_split")
+        var options = try Fixtures.options("split-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
+                                           stateDirectory: Fixtures.stateDirectory(), verify: .checksums)
+        options.splitThresholdBytes = 256 << 10
+        let outcome = try await Migrator(options).run()
+        #expect(outcome.state == .succeeded, "\(outcome.message ?? "")")
+        let rows = "SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM keyed t), (SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM heap t)"
+        #expect(try Fixtures.listing(Fixtures.source, database, rows) == Fixtures.listing(Fixtures.target, database, rows))
+        let status = try #require(try Migrator(options).store.status(options.name))
+        #expect(status.databases[0].tables.copied == 2)
+        let sourceRows = try Fixtures.listing(Fixtures.source, database, "SELECT (SELECT count(*) FROM keyed) + (SELECT count(*) FROM heap)")
+        #expect(["\(status.databases[0].rowsCopied)"] == sourceRows)
     }
 
     @Test func cancelStopsTheRunAndOneMigrationPerTarget() async throws {
