@@ -36,6 +36,8 @@ enum LargeObjects {
                 let firsts = try source.query(
                     "SELECT o::int8, lo_get(o, 0, \(chunk)) FROM unnest($1::oid[]) AS o", TextArray(oids)).rows
                 var script: [String] = []
+                // A pg_dump older than 16 (no --no-large-objects) creates them empty in pre-data.
+                try target.query("SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = ANY($1::oid[])", TextArray(oids))
                 for row in firsts {
                     let oid = row.int(0)!
                     let data = row.bytes(1) ?? []

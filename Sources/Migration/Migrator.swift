@@ -226,7 +226,10 @@ public final class Migrator: @unchecked Sendable {
 
     /// "already exists": an object a killed run created but did not record (the target
     /// database is this migration's own, so it can only be ours).
-    static func alreadyExists(_ error: ServerError) -> Bool { error.sqlState == "42P07" || error.sqlState == "42710" }
+    static func alreadyExists(_ error: ServerError) -> Bool {
+        error.sqlState == "42P07" || error.sqlState == "42710"
+            || (error.sqlState == "42P16" && error.message.contains("multiple primary keys"))
+    }
 
     /// Offline mode needs a quiet source: other client sessions on a selected database could
     /// write after the snapshot, and their changes would be lost.
@@ -294,6 +297,13 @@ public final class Migrator: @unchecked Sendable {
 
         // The post-data dump runs while the pre-data is dumped and restored.
         let dumpStart = Date()
+        if try !store.isStepDone(name, database, "preData") {
+            // The pre-data restore is one transaction; a run killed right after its commit
+            // left it unrecorded. The database is this migration's own: objects in it are ours.
+            let conn = try open(targetEndpoint, what: "target database \(database)")
+            defer { conn.close() }
+            if try Catalog.hasUserObjects(conn) { try store.stepDone(name, database, "preData", durationMs: 0) }
+        }
         let postDump = Background { [pgDump, options] in
             try pgDump!.dump(options.source, database: database, section: "post-data", snapshot: snapshot)
         }
