@@ -420,10 +420,24 @@ public final class Migrator: @unchecked Sendable {
 
         try setSubstate(.completingMigration)
         let mismatches = try timed("Verification (\(options.verify.rawValue))") { () throws -> [TableMismatch] in
-            let expected = try store.sourceRows(name, database)
-            return try Verifier.compare(tables: tables, expectedRows: expected, source: sourceEndpoint, snapshot: snapshot,
-                                        target: targetEndpoint, mode: options.verify, jobs: options.jobs,
-                                        shouldStop: { [canceled] in canceled.isSet })
+            let counts = try store.rowCounts(name, database)
+            var mismatches: [TableMismatch] = []
+            var remaining = tables
+            if options.verify == .counts {
+                // Tables the workers counted on the target right after copying them (while
+                // other tables copied) are compared here; the others are counted now.
+                remaining = []
+                for table in tables {
+                    guard let target = counts.target[table.key], let source = counts.source[table.key] else { remaining.append(table); continue }
+                    if target != source {
+                        mismatches.append(TableMismatch(table: "\(table.schema).\(table.name)", sourceRows: source, targetRows: target,
+                                                        sourceChecksum: nil, targetChecksum: nil))
+                    }
+                }
+            }
+            return mismatches + (try Verifier.compare(tables: remaining, expectedRows: counts.source, source: sourceEndpoint, snapshot: snapshot,
+                                                      target: targetEndpoint, mode: options.verify, jobs: options.jobs,
+                                                      shouldStop: { [canceled] in canceled.isSet }))
         }
         try? snapshotSession.execute("COMMIT")
         if !mismatches.isEmpty {
@@ -544,6 +558,8 @@ public final class Migrator: @unchecked Sendable {
         case part(SourceTable, String)
         case index(SourceTable, IndexJob)
         case group([SourceTable])
+        /// count(*) of a copied table on the target, for verification (runs beside its index builds).
+        case count(SourceTable)
         case analyze(SourceTable)
         case largeObjects
     }
@@ -626,6 +642,10 @@ public final class Migrator: @unchecked Sendable {
             case .copy(let table): try copy(table, range: nil, &sessions)
             case .part(let table, let range): try copy(table, range: range, &sessions)
             case .group(let tables): try copyGroup(tables, &sessions)
+            case .count(let table):
+                let conn = try targetSession(&sessions)
+                let count = try migrator.timed("  Verification counts (cumulative)") { try Verifier.count(conn, [table])[0] }
+                try store.setTargetCount(name, database, table.key, count)
             case .index(let table, let index):
                 let conn = try targetSession(&sessions)
                 try migrator.timed("  CREATE INDEX (cumulative)") {
@@ -695,7 +715,9 @@ public final class Migrator: @unchecked Sendable {
                 try? store.tableFailed(name, database, current.key, error: message)
                 throw MigrationFailure("copying \(tables.count) small tables of \(database) (\(current.qualified) among them) failed: \(message)")
             }
-            try store.groupCopied(name, database, results, steps: steps, durationMs: Int(Date().timeIntervalSince(start) * 1000))
+            let targetCounts = try migrator.timed("  Verification counts (cumulative)") { try Verifier.count(to, tables) }
+            try store.groupCopied(name, database, results, targetCounts: targetCounts, steps: steps,
+                                  durationMs: Int(Date().timeIntervalSince(start) * 1000))
             for (table, result) in zip(tables, results) { tracker.tableDone(table.key, rows: result.rows, diskBytes: table.bytes) }
         }
 
@@ -740,6 +762,8 @@ public final class Migrator: @unchecked Sendable {
             try store.tableCopied(name, database, table.key, rows: totals.target, sourceRows: totals.source, bytes: totals.bytes,
                                   durationMs: Int(seconds * 1000))
             tracker.tableDone(table.key, rows: range == nil ? totals.target : 0, diskBytes: table.bytes)
+            // This worker goes on with the first index (the long pole); an idle one counts.
+            if migrator.options.verify == .counts { queue.push(.count(table), front: true) }
             let indexes = run.perTable[table.key] ?? []
             if indexes.isEmpty { queue.push(.analyze(table), front: true) }
             for index in indexes.reversed() { queue.push(.index(table, index), front: true) }

@@ -42,6 +42,8 @@ public final class StateStore: Sendable {
                     sourceRows INTEGER, durationMs INTEGER, error TEXT,
                     -- 1 once a copy of the table started: the target table may hold rows
                     dirty INTEGER NOT NULL DEFAULT 0,
+                    -- count(*) of the target table once copied (verification)
+                    targetCount INTEGER,
                     PRIMARY KEY (migration, database, tableName));
                 CREATE TABLE step (
                     migration TEXT NOT NULL, database TEXT NOT NULL, step TEXT NOT NULL,
@@ -188,7 +190,7 @@ public final class StateStore: Sendable {
     func tablesStarted(_ migration: String, _ database: String, _ tables: [String]) throws {
         try pool.write { db in
             for table in tables {
-                try db.execute(sql: "UPDATE table_progress SET status = 'copying', rows = 0, bytes = 0, dirty = 1 WHERE migration = ? AND database = ? AND tableName = ?",
+                try db.execute(sql: "UPDATE table_progress SET status = 'copying', rows = 0, bytes = 0, dirty = 1, targetCount = NULL WHERE migration = ? AND database = ? AND tableName = ?",
                                arguments: [migration, database, table])
             }
         }
@@ -197,13 +199,14 @@ public final class StateStore: Sendable {
     /// Records a group of small tables copied (and their indexes and ANALYZE, done in the same
     /// target transaction) in one store transaction.
     func groupCopied(_ migration: String, _ database: String, _ tables: [(table: String, rows: Int, sourceRows: Int, bytes: Int)],
-                     steps: [String], durationMs: Int) throws {
+                     targetCounts: [Int], steps: [String], durationMs: Int) throws {
         try pool.write { db in
-            for t in tables {
+            for (t, count) in zip(tables, targetCounts) {
                 try db.execute(sql: """
-                    UPDATE table_progress SET status = 'copied', rows = ?, sourceRows = ?, bytes = ?, durationMs = ?, error = NULL
+                    UPDATE table_progress SET status = 'copied', rows = ?, sourceRows = ?, bytes = ?, durationMs = ?, error = NULL,
+                        targetCount = ?
                     WHERE migration = ? AND database = ? AND tableName = ?
-                    """, arguments: [t.rows, t.sourceRows, t.bytes, durationMs, migration, database, t.table])
+                    """, arguments: [t.rows, t.sourceRows, t.bytes, durationMs, count, migration, database, t.table])
             }
             let now = Self.now()
             for step in steps {
@@ -346,16 +349,25 @@ public final class StateStore: Sendable {
 }
 
 extension StateStore {
-    /// Rows each copied table had on the source (its COPY count at the snapshot).
-    func sourceRows(_ migration: String, _ database: String) throws -> [String: Int] {
+    /// Rows each copied table had on the source (its COPY count at the snapshot), and the
+    /// target's count(*) once copied, when taken.
+    func rowCounts(_ migration: String, _ database: String) throws -> (source: [String: Int], target: [String: Int]) {
         try pool.read { db in
-            var result: [String: Int] = [:]
+            var source: [String: Int] = [:], target: [String: Int] = [:]
             for row in try GRDB.Row.fetchAll(db, sql: """
-                SELECT tableName, sourceRows FROM table_progress WHERE migration = ? AND database = ? AND status = 'copied'
+                SELECT tableName, sourceRows, targetCount FROM table_progress WHERE migration = ? AND database = ? AND status = 'copied'
                 """, arguments: [migration, database]) {
-                result[row["tableName"]] = row["sourceRows"] ?? -1
+                source[row["tableName"]] = row["sourceRows"] ?? -1
+                if let count: Int = row["targetCount"] { target[row["tableName"]] = count }
             }
-            return result
+            return (source, target)
+        }
+    }
+
+    func setTargetCount(_ migration: String, _ database: String, _ table: String, _ count: Int) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE table_progress SET targetCount = ? WHERE migration = ? AND database = ? AND tableName = ? AND status = 'copied'",
+                           arguments: [count, migration, database, table])
         }
     }
 }

@@ -151,7 +151,7 @@ struct MigrationTests {
             (try store.status(name)?.databases.first?.tables.copying ?? 0) > 0
         }
         #expect(copying)
-        usleep(300_000)
+        usleep(50_000)
         kill(pid, SIGKILL)
         _ = Fixtures.wait(pid)
         let killed = try #require(try store.status(name))
