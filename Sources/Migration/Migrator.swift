@@ -298,11 +298,18 @@ public final class Migrator: @unchecked Sendable {
         // The post-data dump runs while the pre-data is dumped and restored.
         let dumpStart = Date()
         if try !store.isStepDone(name, database, "preData") {
-            // The pre-data restore is one transaction; a run killed right after its commit
-            // left it unrecorded. The database is this migration's own: objects in it are ours.
+            // A run killed during (or right after) the pre-data restore left part of the
+            // schema. No data was copied yet and the database is this migration's own: it is
+            // dropped and created again.
             let conn = try open(targetEndpoint, what: "target database \(database)")
-            defer { conn.close() }
-            if try Catalog.hasUserObjects(conn) { try store.stepDone(name, database, "preData", durationMs: 0) }
+            let partial = try Catalog.hasUserObjects(conn)
+            conn.close()
+            if partial {
+                printer.say("\(database): the schema restore of an interrupted run is redone from an empty database")
+                let force = targetAdmin.serverVersionNumber >= 130000 ? " WITH (FORCE)" : ""
+                try targetAdmin.execute("DROP DATABASE \(try targetAdmin.quoteIdentifier(database))\(force)")
+                try timed("Create databases") { try createDatabase(database) }
+            }
         }
         let postDump = Background { [pgDump, options] in
             try pgDump!.dump(options.source, database: database, section: "post-data", snapshot: snapshot)
@@ -313,9 +320,7 @@ public final class Migrator: @unchecked Sendable {
             }
         if let preScript {
             try timed("Restore pre-data") {
-                let conn = try open(targetEndpoint, what: "target database \(database)")
-                defer { conn.close() }
-                do { try conn.execute(DumpScript.strippingMetaCommands(preScript)) }
+                do { try restorePreData(preScript, targetEndpoint, database) }
                 catch { throw MigrationFailure("restoring the schema (pre-data) of \(database) on the target failed: \(error)") }
             }
             try store.stepDone(name, database, "preData", durationMs: 0)
@@ -445,6 +450,61 @@ public final class Migrator: @unchecked Sendable {
             throw MigrationFailure("verification failed for \(mismatches.count) table(s) of \(database): \(shown)")
         }
         try setSubstate(.migratingData)
+    }
+
+    /// Restores the pre-data script in pg_dump's order. Runs of many independent tables (plain
+    /// `CREATE TABLE`s, not partitions or inheritance children: thousands of small tables)
+    /// are created by `jobs` sessions at once, each in its own transaction, committed only
+    /// when all succeeded; otherwise (a table using another's row type, say) the run is
+    /// created again in order. Everything else runs in order on one session.
+    private func restorePreData(_ script: String, _ endpoint: ConnectionString, _ database: String) throws {
+        let (preamble, entries) = DumpScript.entries(script)
+        func independent(_ entry: DumpEntry) -> Bool {
+            guard entry.type == "TABLE", entry.sql.hasPrefix("CREATE TABLE ") || entry.sql.hasPrefix("CREATE UNLOGGED TABLE ") else { return false }
+            let firstLine = entry.sql.prefix { $0 != "\n" }
+            return !entry.sql.contains(" PARTITION OF ") && !entry.sql.contains("INHERITS (") && !firstLine.contains(" OF ")
+        }
+        enum Step { case ordered([String]), parallel([String]) }
+        var steps: [Step] = []
+        var ordered: [String] = [], run: [String] = []
+        func flushRun() {
+            if run.count >= 64 && options.jobs > 1 {
+                if !ordered.isEmpty { steps.append(.ordered(ordered)); ordered = [] }
+                steps.append(.parallel(run))
+            } else {
+                ordered += run
+            }
+            run = []
+        }
+        for entry in entries {
+            if independent(entry) { run.append(entry.sql) } else { flushRun(); ordered.append(entry.sql) }
+        }
+        flushRun()
+        if !ordered.isEmpty { steps.append(.ordered(ordered)) }
+
+        let main = try open(endpoint, what: "target database \(database)")
+        defer { main.close() }
+        try main.execute(preamble)
+        for step in steps {
+            switch step {
+            case .ordered(let statements):
+                try main.execute(statements.joined(separator: "\n"))
+            case .parallel(let statements):
+                let sessions = try (0..<options.jobs).map { _ in try open(endpoint, what: "target database \(database)") }
+                defer { sessions.forEach { $0.close() } }
+                let work = sessions.enumerated().map { index, session in
+                    let part = stride(from: index, to: statements.count, by: sessions.count).map { statements[$0] }
+                    return Background { () throws -> Void in
+                        try session.execute(preamble)
+                        try session.execute("BEGIN")
+                        try session.execute(part.joined(separator: "\n"))
+                    }
+                }
+                let failed = work.contains { (try? $0.value()) == nil }
+                for session in sessions { try session.execute(failed ? "ROLLBACK" : "COMMIT") }
+                if failed { try main.execute(statements.joined(separator: "\n")) }
+            }
+        }
     }
 
     /// Ranges for a table above the split threshold that holds most of the data (other

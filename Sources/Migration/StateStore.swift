@@ -371,3 +371,14 @@ extension StateStore {
         }
     }
 }
+
+extension StateStore {
+    /// For `validate-and-migrate`: records a migration that stopped before copying (e.g.
+    /// `ValidationFailed` / `ValidationInProgress`, with the report's path in `message`), so
+    /// `status` shows it. Endpoints are redacted by `ConnectionString.description`.
+    public func record(name: String, state: MigrationState, substate: MigrationSubstate, mode: String,
+                       source: String, target: String, message: String?) throws {
+        try begin(name: name, mode: mode, source: source, target: target)
+        try setState(name, state, substate, message: message)
+    }
+}

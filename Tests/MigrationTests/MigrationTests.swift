@@ -210,6 +210,34 @@ struct MigrationTests {
         #expect(["\(status.databases[0].rowsCopied)"] == sourceRows)
     }
 
+    @Test func manySmallTablesAreCreatedInParallelAndCopiedInGroups() async throws {
+        // 150 tables (created by parallel sessions, copied in groups), one of which uses
+        // another table's row type: the parallel creation falls back to pg_dump's order.
+        let database = try Fixtures.makeSource("""
+            DO $$ BEGIN
+              FOR i IN 1..150 LOOP
+                EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY, v text DEFAULT %L)', i, 'd' || i);
+                EXECUTE format('INSERT INTO t_%s SELECT g, md5(g::text) FROM generate_series(1, %s) g', i, i);
+              END LOOP;
+            END $$;
+            CREATE TABLE t_9999 (x t_10, note text);  -- t_10 and t_9999 fall to different sessions
+            INSERT INTO t_9999 SELECT t, 'row' FROM t_10 t;
+            """, prefix: "mig_many")
+        let options = try Fixtures.options("many-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
+                                           stateDirectory: Fixtures.stateDirectory(), verify: .checksums)
+        let outcome = try await Migrator(options).run()
+        #expect(outcome.state == .succeeded, "\(outcome.message ?? "")")
+        let listing = """
+            SELECT c.relname, pg_get_userbyid(c.relowner), (SELECT string_agg(pg_get_indexdef(i.indexrelid), ';') FROM pg_index i WHERE i.indrelid = c.oid)
+            FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY 1
+            """
+        let source = try Fixtures.listing(Fixtures.source, database, listing)
+        #expect(source.count == 151)
+        #expect(source == (try Fixtures.listing(Fixtures.target, database, listing)))
+        let rows = "SELECT sum(hashtext(t::text)) FROM t_150 t UNION ALL SELECT sum(hashtext(t::text)) FROM t_9999 t"
+        #expect(try Fixtures.listing(Fixtures.source, database, rows) == Fixtures.listing(Fixtures.target, database, rows))
+    }
+
     @Test func cancelStopsTheRunAndOneMigrationPerTarget() async throws {
         let database = try Fixtures.makeSource(Fixtures.big, prefix: "mig_cancel")
         let state = Fixtures.stateDirectory()
