@@ -312,11 +312,13 @@ public final class Migrator: @unchecked Sendable {
             }
         }
         let postDump = Background { [pgDump, options] in
-            try pgDump!.dump(options.source, database: database, section: "post-data", snapshot: snapshot)
+            try pgDump!.dump(options.source, database: database, section: "post-data", snapshot: snapshot,
+                                applicationName: "pgpreflight migrate \(options.name) (pg_dump)")
         }
         let preScript = try store.isStepDone(name, database, "preData") ? nil
             : try timed("Dump schema (pg_dump \(pgDump.major))") {
-                try pgDump.dump(options.source, database: database, section: "pre-data", snapshot: snapshot)
+                try pgDump.dump(options.source, database: database, section: "pre-data", snapshot: snapshot,
+                                applicationName: "pgpreflight migrate \(options.name) (pg_dump)")
             }
         if let preScript {
             try timed("Restore pre-data") {

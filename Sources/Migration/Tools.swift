@@ -41,8 +41,11 @@ struct PgDump {
     }
 
     /// Runs pg_dump in plain format for one section, at `snapshot`, and returns its script.
-    func dump(_ endpoint: ConnectionString, database: String, section: String, snapshot: String) throws -> String {
-        let tool = endpoint.toolConnection(database: database)
+    /// `applicationName` marks its session as the migration's (the offline check ignores the
+    /// pg_dump of a run killed a moment ago, which finishes on its own).
+    func dump(_ endpoint: ConnectionString, database: String, section: String, snapshot: String,
+              applicationName: String) throws -> String {
+        let tool = endpoint.with("application_name", applicationName).toolConnection(database: database)
         var arguments = [path, "--section=\(section)", "--snapshot=\(snapshot)", "--no-sync", "-d", tool.conninfo]
         if major >= 16 { arguments.append("--no-large-objects") }  // large objects are copied by the migrator
         let result = try Self.runCapturing(arguments, environment: tool.environment)
