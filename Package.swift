@@ -33,5 +33,6 @@ let package = Package(
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"]),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Reports", "TestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration", "TestSupport", "LocalServers"]),
     ]
 )

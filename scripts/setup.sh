@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(pkg-config libpq-dev libxml2-dev libxml2-utils postgresql-15 postgresql-15-wal2json
-  postgresql-15-cron postgresql-15-pgaudit pgcopydb postgresql-contrib)
+  postgresql-15-cron postgresql-15-pgaudit pgcopydb postgresql-contrib time)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

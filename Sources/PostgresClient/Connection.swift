@@ -11,7 +11,7 @@ import Foundation
 /// are for code that is already on a connection's queue (inside `run`) or on a thread of its
 /// own. A connection must not be used by two threads at the same time; `run` serialises.
 public final class Connection: @unchecked Sendable {
-    let handle: OpaquePointer
+    let handle: OpaquePointer  // internal: Connection+Pipe.swift streams COPY between two sessions
     public let endpoint: ConnectionString
     private let queue: DispatchQueue
     private let secrets: [String]

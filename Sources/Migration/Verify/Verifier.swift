@@ -62,97 +62,49 @@ public struct Verifier: Sendable {
                                           message: "could not check: \(error)", remedy: "", objects: [], startedAt: checkStart, finishedAt: Date()))
             }
         }
-        results.append(contentsOf: await tableData(database: database, sourceDB: sourceDB, targetDB: targetDB,
-                                                   tablesConnection: sourceConnection))
+        results.append(contentsOf: await tableData(database: database))
         return results
     }
 
     // MARK: Table data
 
-    /// One row per table: `count` and, with checksums, a sum of 64-bit slices of each row's
-    /// md5 (order-independent, computed by each server over its own rows).
-    private func tableData(database: String, sourceDB: ConnectionString, targetDB: ConnectionString,
-                           tablesConnection: Connection) async -> [RuleResult] {
+    /// Row counts and, with checksums, an order-independent hash per table, both servers
+    /// counted now: the same comparison the migrator's verification step makes.
+    private func tableData(database: String) async -> [RuleResult] {
         let started = Date()
-        let tables: [String]
-        do {
-            tables = try await tablesConnection.run { c in
-                try c.query("""
-                    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE c.relkind IN ('r', 'p', 'm') AND c.relpersistence <> 't'
-                      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-                      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-                      AND c.relkind <> 'p'
-                    ORDER BY 1
-                    """).rows.compactMap { $0.string(0) }
-            }
-        } catch {
+        let mode: VerifyMode = checksums ? .checksums : .counts
+        let (source, target, jobs) = (self.source, self.target, parallelTables)
+        let outcome: Result<[TableMismatch], Error> = await withCheckedContinuation { continuation in
+            Thread {
+                continuation.resume(returning: Result {
+                    try TableVerifier.verify(source: source, target: target, database: database, mode: mode, jobs: jobs)
+                })
+            }.start()
+        }
+        let mismatches: [TableMismatch]
+        switch outcome {
+        case .success(let found): mismatches = found
+        case .failure(let error):
             return [RuleResult(rule: "verify.row-counts", title: "Row counts match", scope: .database, database: database, status: .failed,
-                               message: "could not list tables: \(error)", remedy: "", objects: [], startedAt: started, finishedAt: Date())]
+                               message: "could not check: \(error)", remedy: "", objects: [], startedAt: started, finishedAt: Date())]
         }
-        async let sourceFigures = figures(tables, on: sourceDB)
-        async let targetFigures = figures(tables, on: targetDB)
-        let (s, t) = await (sourceFigures, targetFigures)
-        var countDiffs: [String] = [], sumDiffs: [String] = []
-        for table in tables {
-            let a = s[table], b = t[table]
-            if a?.count != b?.count {
-                countDiffs.append("\(table): \(a?.count.map(String.init) ?? a?.error ?? "?") rows on the source, "
-                                  + "\(b?.count.map(String.init) ?? b?.error ?? "?") on the target")
-            } else if checksums, a?.checksum != b?.checksum {
-                sumDiffs.append(table)
-            }
-        }
+        let countDiffs = mismatches.filter { $0.sourceRows != $0.targetRows }
+        let sumDiffs = mismatches.filter { $0.sourceRows == $0.targetRows }
         var results = [RuleResult(
             rule: "verify.row-counts", title: "Row counts match", scope: .database, database: database,
             status: countDiffs.isEmpty ? .succeeded : .failed,
-            message: countDiffs.isEmpty ? "\(tables.count) tables, same row counts" : "\(countDiffs.count) of \(tables.count) tables have other row counts",
+            message: countDiffs.isEmpty ? "Every table has the same number of rows on both servers" : "\(countDiffs.count) tables have other row counts",
             remedy: countDiffs.isEmpty ? "" : "Copy these tables again (pgpreflight migrate resumes table by table).",
-            objects: countDiffs, startedAt: started, finishedAt: Date())]
+            objects: countDiffs.map(\.description), startedAt: started, finishedAt: Date())]
         if checksums {
             results.append(RuleResult(
                 rule: "verify.checksums", title: "Table contents match", scope: .database, database: database,
                 status: sumDiffs.isEmpty ? .succeeded : .failed,
-                message: sumDiffs.isEmpty ? "\(tables.count) tables, same contents" : "\(sumDiffs.count) tables have the same row count but other contents",
+                message: sumDiffs.isEmpty ? "Every table has the same contents on both servers" : "\(sumDiffs.count) tables have the same row count but other contents",
                 remedy: sumDiffs.isEmpty ? "" : "Copy these tables again; compare them with EXCEPT queries to find the rows.",
-                objects: sumDiffs, startedAt: started, finishedAt: Date()))
+                objects: sumDiffs.map(\.table), startedAt: started, finishedAt: Date()))
         }
         return results
-    }
-
-    struct Figures: Sendable { var count: Int?; var checksum: String?; var error: String? }
-
-    private func figures(_ tables: [String], on endpoint: ConnectionString) async -> [String: Figures] {
-        let checksums = self.checksums
-        var result: [String: Figures] = [:]
-        await withTaskGroup(of: [(String, Figures)].self) { group in
-            let shares = (0..<min(parallelTables, max(1, tables.count))).map { worker in
-                stride(from: worker, to: tables.count, by: parallelTables).map { tables[$0] }
-            }
-            for share in shares {
-                group.addTask {
-                    guard let connection = try? await Self.open(endpoint) else {
-                        return share.map { ($0, Figures(error: "unreachable")) }
-                    }
-                    defer { connection.close() }
-                    return (try? await connection.run { c in
-                        share.map { table -> (String, Figures) in
-                            let sql = checksums
-                                ? "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint::numeric), 0)::text FROM \(table) t"
-                                : "SELECT count(*) FROM \(table)"
-                            do {
-                                let row = try c.query(sql).first
-                                return (table, Figures(count: row?.int(0), checksum: checksums ? row?.string(1) : nil))
-                            } catch {
-                                return (table, Figures(error: "\(error)"))
-                            }
-                        }
-                    }) ?? share.map { ($0, Figures(error: "failed")) }
-                }
-            }
-            for await part in group { for (table, figures) in part { result[table] = figures } }
-        }
-        return result
     }
 
     // MARK: Catalog listings

@@ -1,0 +1,120 @@
+import Foundation
+
+/// Live counters shared by the workers, the progress line and the summary table.
+final class ProgressTracker: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var tablesTotal = 0
+    private(set) var tablesDone = 0
+    private(set) var rows = 0
+    private(set) var streamedBytes = 0
+    private(set) var diskBytesTotal: Int64 = 0
+    private(set) var diskBytesDone: Int64 = 0
+    /// Bytes streamed per table currently copying (written to the store every second).
+    private var copying: [String: Int] = [:]
+    private var timings: [String: Double] = [:]
+    private var order: [String] = []
+    let started = Date()
+
+    func addTables(count: Int, diskBytes: Int64) { lock.withLock { tablesTotal += count; diskBytesTotal += diskBytes } }
+    func tableAlreadyCopied(diskBytes: Int64) { lock.withLock { tablesDone += 1; diskBytesDone += diskBytes } }
+    func streamed(_ table: String, _ bytes: Int) {
+        lock.withLock { streamedBytes += bytes; copying[table, default: 0] += bytes }
+    }
+    func tableDone(_ table: String, rows: Int, diskBytes: Int64) {
+        lock.withLock { tablesDone += 1; self.rows += rows; diskBytesDone += diskBytes; copying[table] = nil }
+    }
+    func partDone(rows: Int) { lock.withLock { self.rows += rows } }
+    func forget(_ table: String) { _ = lock.withLock { copying.removeValue(forKey: table) } }
+    func copyingSnapshot() -> [String: Int] { lock.withLock { copying } }
+
+    /// Adds `seconds` to a summary line (cumulative across workers and databases).
+    func time(_ step: String, _ seconds: Double) {
+        lock.withLock {
+            if timings[step] == nil { order.append(step) }
+            timings[step, default: 0] += seconds
+        }
+    }
+
+    func line() -> String {
+        lock.withLock {
+            let elapsed = max(Date().timeIntervalSince(started), 0.001)
+            let inFlight = copying.values.reduce(0, +)
+            // Streamed bytes of tables in flight count as their on-disk bytes (binary COPY is
+            // about the size of the heap): a rough but moving estimate.
+            let fraction = diskBytesTotal > 0 ? min(1, Double(diskBytesDone + Int64(inFlight)) / Double(diskBytesTotal)) : 0
+            var eta = "?"
+            if fraction > 0.01 && fraction < 1 { eta = formatSeconds(elapsed * (1 - fraction) / fraction) } else if fraction >= 1 { eta = "0s" }
+            return "tables \(tablesDone)/\(tablesTotal) · rows \(rows) · \(formatBytes(streamedBytes)) · \(formatBytes(Int(Double(streamedBytes) / elapsed)))/s · ETA \(eta)"
+        }
+    }
+
+    func summary(total: Double, extra: [(String, String)]) -> String {
+        lock.withLock {
+            var lines: [(String, String)] = order.map { ($0, String(format: "%.2f s", timings[$0]!)) }
+            lines.append(("Total wall clock", String(format: "%.2f s", total)))
+            lines += extra
+            let width = max(40, (lines.map(\.0.count).max() ?? 0) + 2)
+            var text = "Step".padding(toLength: width, withPad: " ", startingAt: 0) + "Duration\n"
+            text += String(repeating: "-", count: width + 12) + "\n"
+            for (name, value) in lines { text += name.padding(toLength: width, withPad: " ", startingAt: 0) + value + "\n" }
+            return text
+        }
+    }
+}
+
+func formatBytes(_ bytes: Int) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"]
+    var value = Double(bytes), unit = 0
+    while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    if seconds < 60 { return String(format: "%.0fs", seconds) }
+    if seconds < 3600 { return String(format: "%dm%02ds", Int(seconds) / 60, Int(seconds) % 60) }
+    return String(format: "%dh%02dm", Int(seconds) / 3600, (Int(seconds) % 3600) / 60)
+}
+
+/// Writes progress to stderr: a redrawn line on a terminal, timestamped lines otherwise.
+final class ProgressPrinter: @unchecked Sendable {
+    let enabled: Bool
+    let isTerminal = isatty(2) == 1
+    private let lock = NSLock()
+    private var lastPlain = Date.distantPast
+    private var lineShown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func say(_ message: String) {
+        guard enabled else { return }
+        lock.withLock {
+            if lineShown { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!); lineShown = false }
+            FileHandle.standardError.write("\(Self.stamp()) \(message)\n".data(using: .utf8)!)
+        }
+    }
+
+    func tick(_ line: String) {
+        guard enabled else { return }
+        lock.withLock {
+            if isTerminal {
+                FileHandle.standardError.write("\r\u{1B}[K\(line)".data(using: .utf8)!)
+                lineShown = true
+            } else if Date().timeIntervalSince(lastPlain) >= 5 {
+                lastPlain = Date()
+                FileHandle.standardError.write("\(Self.stamp()) \(line)\n".data(using: .utf8)!)
+            }
+        }
+    }
+
+    func clear() {
+        guard enabled else { return }
+        lock.withLock { if lineShown { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!); lineShown = false } }
+    }
+
+    static func stamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "HH:mm:ss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
+}

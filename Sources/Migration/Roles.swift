@@ -1,0 +1,79 @@
+import Foundation
+import PostgresClient
+
+/// Copies roles the target lacks, and memberships.
+enum Roles {
+    /// Roles of managed platforms that must never be created or altered by a migration.
+    static let platformRoles: Set<String> = [
+        "azure_pg_admin", "azure_superuser", "azuresu", "replication", "localadmin",
+        "rdsadmin", "rds_superuser", "rds_replication", "rds_iam", "rds_password", "rdstopmgr", "rds_ad",
+        "cloudsqladmin", "cloudsqlsuperuser", "cloudsqlagent", "cloudsqlreplica", "cloudsqlimportexport",
+        "alloydbadmin", "alloydbsuperuser",
+    ]
+
+    static func isReserved(_ name: String) -> Bool { name.hasPrefix("pg_") || platformRoles.contains(name) }
+
+    /// Returns notes for the user (roles created without passwords, attributes dropped).
+    static func copy(source: Connection, target: Connection) throws -> [String] {
+        var notes: [String] = []
+        let existing = Set(try target.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
+        var passwords: [String: String] = [:]
+        var passwordsReadable = true
+        do {
+            for row in try source.query("SELECT rolname, rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL").rows {
+                passwords[row.string(0)!] = row.string(1)!
+            }
+        } catch { passwordsReadable = false }
+        let roles = try source.query("""
+            SELECT rolname, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
+                   rolconnlimit, rolvaliduntil::text, rolsuper
+            FROM pg_roles ORDER BY rolname
+            """).rows
+        var withoutPassword: [String] = []
+        for role in roles {
+            let name = role.string(0)!
+            guard !isReserved(name), !existing.contains(name) else { continue }
+            var attributes = [
+                role.bool(4)! ? "LOGIN" : "NOLOGIN", role.bool(1)! ? "INHERIT" : "NOINHERIT",
+                role.bool(2)! ? "CREATEROLE" : "NOCREATEROLE", role.bool(3)! ? "CREATEDB" : "NOCREATEDB",
+                "CONNECTION LIMIT \(role.int(7) ?? -1)",
+            ]
+            if let until = role.string(8) { attributes.append("VALID UNTIL \(try target.quoteLiteral(until))") }
+            if let hash = passwords[name] { attributes.append("PASSWORD \(try target.quoteLiteral(hash))") }
+            else if role.bool(4)! { withoutPassword.append(name) }
+            let privileged = (role.bool(5)! ? ["REPLICATION"] : []) + (role.bool(6)! ? ["BYPASSRLS"] : [])
+            let quoted = try target.quoteIdentifier(name)
+            do {
+                try target.execute("CREATE ROLE \(quoted) WITH \((attributes + privileged).joined(separator: " "))")
+            } catch let error as ServerError where error.sqlState == "42501" && !privileged.isEmpty {
+                try target.execute("CREATE ROLE \(quoted) WITH \(attributes.joined(separator: " "))")
+                notes.append("role \(name) created without \(privileged.joined(separator: ", ")): the target user may not grant it")
+            }
+            if role.bool(9)! { notes.append("role \(name) is a superuser on the source; it was created without SUPERUSER") }
+        }
+        if !withoutPassword.isEmpty {
+            notes.append(passwordsReadable
+                ? "login roles without a password on the source: \(withoutPassword.joined(separator: ", "))"
+                : "the source user cannot read pg_authid: login roles created without a password (set them with ALTER ROLE … PASSWORD): \(withoutPassword.joined(separator: ", "))")
+        }
+        let memberships = try source.query("""
+            SELECT r.rolname, m.rolname, am.admin_option FROM pg_auth_members am
+            JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+            """).rows
+        let targetMemberships = Set(try target.query("""
+            SELECT r.rolname || '/' || m.rolname FROM pg_auth_members am
+            JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+            """).rows.compactMap { $0.string(0) })
+        for row in memberships {
+            let role = row.string(0)!, member = row.string(1)!
+            guard !isReserved(role), !isReserved(member), !targetMemberships.contains("\(role)/\(member)") else { continue }
+            let admin = row.bool(2)! ? " WITH ADMIN OPTION" : ""
+            do {
+                try target.execute("GRANT \(try target.quoteIdentifier(role)) TO \(try target.quoteIdentifier(member))\(admin)")
+            } catch let error as ServerError {
+                notes.append("could not grant role \(role) to \(member): \(error.message)")
+            }
+        }
+        return notes
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import Migration
+
+/// `pgpreflight cancel NAME`: marks the migration Canceled; the running `migrate` notices and
+/// stops its workers. Nothing is rolled back.
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a migration (nothing is rolled back).")
+
+    @Argument(help: "Migration name.")
+    var name: String
+    @Option(help: "Directory of the state store.")
+    var stateDir: String = ".pgpreflight"
+
+    func run() async throws {
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
+            fail("no state store in \(stateDir)")
+        }
+        let store: StateStore
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
+        guard let record = try store.cancel(name) else { fail("no migration named \(name) in \(stateDir)") }
+        if record.state != .canceled {
+            print("migration \(name) is already \(record.state.rawValue); nothing to cancel")
+            return
+        }
+        print("migration \(name): Canceled (nothing rolled back)")
+        let databases = try store.createdDatabases(name)
+        if !databases.isEmpty {
+            print("target databases to drop if you do not resume: \(databases.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Migration
+import PostgresClient
+import Validation
+
+/// `pgpreflight migrate NAME --source URI --target URI …`: the embedded migrator.
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy databases from the source to the target (offline mode), resumable.",
+        discussion: """
+            Rerun the same command with the same --state-dir to resume after a failure or a crash. \
+            Exit codes: 0 Succeeded, 1 Failed or Canceled, 2 bad input.
+            """)
+
+    @Argument(help: "Migration name: letters, digits and '-', not starting with '-'.")
+    var name: String
+    @Option(help: "Source connection string or URI (libpq).")
+    var source: String
+    @Option(help: "Target connection string or URI (libpq).")
+    var target: String
+    @Option(name: .customLong("database"), help: "A database to migrate (repeatable; default: every user database).")
+    var databases: [String] = []
+    @Option(help: "offline (online is not available yet).")
+    var mode: String = "offline"
+    @Option(help: "Parallel workers (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Drop and recreate target databases that already hold objects.")
+    var overwrite = false
+    @Flag(help: "Start even while other sessions are connected to a source database.")
+    var force = false
+    @Option(help: "Directory of the state store.")
+    var stateDir: String = ".pgpreflight"
+    @Option(help: "counts (default) or checksums.")
+    var verify: String = "counts"
+    @Option(help: "Directory holding pg_dump (default: the newest found).")
+    var pgBin: String?
+    @Option(help: "Split a table larger than this many MB that holds most of the data into ranges copied in parallel.")
+    var splitTablesLargerThanMb: Int = 256
+
+    func run() async throws {
+        let options: MigrationOptions
+        do { options = try makeOptions() } catch let error as MigrationUsageError { fail(error.description) }
+        let migrator: Migrator
+        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { fail(error.description) }
+        let outcome = await migrator.run()
+        FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!)
+        var line = "migration \(outcome.name): \(outcome.state.rawValue)"
+        if let message = outcome.message { line += " — \(message)" }
+        print(line)
+        throw ExitCode(outcome.exitCode)
+    }
+
+    func makeOptions() throws -> MigrationOptions {
+        guard let modeValue = MigrationMode(rawValue: mode) else { throw MigrationUsageError("--mode must be offline or online") }
+        guard modeValue == .offline else { throw MigrationUsageError("online mode is not available yet") }
+        guard let verifyValue = VerifyMode(rawValue: verify) else { throw MigrationUsageError("--verify must be counts or checksums") }
+        guard jobs >= 1 else { throw MigrationUsageError("--jobs must be at least 1") }
+        let sourceString: ConnectionString, targetString: ConnectionString
+        do { sourceString = try ConnectionString(source) } catch { throw MigrationUsageError("--source: \(error)") }
+        do { targetString = try ConnectionString(target) } catch { throw MigrationUsageError("--target: \(error)") }
+        return MigrationOptions(name: name, source: sourceString, target: targetString, databases: databases, mode: modeValue,
+                                jobs: jobs, overwrite: overwrite, force: force,
+                                stateDirectory: URL(fileURLWithPath: stateDir), verify: verifyValue,
+                                pgBin: pgBin.map { URL(fileURLWithPath: $0) },
+                                splitThresholdBytes: Int64(max(1, splitTablesLargerThanMb)) << 20,
+                                showProgress: true)
+    }
+}
+
+/// One line on stderr, exit code 2.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write("pgpreflight: \(message)\n".data(using: .utf8)!)
+    exit(2)
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Migration
+
+/// `pgpreflight status [NAME]`: reads the state store (works while `migrate` runs).
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the state of migrations recorded in the state directory.")
+
+    @Argument(help: "Migration name (default: every migration in the store).")
+    var name: String?
+    @Option(help: "Directory of the state store.")
+    var stateDir: String = ".pgpreflight"
+    @Option(help: "text or json.")
+    var format: String = "text"
+
+    func run() async throws {
+        guard format == "text" || format == "json" else { fail("--format must be text or json") }
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
+            fail("no state store in \(stateDir)")
+        }
+        let store: StateStore
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
+        let names = try name.map { [$0] } ?? store.migrations().map(\.name)
+        var statuses: [StateStore.Status] = []
+        for name in names {
+            guard let status = try store.status(name) else { fail("no migration named \(name) in \(stateDir)") }
+            statuses.append(status)
+        }
+        if format == "json" {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data = name != nil ? try encoder.encode(statuses[0]) : try encoder.encode(statuses)
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        for status in statuses {
+            print("\(status.name): \(status.state) / \(status.substate) (\(status.mode), started \(status.startedAt)\(status.finishedAt.map { ", ended \($0)" } ?? ""))")
+            if let message = status.message { print("  \(message)") }
+            for db in status.databases {
+                let t = db.tables
+                print("  \(db.name): \(db.state) · tables \(t.total) total, \(t.queued) queued, \(t.copying) copying, \(t.copied) copied, \(t.errors) errors · \(db.rowsCopied) rows, \(db.bytesCopied) bytes")
+            }
+        }
+    }
+}

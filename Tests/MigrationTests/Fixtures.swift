@@ -1,0 +1,162 @@
+import Foundation
+import LocalServers
+@testable import Migration
+import PostgresClient
+import TestSupport
+
+/// A source database exercising what a migration must carry: identity and serial columns,
+/// generated columns, an enum, a partitioned table, views and a materialized view, functions
+/// and triggers, foreign keys, check constraints, expression and partial indexes, unicode,
+/// NULLs, bytea, arrays, jsonb, large objects, objects owned by a non-default role and granted
+/// to another, a standalone sequence, comments.
+enum Fixtures {
+    static let roles = """
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_owner') THEN CREATE ROLE mig_owner LOGIN PASSWORD 'owner-secret'; END IF;
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_reader') THEN CREATE ROLE mig_reader NOLOGIN; END IF;
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_app') THEN CREATE ROLE mig_app LOGIN; END IF;
+        END $$;
+        GRANT mig_reader TO mig_app;
+        """
+
+    static let rich = """
+        CREATE SCHEMA app AUTHORIZATION mig_owner;
+        CREATE TYPE app.mood AS ENUM ('sad', 'ok', 'happy');
+        CREATE TABLE app.customers (
+          id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          email text NOT NULL UNIQUE,
+          name text,
+          mood app.mood,
+          score numeric(10,2) CHECK (score >= 0),
+          tags text[],
+          profile jsonb,
+          avatar bytea,
+          created timestamptz DEFAULT now(),
+          name_upper text GENERATED ALWAYS AS (upper(name)) STORED
+        );
+        ALTER TABLE app.customers OWNER TO mig_owner;
+        CREATE TABLE app.orders (
+          id serial PRIMARY KEY,
+          customer_id int NOT NULL REFERENCES app.customers(id),
+          amount numeric NOT NULL,
+          note text,
+          placed date NOT NULL
+        );
+        ALTER TABLE app.orders OWNER TO mig_owner;
+        CREATE INDEX orders_lower_note ON app.orders (lower(note));
+        CREATE INDEX orders_customer ON app.orders (customer_id) WHERE amount > 10;
+        CREATE TABLE app.events (id bigint NOT NULL, at date NOT NULL, payload text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE app.events_2025 PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        CREATE INDEX events_payload ON app.events (payload);
+        CREATE TABLE app.audit (id bigserial PRIMARY KEY, what text, at timestamptz DEFAULT now());
+        CREATE FUNCTION app.audit_order() RETURNS trigger LANGUAGE plpgsql AS $f$
+        BEGIN INSERT INTO app.audit (what) VALUES ('order ' || NEW.id); RETURN NEW; END $f$;
+        CREATE TRIGGER orders_audit AFTER INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.audit_order();
+        INSERT INTO app.customers (email, name, mood, score, tags, profile, avatar)
+        SELECT 'user' || g || '@example.com', CASE WHEN g % 7 = 0 THEN NULL ELSE 'Ünïcødé 名前 ' || g END,
+               (ARRAY['sad','ok','happy'])[1 + g % 3]::app.mood, g * 1.5, ARRAY['a' || g, NULL, 'b'],
+               jsonb_build_object('n', g, 'x', ARRAY[g, g+1]),
+               CASE WHEN g % 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END
+        FROM generate_series(1, 500) g;
+        INSERT INTO app.orders (customer_id, amount, note, placed)
+        SELECT 1 + g % 500, g % 100, CASE WHEN g % 3 = 0 THEN NULL ELSE 'Note ' || g END, date '2025-01-01' + g % 700
+        FROM generate_series(1, 3000) g;
+        INSERT INTO app.events SELECT g, date '2025-01-01' + g % 700, 'payload ' || g FROM generate_series(1, 2000) g;
+        CREATE VIEW app.big_orders AS SELECT o.id, c.email, o.amount FROM app.orders o JOIN app.customers c ON c.id = o.customer_id WHERE o.amount > 90;
+        CREATE MATERIALIZED VIEW app.order_totals AS SELECT customer_id, sum(amount) AS total, count(*) AS n FROM app.orders GROUP BY customer_id;
+        CREATE UNIQUE INDEX order_totals_customer ON app.order_totals (customer_id);
+        ALTER MATERIALIZED VIEW app.order_totals OWNER TO mig_owner;
+        GRANT USAGE ON SCHEMA app TO mig_reader;
+        GRANT SELECT ON app.customers, app.orders, app.big_orders TO mig_reader;
+        GRANT INSERT ON app.orders TO mig_app;
+        CREATE SEQUENCE app.invoice_no START 1000;
+        SELECT nextval('app.invoice_no') FROM generate_series(1, 17);
+        CREATE TABLE public.plain (k text, v int);
+        INSERT INTO public.plain SELECT 'k' || g, g FROM generate_series(1, 100) g;
+        SELECT lo_from_bytea(0, convert_to(repeat('large object ', 50000), 'UTF8'));
+        SELECT lo_from_bytea(0, '\\x00010203'::bytea);
+        DO $$ DECLARE o oid; BEGIN
+          SELECT min(oid) INTO o FROM pg_largeobject_metadata;
+          EXECUTE format('ALTER LARGE OBJECT %s OWNER TO mig_owner', o);
+          EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO mig_reader', o);
+        END $$;
+        COMMENT ON TABLE app.orders IS 'orders placed';
+        """
+
+    /// One table big enough (about 150 MB) that its copy takes a while, plus small ones.
+    static let big = """
+        CREATE TABLE big (id bigint PRIMARY KEY, body text NOT NULL);
+        INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 1000000) g;
+        CREATE TABLE small1 AS SELECT g AS id FROM generate_series(1, 1000) g;
+        CREATE TABLE small2 AS SELECT g AS id, g::text AS t FROM generate_series(1, 1000) g;
+        CREATE INDEX big_body ON big (body);
+        """
+
+    static var source: LocalServer { TestServers.pg15 }
+    static var target: LocalServer { TestServers.pg18 }
+
+    static func makeSource(_ sql: String, prefix: String) throws -> String {
+        let database = try TestServers.freshDatabase(on: source, prefix: prefix)
+        try source.psql(roles)
+        try source.psql(sql, database: database)
+        return database
+    }
+
+    static func options(_ name: String, database: String, stateDirectory: URL, verify: VerifyMode = .checksums,
+                        overwrite: Bool = false, force: Bool = false) throws -> MigrationOptions {
+        MigrationOptions(name: name, source: try ConnectionString(source.connectionString()),
+                         target: try ConnectionString(target.connectionString()), databases: [database],
+                         jobs: 2, overwrite: overwrite, force: force, stateDirectory: stateDirectory, verify: verify,
+                         showProgress: false)
+    }
+
+    static func stateDirectory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-state-\(UUID().uuidString.prefix(8))")
+    }
+
+    /// The built command-line tool (`swift build --build-tests` builds it).
+    static var binary: String {
+        TestServers.projectRoot.appendingPathComponent(".build/debug/pgpreflight").path
+    }
+
+    /// Rows of `sql` on a server, one line per row, for comparing listings.
+    static func listing(_ server: LocalServer, _ database: String, _ sql: String) throws -> [String] {
+        let conn = try TestServers.connect(server, database: database)
+        defer { conn.close() }
+        try conn.execute("SET extra_float_digits = 1; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'")
+        return try conn.query(sql).rows.map { $0.values.map { $0 ?? "∅" }.joined(separator: " | ") }
+    }
+
+    /// Starts the tool as a child process; returns its pid.
+    static func spawn(_ arguments: [String], output: URL) -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
+        precondition(rc == 0, "could not start \(binary): run swift build first")
+        return pid
+    }
+
+    static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Polls until `condition` holds (or `seconds` pass).
+    static func waitUntil(seconds: Double = 60, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+}
