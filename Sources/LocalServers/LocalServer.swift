@@ -179,6 +179,20 @@ public final class LocalServer: @unchecked Sendable {
         return text
     }
 
+    /// Runs a command with this process's standard output and error, and returns its exit code.
+    public static func runAttached(_ command: [String]) throws -> Int32 {
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, command[0], nil, nil, argv, environ)
+        guard spawned == 0 else {
+            throw LocalServerError(message: "could not start \(command[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
     /// Asks the kernel for a free loopback port.
     public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -78,10 +78,9 @@ struct Demo: AsyncParsableCommand {
             say("   \(why):\n     \(statement);")
             try source.psql(statement, database: "shop")
         }
-        say("   pg_cron is no longer used: take it out of the source's preload list (restarts the source):\n"
-            + "     ALTER SYSTEM SET shared_preload_libraries = '';")
-        try source.psql("ALTER SYSTEM SET shared_preload_libraries = ''")
-        try source.restart()
+        say("   pg_cron is no longer used: take it out of the source's preload list and restart the source:\n"
+            + "     shared_preload_libraries = ''   (postgresql.conf)")
+        try source.reconfigure(["shared_preload_libraries = ''"])
 
         say("\n== pgpreflight validate --mode online --database shop   (after the fixes)\n")
         let after = try await ValidationEngine(request: ValidationRequest(
@@ -105,9 +104,22 @@ struct Demo: AsyncParsableCommand {
     }
 }
 
-/// The demo's migration step (filled in once the migrator is wired).
+/// The demo's migration day: `validate-and-migrate`, run as a user would run it.
 enum DemoMigration {
-    static func run(source: LocalServer, target: LocalServer) async throws {}
+    static func run(source: LocalServer, target: LocalServer) async throws {
+        let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-demo-state-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: stateDirectory) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let arguments = ["validate-and-migrate", "demo-shop", "--source", source.uri(), "--target", target.uri(),
+                         "--database", "shop", "--mode", "offline", "--verify", "checksums", "--state-dir", stateDirectory.path]
+        say("\n== pgpreflight \(arguments.joined(separator: " "))   (migration day)\n")
+        let code = try LocalServer.runAttached([executable] + arguments)
+        guard code == 0 else { throw ExitCode(code) }
+        say("\n== pgpreflight verify --checksums --database shop   (any time after the cutover)\n")
+        let verifyCode = try LocalServer.runAttached([executable, "verify", "--source", source.uri(), "--target", target.uri(),
+                                                      "--database", "shop", "--checksums"])
+        guard verifyCode == 0 else { throw ExitCode(verifyCode) }
+    }
 }
 
 /// Report text on standard output, unbuffered so it interleaves with progress on standard error.

@@ -7,12 +7,35 @@ import Validation
 /// `pgpreflight migrate NAME --source URI --target URI …`: the embedded migrator.
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Copy databases from the source to the target (offline mode), resumable.",
+        abstract: "Copy databases from the source to the target, resumable; online mode streams changes until `cutover`.",
         discussion: """
             Rerun the same command with the same --state-dir to resume after a failure or a crash. \
             Exit codes: 0 Succeeded, 1 Failed or Canceled, 2 bad input.
             """)
 
+    @OptionGroup var migration: MigrationArguments
+
+    func run() async throws {
+        let options: MigrationOptions
+        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { fail(error.description) }
+        try await Self.migrate(options)
+    }
+
+    /// Runs the migrator, prints its summary and exits with its code.
+    static func migrate(_ options: MigrationOptions) async throws -> Never {
+        let migrator: Migrator
+        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { fail(error.description) }
+        let outcome = await migrator.run()
+        FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!)
+        var line = "migration \(outcome.name): \(outcome.state.rawValue)"
+        if let message = outcome.message { line += " — \(message)" }
+        print(line)
+        throw ExitCode(outcome.exitCode)
+    }
+}
+
+/// What `migrate` and `validate-and-migrate` take from the command line.
+struct MigrationArguments: ParsableArguments {
     @Argument(help: "Migration name: letters, digits and '-', not starting with '-'.")
     var name: String
     @Option(help: "Source connection string or URI (libpq).")
@@ -21,7 +44,7 @@ struct Migrate: AsyncParsableCommand {
     var target: String
     @Option(name: .customLong("database"), help: "A database to migrate (repeatable; default: every user database).")
     var databases: [String] = []
-    @Option(help: "offline (online is not available yet).")
+    @Option(help: "offline (default) or online.")
     var mode: String = "offline"
     @Option(help: "Parallel workers (default: the number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -38,22 +61,8 @@ struct Migrate: AsyncParsableCommand {
     @Option(help: "Split a table larger than this many MB that holds most of the data into ranges copied in parallel.")
     var splitTablesLargerThanMb: Int = 256
 
-    func run() async throws {
-        let options: MigrationOptions
-        do { options = try makeOptions() } catch let error as MigrationUsageError { fail(error.description) }
-        let migrator: Migrator
-        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { fail(error.description) }
-        let outcome = await migrator.run()
-        FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!)
-        var line = "migration \(outcome.name): \(outcome.state.rawValue)"
-        if let message = outcome.message { line += " — \(message)" }
-        print(line)
-        throw ExitCode(outcome.exitCode)
-    }
-
     func makeOptions() throws -> MigrationOptions {
         guard let modeValue = MigrationMode(rawValue: mode) else { throw MigrationUsageError("--mode must be offline or online") }
-        guard modeValue == .offline else { throw MigrationUsageError("online mode is not available yet") }
         guard let verifyValue = VerifyMode(rawValue: verify) else { throw MigrationUsageError("--verify must be counts or checksums") }
         guard jobs >= 1 else { throw MigrationUsageError("--jobs must be at least 1") }
         let sourceString: ConnectionString, targetString: ConnectionString
