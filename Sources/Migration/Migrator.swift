@@ -17,16 +17,18 @@ public final class Migrator: @unchecked Sendable {
     private var notes: [String] = []
     private var substate: MigrationSubstate = .performingPreRequisiteSteps
     private var targetDatabases: [String] = []
-    private let canceled = Flag()
+    let canceled = Flag()
     private var pgDump: PgDump!
-    private var sourceAdmin: Connection!
-    private var targetAdmin: Connection!
+    var sourceAdmin: Connection!
+    var targetAdmin: Connection!
+    /// Online mode: per database, the replication session that created the slot. It stays idle
+    /// until the base copy ends, so the slot's exported snapshot stays importable.
+    var captures: [String: ChangeCapture] = [:]
 
     public init(_ options: MigrationOptions) throws {
         guard MigrationOptions.isValidName(options.name) else {
             throw MigrationUsageError("invalid migration name '\(options.name)': use letters, digits and '-', not starting with '-'")
         }
-        guard options.mode == .offline else { throw MigrationUsageError("online mode is not available yet") }
         self.options = options
         self.store = try StateStore(directory: options.stateDirectory)
         self.printer = ProgressPrinter(enabled: options.showProgress)
@@ -98,25 +100,25 @@ public final class Migrator: @unchecked Sendable {
                                 summary: tracker.summary(total: total, extra: extra) + (notesText.isEmpty ? "" : notesText + "\n"))
     }
 
-    private func note(_ text: String) {
+    func note(_ text: String) {
         lock.withLock { notes.append(text) }
         printer.say("note: \(text)")
     }
 
-    private func setSubstate(_ value: MigrationSubstate) throws {
+    func setSubstate(_ value: MigrationSubstate) throws {
         substate = value
         try store.setState(options.name, .inProgress, value)
     }
 
     /// Times `body` into the summary line `step`.
     @discardableResult
-    private func timed<T>(_ step: String, _ body: () throws -> T) rethrows -> T {
+    func timed<T>(_ step: String, _ body: () throws -> T) rethrows -> T {
         let start = Date()
         defer { tracker.time(step, Date().timeIntervalSince(start)) }
         return try body()
     }
 
-    private func checkCanceled() throws { if canceled.isSet { throw MigrationCanceled() } }
+    func checkCanceled() throws { if canceled.isSet { throw MigrationCanceled() } }
 
     /// Polls the store (another process runs `cancel`), redraws the progress line and saves
     /// the in-flight byte counts.
@@ -142,7 +144,7 @@ public final class Migrator: @unchecked Sendable {
 
     // MARK: The run
 
-    private func open(_ endpoint: ConnectionString, what: String) throws -> Connection {
+    func open(_ endpoint: ConnectionString, what: String) throws -> Connection {
         do { return try Connection.open(endpoint, applicationName: "pgpreflight migrate \(options.name)") }
         catch { throw MigrationFailure("cannot connect to the \(what): \(error)") }
     }
@@ -203,18 +205,24 @@ public final class Migrator: @unchecked Sendable {
 
         try setSubstate(.migratingData)
         for database in databases { try store.setDatabase(name, database, state: "Queued") }
+        if options.mode == .online { try checkReplicaIdentities(databases) }
         for database in databases {
             try checkCanceled()
             currentDatabase.value = database
+            // Online: a database whose base copy finished goes straight to streaming on resume.
+            if options.mode == .online, try store.isStepDone(name, database, "online.copied") { continue }
             do {
                 try migrateDatabase(database)
-                try store.setDatabase(name, database, state: "Succeeded")
+                try store.setDatabase(name, database, state: options.mode == .online ? "Streaming" : "Succeeded")
+                if options.mode == .online { try store.stepDone(name, database, "online.copied", durationMs: 0) }
             } catch {
                 try? store.setDatabase(name, database, state: canceled.isSet ? "Canceled" : "Failed")
+                if canceled.isSet && options.mode == .online { dropChangeCapture(databases) }
                 throw error
             }
         }
         currentDatabase.value = nil
+        if options.mode == .online { try streamUntilCutover(databases) }
         printer.clear()
         printer.say("migration \(name) Succeeded")
     }
@@ -234,7 +242,7 @@ public final class Migrator: @unchecked Sendable {
     /// Offline mode needs a quiet source: other client sessions on a selected database could
     /// write after the snapshot, and their changes would be lost.
     private func checkSourceSessions(_ database: String) throws {
-        guard !options.force else { return }
+        guard !options.force, options.mode == .offline else { return }
         let row = try sourceAdmin.query("""
             SELECT count(*), coalesce(string_agg(DISTINCT coalesce(usename::text, '?') || '@' || coalesce(client_addr::text, 'local')
                                                  || coalesce(' (' || nullif(application_name, '') || ')', ''), ', '), '')
@@ -284,7 +292,15 @@ public final class Migrator: @unchecked Sendable {
         let snapshotSession = try open(options.source.with(database: database), what: "source database \(database)")
         defer { snapshotSession.close() }
         try snapshotSession.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        let snapshot = try snapshotSession.query("SELECT pg_export_snapshot()").rows[0].string(0)!
+        let snapshot: String
+        if options.mode == .online {
+            // Online: the whole copy reads the snapshot the logical slot exported, so the copy
+            // and the change stream meet exactly (no gap, no duplicate).
+            snapshot = try startChangeCapture(database)
+            try snapshotSession.execute("SET TRANSACTION SNAPSHOT \(try snapshotSession.quoteLiteral(snapshot))")
+        } else {
+            snapshot = try snapshotSession.query("SELECT pg_export_snapshot()").rows[0].string(0)!
+        }
 
         if try !store.isStepDone(name, database, "createDatabase") {
             let exists = try !targetAdmin.query("SELECT 1 FROM pg_database WHERE datname = $1", database).rows.isEmpty

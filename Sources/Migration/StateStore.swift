@@ -311,7 +311,8 @@ public final class StateStore: Sendable {
     }
 
     public func status(_ name: String) throws -> Status? {
-        try pool.read { db in
+        let streaming = try streamFigures(name)
+        return try pool.read { db in
             guard let m = try GRDB.Row.fetchOne(db, sql: "SELECT * FROM migration WHERE name = ?", arguments: [name]) else { return nil }
             var databases: [DatabaseStatus] = []
             for dbRow in try GRDB.Row.fetchAll(db, sql: "SELECT name, state FROM database_progress WHERE migration = ? ORDER BY rowid", arguments: [name]) {
@@ -334,7 +335,8 @@ public final class StateStore: Sendable {
                     bytes += t["b"] ?? 0
                 }
                 databases.append(DatabaseStatus(name: database, state: dbRow["state"], tables: counts, rowsCopied: rows,
-                                                bytesCopied: bytes, latencySeconds: nil, pendingBytes: nil))
+                                                bytesCopied: bytes, latencySeconds: streaming[database]?.latency,
+                                                pendingBytes: streaming[database]?.pending))
             }
             return Status(name: m["name"], state: m["state"], substate: m["substate"], mode: m["mode"], startedAt: m["startedAt"],
                           finishedAt: m["finishedAt"], message: m["message"], databases: databases)

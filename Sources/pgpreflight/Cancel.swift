@@ -24,6 +24,11 @@ struct Cancel: AsyncParsableCommand {
             return
         }
         print("migration \(name): Canceled (nothing rolled back)")
+        if record.mode == "online", case let slots = try store.slots(name), !slots.isEmpty {
+            // A running `migrate` drops them itself; after a crash nothing else will.
+            print("if no `pgpreflight migrate \(name)` is running, drop its replication slots on the source (they retain WAL): "
+                  + slots.map { "SELECT pg_drop_replication_slot('\($0)');" }.joined(separator: " "))
+        }
         let databases = try store.createdDatabases(name)
         if !databases.isEmpty {
             print("target databases to drop if you do not resume: \(databases.joined(separator: ", "))")

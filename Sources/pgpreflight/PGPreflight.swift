@@ -9,7 +9,7 @@ struct PGPreflight: AsyncParsableCommand {
         abstract: "Tells whether a PostgreSQL database can move to a managed server, and moves it.",
         discussion: "Exit codes: 0 nothing Failed, 1 something Failed, 2 the tool could not do its job.",
         version: toolVersion,
-        subcommands: [Validate.self, RulesCommand.self, Migrate.self, ValidateAndMigrate.self, Status.self, Cancel.self, Verify.self,
+        subcommands: [Validate.self, RulesCommand.self, Migrate.self, ValidateAndMigrate.self, Status.self, Cutover.self, Cancel.self, Verify.self,
                       BaselineCommand.self, Scan.self, Demo.self])
 
     /// Exit codes as docs/design.md says: usage errors and anything the tool cannot do are 2

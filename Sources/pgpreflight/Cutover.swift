@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Migration
+
+/// `pgpreflight cutover NAME`: tells a running online migration to apply everything the
+/// source committed, set the sequences, verify and finish; waits until it has.
+struct Cutover: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Finish an online migration: apply the last changes, set sequences, verify, drop the slot.",
+        discussion: "Stop the applications' writes to the source first. Exit codes: 0 Succeeded, 1 otherwise, 2 bad input.")
+
+    @Argument(help: "Migration name.")
+    var name: String
+    @Option(help: "Directory of the state store.")
+    var stateDir: String = ".pgpreflight"
+    @Option(help: "Seconds to wait for the migration to finish.")
+    var timeout: Int = 600
+
+    func run() async throws {
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
+            fail("no state store in \(stateDir)")
+        }
+        let store: StateStore
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
+        guard let record = try store.migration(name) else { fail("no migration named \(name) in \(stateDir)") }
+        guard record.mode == "online" else { fail("migration \(name) is offline: there is nothing to cut over") }
+        if record.state.isFinal || record.state == .failed {
+            print("migration \(name) is \(record.state.rawValue); nothing to cut over")
+            throw ExitCode(record.state == .succeeded ? 0 : 1)
+        }
+        let started = Date()
+        _ = try store.requestCutover(name)
+        print("cutover of \(name) requested; waiting for the last changes to be applied …")
+        while Date().timeIntervalSince(started) < Double(timeout) {
+            try await Task.sleep(nanoseconds: 200_000_000)
+            guard let now = try store.migration(name) else { continue }
+            switch now.state {
+            case .succeeded:
+                print(String(format: "migration \(name): Succeeded (cutover took %.1f s)", Date().timeIntervalSince(started)))
+                return
+            case .failed, .canceled, .validationFailed:
+                print("migration \(name): \(now.state.rawValue)\(now.message.map { " — \($0)" } ?? "")")
+                throw ExitCode(1)
+            default:
+                continue
+            }
+        }
+        print("migration \(name) did not finish within \(timeout) s; `pgpreflight status \(name)` shows where it is")
+        throw ExitCode(1)
+    }
+}
