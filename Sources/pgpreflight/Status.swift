@@ -38,7 +38,11 @@ struct Status: AsyncParsableCommand {
             if let message = status.message { print("  \(message)") }
             for db in status.databases {
                 let t = db.tables
-                print("  \(db.name): \(db.state) · tables \(t.total) total, \(t.queued) queued, \(t.copying) copying, \(t.copied) copied, \(t.errors) errors · \(db.rowsCopied) rows, \(db.bytesCopied) bytes")
+                var line = "  \(db.name): \(db.state) · tables \(t.total) total, \(t.queued) queued, \(t.copying) copying, \(t.copied) copied, \(t.errors) errors · \(db.rowsCopied) rows, \(db.bytesCopied) bytes"
+                if let latency = db.latencySeconds {
+                    line += String(format: " · latency %.1f s, %@ pending", latency, "\(db.pendingBytes ?? 0) bytes")
+                }
+                print(line)
             }
         }
     }
