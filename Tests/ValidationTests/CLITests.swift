@@ -56,6 +56,42 @@ import TestSupport
         #expect(!output.contains(secret))
     }
 
+    /// Under GitHub Actions the report is followed by annotation lines; a policy file's
+    /// suppression makes the same finding accepted (exit 0) and says so.
+    @Test func githubAnnotationsAndPolicyFromTheCommandLine() throws {
+        let rules = try connectivityOnlyRules()
+        let closed = try LocalServer.freePort()
+        let source = TestServers.pg15.connectionString()
+        let target = "host=127.0.0.1 port=\(closed) user=postgres connect_timeout=2"
+        let arguments = ["validate", "--source", source, "--target", target, "--database", "postgres", "--format", "json"]
+        func pgpreflight(_ arguments: [String], environment: [String: String] = [:]) throws -> (code: Int, output: String) {
+            try self.pgpreflight(arguments, environment: environment.merging(["PGPREFLIGHT_RULES": rules.path]) { $1 })
+        }
+        let (code, output) = try pgpreflight(arguments, environment: ["GITHUB_ACTIONS": "true"])
+        #expect(code == 1)
+        #expect(output.contains("::error title=connectivity.target"))
+        let (plain, plainOutput) = try pgpreflight(arguments, environment: ["GITHUB_ACTIONS": "false"])
+        #expect(plain == 1)
+        #expect(!plainOutput.contains("::error"))
+
+        let policy = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-policy-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: policy) }
+        try """
+            suppressions:
+              - rule: connectivity.target
+                reason: "the target is built next week"
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let (accepted, acceptedOutput) = try pgpreflight(arguments + ["--config", policy.path], environment: ["GITHUB_ACTIONS": "false"])
+        #expect(accepted == 0, "\(acceptedOutput)")
+        #expect(acceptedOutput.contains("\"reason\" : \"the target is built next week\""))
+        let (overridden, _) = try pgpreflight(arguments + ["--rule-severity", "connectivity.target=warning", "--strict"],
+                                              environment: ["GITHUB_ACTIONS": "false"])
+        #expect(overridden == 1)  // Warning with --strict
+        let (unknown, unknownOutput) = try pgpreflight(arguments + ["--rule-severity", "no.such-rule=off"])
+        #expect(unknown == 2)
+        #expect(unknownOutput.contains("unknown rule id 'no.such-rule'"))
+    }
+
     @Test func badRulesFileExitsTwoWithFileAndLine() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

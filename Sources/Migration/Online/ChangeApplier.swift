@@ -17,6 +17,10 @@ public final class ChangeApplier {
     public private(set) var lastAppliedCommitTime: Date?
     public private(set) var appliedTransactions = 0
     public private(set) var appliedChanges = 0
+    /// For the last batch: how long its oldest transaction waited between its commit on the
+    /// source and its commit on the target (the apply delay, as both clocks tell it).
+    public private(set) var lastBatchDelaySeconds: Double = 0
+    private var pendingFirstCommitTime: Date?
 
     private var relations: [UInt32: (description: RelationDescription, qualifiedName: String, generation: Int)] = [:]
     private var generation = 0
@@ -97,6 +101,7 @@ public final class ChangeApplier {
             if skippingTransaction { skippingTransaction = false; return }
             pendingEnd = endLSN
             pendingCommitTime = commitTime
+            if pendingFirstCommitTime == nil { pendingFirstCommitTime = commitTime }
             pendingTransactions += 1
             if pending.count >= batchLimit { try flush() }
         case .origin, .type, .message:
@@ -128,6 +133,8 @@ public final class ChangeApplier {
         preparedStatements = prepared
         appliedLSN = end
         lastAppliedCommitTime = commitTime
+        lastBatchDelaySeconds = max(0, Date().timeIntervalSince(pendingFirstCommitTime ?? commitTime))
+        pendingFirstCommitTime = nil
         appliedTransactions += pendingTransactions
         appliedChanges += statements.count
         pending.removeAll(keepingCapacity: true)

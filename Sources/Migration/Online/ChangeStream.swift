@@ -11,6 +11,9 @@ public final class ChangeStream {
         public var appliedChanges: Int
         /// How far the last applied commit is behind the source's clock; 0 when caught up.
         public var latencySeconds: Double
+        /// How long the oldest transaction of the last applied batch waited (source commit →
+        /// target commit).
+        public var lastBatchDelaySeconds: Double
         /// True when everything received so far is applied and the stream is idle: the
         /// target then holds every source transaction committed before `receivedLSN`.
         public var caughtUp: Bool
@@ -71,7 +74,7 @@ public final class ChangeStream {
             }
             let progress = Progress(appliedLSN: applier.appliedLSN, receivedLSN: receivedLSN,
                                     appliedTransactions: applier.appliedTransactions, appliedChanges: applier.appliedChanges,
-                                    latencySeconds: latency, caughtUp: caughtUp)
+                                    latencySeconds: latency, lastBatchDelaySeconds: applier.lastBatchDelaySeconds, caughtUp: caughtUp)
             onProgress(progress)
             if shouldStop(progress) { return }
         }

@@ -179,13 +179,22 @@ extension Migrator {
         let changes = ChangeStream(replication: replication, applier: applier, slot: capture.slotName, publication: capture.publication)
         var end: LSN?
         var lastReport = Date.distantPast
+        var maxDelay = 0.0
+        var applied = (transactions: 0, changes: 0)
+        defer {
+            printer.say(String(format: "%@: %d transactions (%d changes) streamed; longest apply delay %.2f s", database,
+                               applied.transactions, applied.changes, maxDelay))
+        }
         try changes.run(consistentPoint: capture.consistentPoint, onProgress: { [self] progress in
+            maxDelay = max(maxDelay, progress.lastBatchDelaySeconds)
+            applied = (progress.appliedTransactions, progress.appliedChanges)
             if progress.caughtUp || progress.latencySeconds < 1 { control.markCaughtUp(database) }
             guard Date().timeIntervalSince(lastReport) >= 1 else { return }
             lastReport = Date()
             let current = (try? source.query("SELECT pg_current_wal_lsn()::text").first?.string(0)).flatMap { $0.flatMap(LSN.init) }
             let pending = current.map { $0.value > progress.appliedLSN.value ? Int($0.value - progress.appliedLSN.value) : 0 } ?? 0
-            try? store.streamProgress(options.name, database, latencySeconds: progress.latencySeconds,
+            // Caught up: 0. Otherwise how far the last applied commit is behind the source's clock.
+            try? store.streamProgress(options.name, database, latencySeconds: progress.caughtUp ? 0 : progress.latencySeconds,
                                       pendingBytes: progress.caughtUp ? 0 : pending,
                                       appliedLSN: progress.appliedLSN.description, caughtUp: progress.caughtUp)
         }, shouldStop: { progress in
