@@ -706,7 +706,13 @@ public final class Migrator: @unchecked Sendable {
             case .group(let tables): try copyGroup(tables, &sessions)
             case .count(let table):
                 let conn = try targetSession(&sessions)
-                let count = try migrator.timed("  Verification counts (cumulative)") { try Verifier.count(conn, [table])[0] }
+                // A plain scan: parallel workers only add coordination while the other
+                // workers keep the target busy.
+                let count = try migrator.timed("  Verification counts (cumulative)") { () throws -> Int in
+                    try conn.execute("SET max_parallel_workers_per_gather = 0")
+                    defer { try? conn.execute("RESET max_parallel_workers_per_gather") }
+                    return try Verifier.count(conn, [table])[0]
+                }
                 try store.setTargetCount(name, database, table.key, count)
             case .index(let table, let index):
                 let conn = try targetSession(&sessions)
