@@ -502,7 +502,8 @@ public final class Migrator: @unchecked Sendable {
                         try session.execute(part.joined(separator: "\n"))
                     }
                 }
-                let failed = work.contains { (try? $0.value()) == nil }
+                let succeeded = work.map { (try? $0.value()) != nil }  // waits for every session
+                let failed = succeeded.contains(false)
                 for session in sessions { try session.execute(failed ? "ROLLBACK" : "COMMIT") }
                 if failed { try main.execute(statements.joined(separator: "\n")) }
             }
