@@ -167,12 +167,23 @@ public final class Migrator: @unchecked Sendable {
         // the run ends.
         let lockSession = try open(options.target.with(database: "postgres"), what: "target (postgres database)")
         defer { lockSession.close() }
-        let locked = try lockSession.query("SELECT pg_try_advisory_lock($1::bigint)", Self.lockKey).rows[0].bool(0) ?? false
+        var locked = false
+        var holder: String?
+        for attempt in 0..<20 {
+            locked = try lockSession.query("SELECT pg_try_advisory_lock($1::bigint)", Self.lockKey).rows[0].bool(0) ?? false
+            if locked { break }
+            holder = (try? lockSession.query("""
+                SELECT substr(a.application_name, 21) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                  AND l.classid::int8 = ($1::int8 >> 32) AND l.objid::int8 = ($1::int8 & 4294967295)
+                  AND a.application_name LIKE 'pgpreflight migrate %' LIMIT 1
+                """, Self.lockKey).rows.first?.string(0)) ?? nil
+            // The holder may be this migration's previous run, killed a moment ago: its
+            // session ends as soon as the server notices. Another migration's does not.
+            guard holder == name, attempt < 19 else { break }
+            usleep(250_000)
+        }
         if !locked {
-            let holder = (try? lockSession.query("""
-                SELECT substr(application_name, 21) FROM pg_stat_activity
-                WHERE application_name LIKE 'pgpreflight migrate %' AND pid <> pg_backend_pid() LIMIT 1
-                """).rows.first?.string(0)) ?? nil
             throw MigrationFailure("another migration\(holder.map { " (\($0))" } ?? "") is running against the target \(options.target); wait for it to end or cancel it with `pgpreflight cancel NAME`")
         }
 
