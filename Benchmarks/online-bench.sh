@@ -87,5 +87,5 @@ print(f"cutover                  {float(c1) - float(c0):.2f} s from `cutover` to
 print(f"migration exit code      {rc}")
 PY
 echo "latency samples:$SAMPLES"
-grep -E "longest apply delay" "$WORK/migrate.log" | sed 's/^[0-9:]* /apply (migrate log)      /' || true
+grep -E "apply delay" "$WORK/migrate.log" | sed 's/^[0-9:]* /apply (migrate log)      /' || true
 tail -3 "$WORK/cutover.log"

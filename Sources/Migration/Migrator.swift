@@ -169,12 +169,23 @@ public final class Migrator: @unchecked Sendable {
         // the run ends.
         let lockSession = try open(options.target.with(database: "postgres"), what: "target (postgres database)")
         defer { lockSession.close() }
-        let locked = try lockSession.query("SELECT pg_try_advisory_lock($1::bigint)", Self.lockKey).rows[0].bool(0) ?? false
+        var locked = false
+        var holder: String?
+        for attempt in 0..<20 {
+            locked = try lockSession.query("SELECT pg_try_advisory_lock($1::bigint)", Self.lockKey).rows[0].bool(0) ?? false
+            if locked { break }
+            holder = (try? lockSession.query("""
+                SELECT substr(a.application_name, 21) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                  AND l.classid::int8 = ($1::int8 >> 32) AND l.objid::int8 = ($1::int8 & 4294967295)
+                  AND a.application_name LIKE 'pgpreflight migrate %' LIMIT 1
+                """, Self.lockKey).rows.first?.string(0)) ?? nil
+            // The holder may be this migration's previous run, killed a moment ago: its
+            // session ends as soon as the server notices. Another migration's does not.
+            guard holder == name, attempt < 19 else { break }
+            usleep(250_000)
+        }
         if !locked {
-            let holder = (try? lockSession.query("""
-                SELECT substr(application_name, 21) FROM pg_stat_activity
-                WHERE application_name LIKE 'pgpreflight migrate %' AND pid <> pg_backend_pid() LIMIT 1
-                """).rows.first?.string(0)) ?? nil
             throw MigrationFailure("another migration\(holder.map { " (\($0))" } ?? "") is running against the target \(options.target); wait for it to end or cancel it with `pgpreflight cancel NAME`")
         }
 
@@ -518,7 +529,8 @@ public final class Migrator: @unchecked Sendable {
                         try session.execute(part.joined(separator: "\n"))
                     }
                 }
-                let failed = work.contains { (try? $0.value()) == nil }
+                let succeeded = work.map { (try? $0.value()) != nil }  // waits for every session
+                let failed = succeeded.contains(false)
                 for session in sessions { try session.execute(failed ? "ROLLBACK" : "COMMIT") }
                 if failed { try main.execute(statements.joined(separator: "\n")) }
             }
@@ -722,7 +734,13 @@ public final class Migrator: @unchecked Sendable {
             case .group(let tables): try copyGroup(tables, &sessions)
             case .count(let table):
                 let conn = try targetSession(&sessions)
-                let count = try migrator.timed("  Verification counts (cumulative)") { try TableVerifier.count(conn, [table])[0] }
+                // A plain scan: parallel workers only add coordination while the other
+                // workers keep the target busy.
+                let count = try migrator.timed("  Verification counts (cumulative)") { () throws -> Int in
+                    try conn.execute("SET max_parallel_workers_per_gather = 0")
+                    defer { try? conn.execute("RESET max_parallel_workers_per_gather") }
+                    return try TableVerifier.count(conn, [table])[0]
+                }
                 try store.setTargetCount(name, database, table.key, count)
             case .index(let table, let index):
                 let conn = try targetSession(&sessions)

@@ -179,14 +179,20 @@ extension Migrator {
         let changes = ChangeStream(replication: replication, applier: applier, slot: capture.slotName, publication: capture.publication)
         var end: LSN?
         var lastReport = Date.distantPast
+        // The first catch-up applies what was written during the base copy; the steady-state
+        // apply delay is what follows it.
         var maxDelay = 0.0
+        var catchUp: Double?
+        let streamStart = Date()
         var applied = (transactions: 0, changes: 0)
         defer {
-            printer.say(String(format: "%@: %d transactions (%d changes) streamed; longest apply delay %.2f s", database,
-                               applied.transactions, applied.changes, maxDelay))
+            printer.say(String(format: "%@: %d transactions (%d changes) streamed; caught up %.1f s after the copy; "
+                               + "longest apply delay since then %.2f s", database, applied.transactions, applied.changes,
+                               catchUp ?? -1, maxDelay))
         }
         try changes.run(consistentPoint: capture.consistentPoint, onProgress: { [self] progress in
-            maxDelay = max(maxDelay, progress.lastBatchDelaySeconds)
+            if catchUp != nil { maxDelay = max(maxDelay, progress.lastBatchDelaySeconds) }
+            if catchUp == nil && progress.caughtUp { catchUp = Date().timeIntervalSince(streamStart) }
             applied = (progress.appliedTransactions, progress.appliedChanges)
             if progress.caughtUp || progress.latencySeconds < 1 { control.markCaughtUp(database) }
             guard Date().timeIntervalSince(lastReport) >= 1 else { return }
