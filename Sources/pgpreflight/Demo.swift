@@ -115,7 +115,7 @@ enum DemoMigration {
         say("\n== pgpreflight \(arguments.joined(separator: " "))   (migration day)\n")
         let code = try LocalServer.runAttached([executable] + arguments)
         guard code == 0 else { throw ExitCode(code) }
-        say("\n== pgpreflight verify --checksums --database shop   (any time after the cutover)\n")
+        say("\n== pgpreflight verify --checksums --database shop   (any time after the migration)\n")
         let verifyCode = try LocalServer.runAttached([executable, "verify", "--source", source.uri(), "--target", target.uri(),
                                                       "--database", "shop", "--checksums"])
         guard verifyCode == 0 else { throw ExitCode(verifyCode) }
