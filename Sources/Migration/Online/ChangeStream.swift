@@ -19,18 +19,29 @@ public final class ChangeStream {
         public var caughtUp: Bool
     }
 
+    /// The slot's output plugin: pgoutput (PostgreSQL 10+) with a publication, or wal2json.
+    public enum Format: Sendable {
+        case pgoutput(publication: String)
+        case wal2json
+    }
+
     private let replication: ReplicationConnection
     private let applier: ChangeApplier
     private let slot: String
-    private let publication: String
+    private let format: Format
+    private let wal2json = Wal2JSONDecoder()
     private var receivedLSN: LSN = .zero
     private var lastFeedback = Date.distantPast
 
-    public init(replication: ReplicationConnection, applier: ChangeApplier, slot: String, publication: String) {
+    public convenience init(replication: ReplicationConnection, applier: ChangeApplier, slot: String, publication: String) {
+        self.init(replication: replication, applier: applier, slot: slot, format: .pgoutput(publication: publication))
+    }
+
+    public init(replication: ReplicationConnection, applier: ChangeApplier, slot: String, format: Format) {
         self.replication = replication
         self.applier = applier
         self.slot = slot
-        self.publication = publication
+        self.format = format
     }
 
     /// Streams until `shouldStop(progress)` returns true (checked after each idle moment and
@@ -40,9 +51,12 @@ public final class ChangeStream {
                     shouldStop: (Progress) -> Bool) throws {
         let start = applier.startPosition(consistentPoint: consistentPoint)
         receivedLSN = start
-        try replication.startReplication(slot: slot, start: start, options: [
-            ("proto_version", "1"), ("publication_names", publication),
-        ])
+        switch format {
+        case .pgoutput(let publication):
+            try replication.startReplication(slot: slot, start: start, options: [("proto_version", "1"), ("publication_names", publication)])
+        case .wal2json:
+            try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options)
+        }
         defer { replication.stopStreaming() }
         var lastServerTime = Date()
         while true {
@@ -52,7 +66,10 @@ public final class ChangeStream {
                 receivedLSN = max(receivedLSN, end)
                 lastServerTime = serverTime
                 let batchesBefore = applier.appliedTransactions
-                try applyWithRetry(PgOutputMessage.decode(payload))
+                switch format {
+                case .pgoutput: try applyWithRetry(PgOutputMessage.decode(payload))
+                case .wal2json: for decoded in try wal2json.decode(payload) { try applyWithRetry(decoded) }
+                }
                 // A full batch was committed: report progress even while the stream is busy.
                 if applier.appliedTransactions == batchesBefore { continue }
             case .keepalive(let end, let serverTime, let replyRequested)?:

@@ -42,6 +42,14 @@ final class StreamControl: @unchecked Sendable {
 }
 
 extension Migrator {
+    /// pgoutput from PostgreSQL 10; wal2json before it (the only decoder 9.5/9.6 offer).
+    /// `PGPREFLIGHT_OUTPUT_PLUGIN=wal2json` forces wal2json on newer sources too.
+    var usesWal2JSON: Bool {
+        ProcessInfo.processInfo.environment["PGPREFLIGHT_OUTPUT_PLUGIN"] == "wal2json" || sourceAdmin.serverVersionNumber < 100000
+    }
+
+    var changeFormat: ChangeStream.Format { usesWal2JSON ? .wal2json : .pgoutput(publication: publicationName) }
+
     /// Publication and slot names: lower-case letters, digits and `_` (slots allow nothing else).
     var publicationName: String {
         "pgpreflight_" + String(options.name.lowercased().map { $0 == "-" ? "_" : $0 }.prefix(40))
@@ -90,18 +98,18 @@ extension Migrator {
         let conn = try open(sourceDB, what: "source database \(database)")
         defer { conn.close() }
         let publication = try conn.quoteIdentifier(publicationName)
-        if try conn.query("SELECT 1 FROM pg_publication WHERE pubname = $1", publicationName).rows.isEmpty {
+        if !usesWal2JSON, try conn.query("SELECT 1 FROM pg_publication WHERE pubname = $1", publicationName).rows.isEmpty {
             try conn.execute("CREATE PUBLICATION \(publication) FOR ALL TABLES")
         }
         let replication: ReplicationConnection
         do { replication = try ReplicationConnection.open(sourceDB, applicationName: "pgpreflight migrate \(options.name) (replication)") }
         catch { throw MigrationFailure("cannot open a replication connection to the source database \(database): \(error)") }
-        let created = try replication.createLogicalSlot(slot)
+        let created = try replication.createLogicalSlot(slot, plugin: usesWal2JSON ? "wal2json" : "pgoutput")
         try store.slotCreated(options.name, "", slot)
         guard let snapshot = created.snapshotName else { throw MigrationFailure("the source did not export a snapshot for slot \(slot)") }
         captures[database] = ChangeCapture(database: database, slotName: slot, publication: publicationName,
                                            replication: replication, consistentPoint: created.consistentPoint)
-        printer.say("\(database): logical slot \(slot) created at \(created.consistentPoint); copying from its snapshot")
+        printer.say("\(database): logical slot \(slot) (\(created.plugin)) created at \(created.consistentPoint); copying from its snapshot")
         return snapshot
     }
 
@@ -176,7 +184,7 @@ extension Migrator {
         let source = try open(sourceDB, what: "source database \(database)")
         defer { source.close() }
         let applier = try ChangeApplier(target: target, originName: capture.slotName)
-        let changes = ChangeStream(replication: replication, applier: applier, slot: capture.slotName, publication: capture.publication)
+        let changes = ChangeStream(replication: replication, applier: applier, slot: capture.slotName, format: changeFormat)
         var end: LSN?
         var lastReport = Date.distantPast
         // The first catch-up applies what was written during the base copy; the steady-state
@@ -253,7 +261,7 @@ extension Migrator {
                 Thread.sleep(forTimeInterval: 0.1)
             }
             if let conn = try? open(options.source.with(database: database), what: "source database \(database)") {
-                if let name = try? conn.quoteIdentifier(publicationName) { try? conn.execute("DROP PUBLICATION IF EXISTS \(name)") }
+                if !usesWal2JSON, let name = try? conn.quoteIdentifier(publicationName) { try? conn.execute("DROP PUBLICATION IF EXISTS \(name)") }
                 conn.close()
             }
             if let conn = try? open(options.target.with(database: database), what: "target database \(database)") {
