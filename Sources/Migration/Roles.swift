@@ -11,6 +11,33 @@ enum Roles {
         "alloydbadmin", "alloydbsuperuser",
     ]
 
+    static let listSettings: Set<String> = ["search_path", "temp_tablespaces", "session_preload_libraries",
+                                            "local_preload_libraries", "shared_preload_libraries"]
+
+    /// Splits a list setting as PostgreSQL's SplitGUCList does: commas, spaces, and
+    /// double-quoted elements with "" for a quote.
+    static func splitList(_ text: String) -> [String] {
+        var elements: [String] = []
+        var current = ""
+        var quoted = false
+        var chars = Array(text)[...]
+        while let c = chars.popFirst() {
+            if quoted {
+                if c == "\"" {
+                    if chars.first == "\"" { current.append("\""); chars.removeFirst() } else { quoted = false }
+                } else { current.append(c) }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                elements.append(current); current = ""
+            } else if !c.isWhitespace {
+                current.append(c)
+            }
+        }
+        elements.append(current)
+        return elements.filter { !$0.isEmpty }
+    }
+
     static func isReserved(_ name: String) -> Bool { name.hasPrefix("pg_") || platformRoles.contains(name) }
 
     /// Returns notes for the user (roles created without passwords, attributes dropped).
@@ -30,6 +57,14 @@ enum Roles {
             FROM pg_roles ORDER BY rolname
             """).rows
         var withoutPassword: [String] = []
+        // ALTER ROLE … SET defaults (search_path, statement_timeout, …) of every database.
+        var roleSettings: [String: [String]] = [:]
+        for row in try source.query("""
+            SELECT r.rolname, unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+            WHERE s.setdatabase = 0
+            """).rows {
+            if let role = row.string(0), let setting = row.string(1) { roleSettings[role, default: []].append(setting) }
+        }
         for role in roles {
             let name = role.string(0)!
             guard !isReserved(name), !existing.contains(name) else { continue }
@@ -50,6 +85,16 @@ enum Roles {
                 notes.append("role \(name) created without \(privileged.joined(separator: ", ")): the target user may not grant it")
             }
             if role.bool(9)! { notes.append("role \(name) is a superuser on the source; it was created without SUPERUSER") }
+            for setting in roleSettings[name] ?? [] {
+                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, parts[0].range(of: #"^[A-Za-z_][A-Za-z0-9_.]*$"#, options: .regularExpression) != nil else { continue }
+                // List settings (search_path, …) are stored quoted element by element, as
+                // pg_dumpall writes them: each element becomes a literal of its own.
+                let elements = Self.listSettings.contains(parts[0].lowercased()) ? Self.splitList(parts[1]) : [parts[1]]
+                let value = try elements.map { try target.quoteLiteral($0) }.joined(separator: ", ")
+                do { try target.execute("ALTER ROLE \(quoted) SET \(parts[0]) = \(value)") }
+                catch let error as ServerError { notes.append("role \(name): could not set \(parts[0]) on the target: \(error.message)") }
+            }
         }
         if !withoutPassword.isEmpty {
             notes.append(passwordsReadable

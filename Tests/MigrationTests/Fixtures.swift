@@ -17,6 +17,8 @@ enum Fixtures {
           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_app') THEN CREATE ROLE mig_app LOGIN; END IF;
         END $$;
         GRANT mig_reader TO mig_app;
+        ALTER ROLE mig_app SET statement_timeout = '5min';
+        ALTER ROLE mig_app SET search_path = app, public;
         """
 
     static let rich = """

@@ -74,6 +74,9 @@ struct MigrationTests {
         #expect(try Fixtures.listing(Fixtures.source, "postgres", roles) == Fixtures.listing(Fixtures.target, "postgres", roles))
         let members = "SELECT roleid::regrole::text, member::regrole::text FROM pg_auth_members WHERE member::regrole::text LIKE 'mig\\_%' ORDER BY 1, 2"
         #expect(try Fixtures.listing(Fixtures.target, "postgres", members) == ["mig_reader | mig_app"])
+        let settings = "SELECT array_to_string(setconfig, ';') FROM pg_db_role_setting WHERE setrole = 'mig_app'::regrole AND setdatabase = 0"
+        let (targetSettings, sourceSettings) = (try Fixtures.listing(Fixtures.target, "postgres", settings), try Fixtures.listing(Fixtures.source, "postgres", settings))
+        #expect(targetSettings == sourceSettings, "target \(targetSettings), source \(sourceSettings)")
 
         // The store says so, in the JSON shape of the design.
         let status = try #require(try migrator.store.status(migrator.options.name))
