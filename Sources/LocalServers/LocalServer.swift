@@ -164,7 +164,7 @@ public final class LocalServer: @unchecked Sendable {
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        let spawned = withCleanSignals { posix_spawn(&pid, command[0], &actions, $0, argv, envp) }
         guard spawned == 0 else {
             throw LocalServerError(message: "could not start \(command[0]): \(String(cString: strerror(spawned)))")
         }
@@ -181,13 +181,49 @@ public final class LocalServer: @unchecked Sendable {
 
     /// Runs a command with this process's standard output and error, and returns its exit code.
     public static func runAttached(_ command: [String]) throws -> Int32 {
+        try wait(spawnAttached(command))
+    }
+
+    /// Starts a command with this process's standard output and error (or /dev/null when
+    /// `quiet`); `wait(_:)` collects it.
+    public static func spawnAttached(_ command: [String], quiet: Bool = false) throws -> pid_t {
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if quiet {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, command[0], nil, nil, argv, environ)
+        let spawned = withCleanSignals { posix_spawn(&pid, command[0], &actions, $0, argv, environ) }
         guard spawned == 0 else {
             throw LocalServerError(message: "could not start \(command[0]): \(String(cString: strerror(spawned)))")
         }
+        return pid
+    }
+
+    /// Children start with no blocked signals and default handlers: a Swift process blocks
+    /// some (Dispatch's threads), and a child that inherits a blocked SIGALRM never sees its
+    /// timer (pgbench -T would run forever).
+    static func withCleanSignals<R>(_ body: (UnsafePointer<posix_spawnattr_t>) -> R) -> R {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGALRM, SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        return withUnsafePointer(to: &attributes) { body($0) }
+    }
+
+    /// Waits for a process started with `spawnAttached` and returns its exit code.
+    public static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

@@ -157,7 +157,7 @@ public final class Migrator: @unchecked Sendable {
     private func perform() throws {
         let name = options.name
         try setSubstate(.performingPreRequisiteSteps)
-        printer.say("migration \(name): \(options.source) → \(options.target) (offline, \(options.jobs) jobs)")
+        printer.say("migration \(name): \(options.source) → \(options.target) (\(options.mode.rawValue), \(options.jobs) jobs)")
         let prerequisites = Date()
         sourceAdmin = try open(options.source.with(database: Self.adminDatabase(options.source)), what: "source")
         defer { sourceAdmin.close() }

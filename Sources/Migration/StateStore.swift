@@ -104,7 +104,7 @@ public final class StateStore: Sendable {
 
     func setState(_ name: String, _ state: MigrationState, _ substate: MigrationSubstate, message: String? = nil) throws {
         try pool.write { db in
-            let final = state == .inProgress ? nil : Self.now()
+            let final = state == .inProgress || state == .waitingForUserAction ? nil : Self.now()
             try db.execute(sql: """
                 UPDATE migration SET state = ?, substate = ?, message = ?, updatedAt = ?, finishedAt = ? WHERE name = ?
                 """, arguments: [state.rawValue, substate.rawValue, message, Self.now(), final, name])

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LocalServers
+import Migration
 import PostgresClient
 import Reports
 import Validation
@@ -118,6 +119,44 @@ enum DemoMigration {
         say("\n== pgpreflight verify --checksums --database shop   (any time after the migration)\n")
         let verifyCode = try LocalServer.runAttached([executable, "verify", "--source", source.uri(), "--target", target.uri(),
                                                       "--database", "shop", "--checksums"])
+        guard verifyCode == 0 else { throw ExitCode(verifyCode) }
+        try await online(source: source, target: target, executable: executable, stateDirectory: stateDirectory)
+    }
+
+    /// A database that cannot stop: pgbench writes on two connections while the online
+    /// migration copies and streams; then the writes stop and `cutover` finishes it.
+    static func online(source: LocalServer, target: LocalServer, executable: String, stateDirectory: URL) async throws {
+        say("\n== an online migration: database live, with pgbench writing on two connections (400 transactions per second) throughout\n")
+        try source.psql("CREATE DATABASE live")
+        let pgbench = source.binDirectory.appendingPathComponent("pgbench").path
+        let connection = ["-h", "127.0.0.1", "-p", "\(source.port)", "-U", source.superuser]
+        guard try LocalServer.wait(LocalServer.spawnAttached([pgbench, "-i", "-s", "5", "-q"] + connection + ["live"], quiet: true)) == 0 else {
+            throw ValidationError("pgbench -i failed")
+        }
+        // pgbench_history has no primary key: give it a replica identity, as validation asks.
+        try source.psql("ALTER TABLE pgbench_history REPLICA IDENTITY FULL", database: "live")
+        let writers = try LocalServer.spawnAttached([pgbench, "-n", "-c", "2", "-R", "400", "-T", "12"] + connection + ["live"], quiet: true)
+        let arguments = ["validate-and-migrate", "live", "--source", source.uri(), "--target", target.uri(),
+                         "--database", "live", "--mode", "online", "--state-dir", stateDirectory.path]
+        say("== pgpreflight \(arguments.joined(separator: " "))   (stays in the foreground until cutover)\n")
+        let migration = try LocalServer.spawnAttached([executable] + arguments)
+        let store = try StateStore(directory: stateDirectory)
+        let deadline = Date().addingTimeInterval(120)
+        while (try? store.migration("live"))?.substate != .waitingForCutoverTrigger {
+            guard Date() < deadline else { throw ValidationError("the online migration did not catch up") }
+            if let record = try? store.migration("live"), record.state == .failed || record.state == .validationFailed { break }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+        say("\n== pgpreflight status live   (from another terminal, while pgbench still writes)\n")
+        _ = try LocalServer.runAttached([executable, "status", "live", "--state-dir", stateDirectory.path])
+        _ = LocalServer.wait(writers)
+        say("\n== the applications stop writing; pgpreflight cutover live\n")
+        _ = try LocalServer.runAttached([executable, "cutover", "live", "--state-dir", stateDirectory.path])
+        let code = LocalServer.wait(migration)
+        guard code == 0 else { throw ExitCode(code) }
+        say("\n== pgpreflight verify --checksums --database live\n")
+        let verifyCode = try LocalServer.runAttached([executable, "verify", "--source", source.uri(), "--target", target.uri(),
+                                                      "--database", "live", "--checksums"])
         guard verifyCode == 0 else { throw ExitCode(verifyCode) }
     }
 }

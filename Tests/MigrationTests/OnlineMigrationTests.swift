@@ -26,17 +26,8 @@ import TestSupport
 
     func pgbench(_ arguments: [String], database: String) -> pid_t {
         let bin = TestServers.pg15.binDirectory.appendingPathComponent("pgbench").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([bin, "-h", "127.0.0.1", "-p", "\(TestServers.pg15.port)", "-U", "postgres"]
-                                                    + arguments + [database]).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        posix_spawn(&pid, bin, &actions, nil, argv, environ)
-        return pid
+        return try! LocalServer.spawnAttached([bin, "-h", "127.0.0.1", "-p", "\(TestServers.pg15.port)", "-U", "postgres"]
+                                              + arguments + [database], quiet: true)
     }
 
     func prepareSource(prefix: String) throws -> String {
