@@ -62,7 +62,11 @@ struct PgDump {
         let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-err-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: errorFile) }
         var fds: [Int32] = [0, 0]
+        // Close-on-exec: a process another thread starts meanwhile (a server, another
+        // pg_dump) must not inherit the write end, or the read below never sees EOF.
         guard pipe(&fds) == 0 else { throw MigrationFailure("pipe() failed") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
