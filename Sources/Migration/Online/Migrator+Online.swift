@@ -66,10 +66,12 @@ extension Migrator {
         for database in databases {
             let conn = try open(options.source.with(database: database), what: "source database \(database)")
             defer { conn.close() }
+            // relispartition exists from 10; older sources have no declarative partitions.
+            let partitionFilter = conn.serverVersionNumber >= 100000 ? "AND NOT c.relispartition" : ""
             let missing = try conn.query("""
                 SELECT format('%I.%I', n.nspname, c.relname)
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition IS TRUE
+                WHERE c.relkind = 'r' AND c.relpersistence = 'p' \(partitionFilter)
                   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
                   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
                   AND (c.relreplident = 'n'
