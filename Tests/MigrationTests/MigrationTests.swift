@@ -67,6 +67,15 @@ struct MigrationTests {
             #expect(!source.isEmpty, "empty listing: \(sql.prefix(60))")
             #expect(source == target, "differs: \(sql.prefix(80))")
         }
+        // `pgpreflight verify` agrees: every catalog listing, owner, privilege, sequence and
+        // checksum is the same.
+        let endpoints = try Fixtures.options("v", database: database, stateDirectory: state)
+        let verification = await Verifier(source: endpoints.source, target: endpoints.target, checksums: true).verify(database: database)
+        #expect(verification.count == Verifier.catalogChecks.count + 2)  // + row counts and checksums
+        #expect(verification.first { $0.rule == "verify.large-objects" }?.message.hasPrefix("2 identical") == true)
+        for result in verification where result.status != .succeeded {
+            Issue.record("verify: \(result.rule): \(result.message) \(result.objects.prefix(5))")
+        }
         // The database itself: owner and encoding as on the source; roles carried without SUPERUSER.
         let dbInfo = "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate FROM pg_database WHERE datname = '\(database)'"
         #expect(try Fixtures.listing(Fixtures.source, "postgres", dbInfo) == Fixtures.listing(Fixtures.target, "postgres", dbInfo))
