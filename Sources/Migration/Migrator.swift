@@ -195,7 +195,8 @@ public final class Migrator: @unchecked Sendable {
 
         let available = try sourceAdmin.query("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")
             .rows.compactMap { $0.string(0) }
-        let databases = options.databases.isEmpty ? available.filter { !systemDatabases.contains($0) } : options.databases
+        // The same default selection as validation, so validate-and-migrate checks what it copies.
+        let databases = options.databases.isEmpty ? available.filter { !ValidationEngine.excludedDatabases.contains($0) } : options.databases
         if let missing = databases.first(where: { !available.contains($0) }) {
             throw MigrationFailure("database \(missing) does not exist on the source (or does not allow connections)")
         }

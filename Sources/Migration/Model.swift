@@ -96,5 +96,3 @@ struct MigrationCanceled: Error, CustomStringConvertible {
     var description: String { "the migration was canceled" }
 }
 
-/// Databases never selected by default.
-let systemDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys"]

@@ -143,7 +143,7 @@ public struct Verifier: Sendable {
     }
 
     /// Objects of the user's schemas: not system schemas, not members of an extension.
-    static let userSchemas = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
+    static let userSchemas = Catalog.userSchemaFilter
     static func notExtensionMember(_ catalog: String, _ oid: String) -> String {
         "NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = '\(catalog)'::regclass AND d.objid = \(oid) AND d.deptype = 'e')"
     }
