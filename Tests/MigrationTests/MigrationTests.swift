@@ -199,12 +199,15 @@ struct MigrationTests {
         #expect(try Fixtures.listing(Fixtures.target, database, indexes) == ["big_body", "big_pkey"])
     }
 
-    @Test func splitTablesAreCopiedByRangesExactly() async throws {
-        // One table with an integer key (key ranges), one without a key (ctid ranges), each
-        // holding most of the data relative to the tiny threshold used here.
+    /// `keyed` holds most of the data (relative to the tiny threshold used here) and is copied
+    /// in ranges: ctid page ranges (a 14+ source), or ranges of its integer key (what older
+    /// sources get), with negative keys and a hole in the middle.
+    @Test(arguments: [false, true])
+    func splitTablesAreCopiedByRangesExactly(byKey: Bool) async throws {
         let database = try Fixtures.makeSource("""
             CREATE TABLE keyed (id int PRIMARY KEY, v text);
-            INSERT INTO keyed SELECT g, repeat('k', g % 50) FROM generate_series(-5000, 60000) g;
+            INSERT INTO keyed SELECT g, repeat('k', g % 50) FROM generate_series(-5000, 150000) g;
+            DELETE FROM keyed WHERE id BETWEEN 40000 AND 70000;
             CREATE TABLE heap (v text, n numeric);
             INSERT INTO heap SELECT md5(g::text), g / 7.0 FROM generate_series(1, 50000) g;
             DELETE FROM heap WHERE n::int % 11 = 0;
@@ -212,6 +215,7 @@ struct MigrationTests {
         var options = try Fixtures.options("split-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
                                            stateDirectory: Fixtures.stateDirectory(), verify: .checksums)
         options.splitThresholdBytes = 256 << 10
+        options.keyRangesOnly = byKey
         let outcome = try await Migrator(options).run()
         #expect(outcome.state == .succeeded, "\(outcome.message ?? "")")
         let rows = "SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM keyed t), (SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM heap t)"
