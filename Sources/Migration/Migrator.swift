@@ -327,8 +327,8 @@ public final class Migrator: @unchecked Sendable {
         let dumpStart = Date()
         if try !store.isStepDone(name, database, "preData") {
             // A run killed during (or right after) the pre-data restore left part of the
-            // schema. No data was copied yet and the database is this migration's own: it is
-            // dropped and created again.
+            // schema, and maybe big tables copied meanwhile. The database is this migration's
+            // own: it is dropped and created again, and its progress forgotten.
             let conn = try open(targetEndpoint, what: "target database \(database)")
             let partial = try Catalog.hasUserObjects(conn)
             conn.close()
@@ -336,7 +336,9 @@ public final class Migrator: @unchecked Sendable {
                 printer.say("\(database): the schema restore of an interrupted run is redone from an empty database")
                 let force = targetAdmin.serverVersionNumber >= 130000 ? " WITH (FORCE)" : ""
                 try targetAdmin.execute("DROP DATABASE \(try targetAdmin.quoteIdentifier(database))\(force)")
+                try store.resetProgress(name, database: database)
                 try timed("Create databases") { try createDatabase(database) }
+                try store.stepDone(name, database, "createDatabase", durationMs: 0)
             }
         }
         let postDump = Background { [pgDump, options] in
@@ -348,13 +350,6 @@ public final class Migrator: @unchecked Sendable {
                 try pgDump.dump(options.source, database: database, section: "pre-data", snapshot: snapshot,
                                 applicationName: "pgpreflight migrate \(options.name) (pg_dump)")
             }
-        if let preScript {
-            try timed("Restore pre-data") {
-                do { try restorePreData(preScript, targetEndpoint, database) }
-                catch { throw MigrationFailure("restoring the schema (pre-data) of \(database) on the target failed: \(error)") }
-            }
-            try store.stepDone(name, database, "preData", durationMs: 0)
-        }
         let postScript = try postDump.value()
         if preScript == nil { tracker.time("Dump schema (pg_dump \(pgDump.major))", Date().timeIntervalSince(dumpStart)) }
         try checkCanceled()
@@ -381,47 +376,88 @@ public final class Migrator: @unchecked Sendable {
         tracker.addTables(count: tables.count, diskBytes: tables.reduce(0) { $0 + $1.bytes })
         let run = DatabaseRun(tables: tables, perTable: perTable)
         let totalBytes = tables.reduce(0) { $0 + $1.bytes }
-        var initial: [Job] = []
-        if try !store.isStepDone(name, database, "largeObjects") { initial.append(.largeObjects) }
-        var group: [SourceTable] = []
-        var groupBytes: Int64 = 0
-        for table in tables {
-            if copied[table.key] != nil {
-                tracker.tableAlreadyCopied(diskBytes: table.bytes)
-                if let jobs = perTable[table.key], !jobs.isEmpty { initial += jobs.map { .index(table, $0) } }
-                else if !analyzed.contains("analyze|\(table.key)") { initial.append(.analyze(table)) }
-            } else if let parts = try splitRanges(table, totalBytes: totalBytes, snapshotSession) {
-                // Ranges of one table are copied by several workers: no FREEZE then, and the
-                // table is emptied once here (a resumed table is redone from scratch).
-                let conn = try open(targetEndpoint, what: "target database \(database)")
-                try conn.execute("TRUNCATE ONLY \(table.qualified)")
-                conn.close()
-                run.setParts(table.key, parts.count)
-                initial += parts.map { .part(table, $0) }
-            } else if table.bytes < Self.smallTableBytes && !dirty.contains(table.key) {
-                // Small tables go in groups: one target transaction copies them, builds their
-                // indexes and analyzes them (thousands of tiny tables cost round trips, not bytes).
-                group.append(table)
-                groupBytes += table.bytes
-                if group.count >= 100 || groupBytes >= 32 << 20 {
-                    initial.append(.group(group))
-                    group = []
-                    groupBytes = 0
-                }
-            } else {
-                initial.append(.copy(table))
-            }
-        }
-        if !group.isEmpty { initial.append(.group(group)) }
-        // Largest first: big tables are in front already (catalog order); ranges keep their place.
+
+        // The workers start as soon as the first tables exist: big tables are created first
+        // and copied while the rest of the schema (thousands of small tables, say) is restored.
         let copyStart = Date()
-        let queue = WorkQueue<Job>(initial)
+        let queue = WorkQueue<Job>([])
+        queue.hold()
         let context = WorkerContext(migrator: self, database: database, source: sourceEndpoint, target: targetEndpoint,
                                     snapshot: snapshot, preamble: preamble, run: run, queue: queue)
-        do {
+        let workers = Background { [options] in
             try queue.run(workers: options.jobs, makeState: { WorkerSessions() },
                           perform: { sessions, job in try context.perform(job, &sessions) },
                           finish: { sessions in sessions.close() })
+        }
+        var scheduled = Set<String>()
+        var largeObjectsScheduled = false
+        /// Queues the jobs of `candidates`, once each, the biggest first (a range counts as its
+        /// share of the table: a big whole table starts before the ranges of a bigger one, so
+        /// that the longest copy, whose index builds follow it, does not start last).
+        func schedule(_ candidates: [SourceTable]) throws {
+            var jobs: [(bytes: Int64, job: Job)] = []
+            if !largeObjectsScheduled {
+                largeObjectsScheduled = true
+                if try !store.isStepDone(name, database, "largeObjects") { jobs.append((.max, .largeObjects)) }
+            }
+            var group: [SourceTable] = []
+            var groupBytes: Int64 = 0
+            for table in candidates where scheduled.insert(table.key).inserted {
+                if copied[table.key] != nil {
+                    tracker.tableAlreadyCopied(diskBytes: table.bytes)
+                    if let indexJobs = perTable[table.key], !indexJobs.isEmpty { jobs += indexJobs.map { (table.bytes, .index(table, $0)) } }
+                    else if !analyzed.contains("analyze|\(table.key)") { jobs.append((table.bytes, .analyze(table))) }
+                } else if let parts = try splitRanges(table, totalBytes: totalBytes, snapshotSession) {
+                    // Ranges of one table are copied by several workers: no FREEZE then, and the
+                    // table is emptied once here (a resumed table is redone from scratch).
+                    let conn = try open(targetEndpoint, what: "target database \(database)")
+                    try conn.execute("TRUNCATE ONLY \(table.qualified)")
+                    conn.close()
+                    run.setParts(table.key, parts.count)
+                    jobs += parts.map { (table.bytes / Int64(parts.count), .part(table, $0)) }
+                } else if table.bytes < Self.smallTableBytes && !dirty.contains(table.key) {
+                    // Small tables go in groups: one target transaction copies them, builds their
+                    // indexes and analyzes them (thousands of tiny tables cost round trips, not bytes).
+                    group.append(table)
+                    groupBytes += table.bytes
+                    if group.count >= 100 || groupBytes >= 32 << 20 {
+                        jobs.append((groupBytes, .group(group)))
+                        group = []
+                        groupBytes = 0
+                    }
+                } else {
+                    jobs.append((table.bytes, .copy(table)))
+                }
+            }
+            if !group.isEmpty { jobs.append((groupBytes, .group(group))) }
+            // A stable sort: ranges of one table stay in order, equal sizes keep catalog order.
+            for (_, job) in jobs.enumerated().sorted(by: { ($0.element.bytes, -$0.offset) > ($1.element.bytes, -$1.offset) }).map(\.element) {
+                queue.push(job)
+            }
+        }
+        do {
+            if let preScript {
+                let early = tables.filter { copied[$0.key] == nil && $0.bytes >= Self.smallTableBytes }
+                let earlyByName = Dictionary(early.map { ("\($0.schema)|\($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+                try timed("Restore pre-data") {
+                    do {
+                        try restorePreData(preScript, targetEndpoint, database, early: Set(earlyByName.keys)) { created in
+                            try schedule(created.compactMap { earlyByName[$0] })
+                        }
+                    } catch { throw MigrationFailure("restoring the schema (pre-data) of \(database) on the target failed: \(error)") }
+                }
+                try store.stepDone(name, database, "preData", durationMs: 0)
+            }
+            try checkCanceled()
+            try schedule(tables)
+        } catch {
+            queue.stop(error)
+            _ = try? workers.value()
+            throw error
+        }
+        queue.release()
+        do {
+            try workers.value()
         } catch {
             if canceled.isSet { throw MigrationCanceled() }
             throw error
@@ -487,27 +523,43 @@ public final class Migrator: @unchecked Sendable {
     /// are created by `jobs` sessions at once, each in its own transaction, committed only
     /// when all succeeded; otherwise (a table using another's row type, say) the run is
     /// created again in order. Everything else runs in order on one session.
-    private func restorePreData(_ script: String, _ endpoint: ConnectionString, _ database: String) throws {
+    ///
+    /// The `early` tables (`schema|name`) of a run are created first, on their own, and
+    /// `created` is called with them once committed, so that their data can be copied while
+    /// the rest of the schema is restored (a later statement on such a table, a comment say,
+    /// waits for its copy: the copy never waits for the restore).
+    private func restorePreData(_ script: String, _ endpoint: ConnectionString, _ database: String,
+                                early: Set<String> = [], created: ([String]) throws -> Void = { _ in }) throws {
         let (preamble, entries) = DumpScript.entries(script)
         func independent(_ entry: DumpEntry) -> Bool {
             guard entry.type == "TABLE", entry.sql.hasPrefix("CREATE TABLE ") || entry.sql.hasPrefix("CREATE UNLOGGED TABLE ") else { return false }
             let firstLine = entry.sql.prefix { $0 != "\n" }
             return !entry.sql.contains(" PARTITION OF ") && !entry.sql.contains("INHERITS (") && !firstLine.contains(" OF ")
         }
-        enum Step { case ordered([String]), parallel([String]) }
+        func earlyName(_ entry: DumpEntry) -> String? {
+            let name = "\(entry.schema ?? "")|\(entry.name)"
+            return early.contains(name) ? name : nil
+        }
+        enum Step { case ordered([String]), parallel([String]), early([String], names: [String]) }
         var steps: [Step] = []
-        var ordered: [String] = [], run: [String] = []
+        var ordered: [String] = [], run: [DumpEntry] = []
         func flushRun() {
-            if run.count >= 64 && options.jobs > 1 {
+            let first = run.filter { earlyName($0) != nil }
+            if !first.isEmpty {
                 if !ordered.isEmpty { steps.append(.ordered(ordered)); ordered = [] }
-                steps.append(.parallel(run))
+                steps.append(.early(first.map(\.sql), names: first.compactMap(earlyName)))
+            }
+            let rest = run.filter { earlyName($0) == nil }.map(\.sql)
+            if rest.count >= 64 && options.jobs > 1 {
+                if !ordered.isEmpty { steps.append(.ordered(ordered)); ordered = [] }
+                steps.append(.parallel(rest))
             } else {
-                ordered += run
+                ordered += rest
             }
             run = []
         }
         for entry in entries {
-            if independent(entry) { run.append(entry.sql) } else { flushRun(); ordered.append(entry.sql) }
+            if independent(entry) { run.append(entry) } else { flushRun(); ordered.append(entry.sql) }
         }
         flushRun()
         if !ordered.isEmpty { steps.append(.ordered(ordered)) }
@@ -519,6 +571,9 @@ public final class Migrator: @unchecked Sendable {
             switch step {
             case .ordered(let statements):
                 try main.execute(statements.joined(separator: "\n"))
+            case .early(let statements, let names):
+                try main.execute(statements.joined(separator: "\n"))  // one implicit transaction, committed here
+                try created(names)
             case .parallel(let statements):
                 let sessions = try (0..<options.jobs).map { _ in try open(endpoint, what: "target database \(database)") }
                 defer { sessions.forEach { $0.close() } }
@@ -731,6 +786,9 @@ public final class Migrator: @unchecked Sendable {
         }
 
         var store: StateStore { migrator.store }
+        /// False once the migration is canceled or another job (or the schema restore) failed:
+        /// a copy in flight stops then rather than run to its end.
+        var shouldGoOn: Bool { !migrator.canceled.isSet && !queue.isStopped }
         var name: String { migrator.options.name }
         var tracker: ProgressTracker { migrator.tracker }
 
@@ -817,9 +875,9 @@ public final class Migrator: @unchecked Sendable {
                     let format = table.binary ? "binary" : "text"
                     let columns = table.columns.joined(separator: ", ")
                     let result = try from.pipeCopy("COPY \(table.qualified) (\(columns)) TO STDOUT (FORMAT \(format))", into: to,
-                                                   "COPY \(table.qualified) (\(columns)) FROM STDIN (FORMAT \(format))") { [tracker, migrator] bytes in
+                                                   "COPY \(table.qualified) (\(columns)) FROM STDIN (FORMAT \(format))") { [tracker] bytes in
                         tracker.streamed(table.key, bytes)
-                        return !migrator.canceled.isSet
+                        return self.shouldGoOn
                     }
                     results.append((table.key, result.targetRows, result.sourceRows, result.bytes))
                 }
@@ -870,9 +928,9 @@ public final class Migrator: @unchecked Sendable {
             do {
                 // FREEZE needs the table emptied in the same transaction.
                 try to.execute(range == nil ? "BEGIN; TRUNCATE ONLY \(table.qualified)" : "BEGIN")
-                result = try from.pipeCopy(copyOut, into: to, copyIn) { [tracker, migrator] bytes in
+                result = try from.pipeCopy(copyOut, into: to, copyIn) { [tracker] bytes in
                     tracker.streamed(table.key, bytes)
-                    return !migrator.canceled.isSet
+                    return self.shouldGoOn
                 }
                 try to.execute("COMMIT")
             } catch {

@@ -7,6 +7,8 @@ final class WorkQueue<Job>: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [Job] = []
     private var running = 0
+    /// While held, an empty queue with nothing running waits for more jobs instead of ending.
+    private var holds = 0
     private var stopped = false
     private(set) var firstError: Error?
 
@@ -29,12 +31,15 @@ final class WorkQueue<Job>: @unchecked Sendable {
 
     var isStopped: Bool { condition.withLock { stopped } }
 
+    func hold() { condition.withLock { holds += 1 } }
+    func release() { condition.withLock { holds -= 1; condition.broadcast() } }
+
     private func next() -> Job? {
         condition.withLock {
             while true {
                 if stopped { return nil }
                 if !jobs.isEmpty { running += 1; return jobs.removeFirst() }
-                if running == 0 { return nil }
+                if running == 0 && holds == 0 { return nil }
                 condition.wait()
             }
         }
