@@ -390,16 +390,13 @@ public final class Migrator: @unchecked Sendable {
                           finish: { sessions in sessions.close() })
         }
         var scheduled = Set<String>()
-        var largeObjectsScheduled = false
         /// Queues the jobs of `candidates`, once each, the biggest first (a range counts as its
         /// share of the table: a big whole table starts before the ranges of a bigger one, so
         /// that the longest copy, whose index builds follow it, does not start last).
-        func schedule(_ candidates: [SourceTable]) throws {
+        func schedule(_ candidates: [SourceTable], largeObjects: Bool) throws {
             var jobs: [(bytes: Int64, job: Job)] = []
-            if !largeObjectsScheduled {
-                largeObjectsScheduled = true
-                if try !store.isStepDone(name, database, "largeObjects") { jobs.append((.max, .largeObjects)) }
-            }
+            // Not while the schema is restored: a pg_dump older than 16 creates them (empty) there.
+            if largeObjects, try !store.isStepDone(name, database, "largeObjects") { jobs.append((.max, .largeObjects)) }
             var group: [SourceTable] = []
             var groupBytes: Int64 = 0
             for table in candidates where scheduled.insert(table.key).inserted {
@@ -442,14 +439,14 @@ public final class Migrator: @unchecked Sendable {
                 try timed("Restore pre-data") {
                     do {
                         try restorePreData(preScript, targetEndpoint, database, early: Set(earlyByName.keys)) { created in
-                            try schedule(created.compactMap { earlyByName[$0] })
+                            try schedule(created.compactMap { earlyByName[$0] }, largeObjects: false)
                         }
                     } catch { throw MigrationFailure("restoring the schema (pre-data) of \(database) on the target failed: \(error)") }
                 }
                 try store.stepDone(name, database, "preData", durationMs: 0)
             }
             try checkCanceled()
-            try schedule(tables)
+            try schedule(tables, largeObjects: true)
         } catch {
             queue.stop(error)
             _ = try? workers.value()
