@@ -661,16 +661,25 @@ public final class Migrator: @unchecked Sendable {
             }
             try targetAdmin.execute(script.joined(separator: ";\n"))
         }
+        // Settings of the database (ALTER DATABASE … SET) and of roles in it (ALTER ROLE … IN
+        // DATABASE … SET), and its comment.
         for row in try sourceAdmin.query("""
-            SELECT unnest(setconfig) FROM pg_db_role_setting WHERE setdatabase = $1::oid AND setrole = 0
+            SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END, unnest(s.setconfig)
+            FROM pg_db_role_setting s WHERE s.setdatabase = $1::oid
             """, info.int(4)!).rows {
-            guard let setting = row.string(0), let equals = setting.firstIndex(of: "=") else { continue }
-            let key = String(setting[..<equals]), value = String(setting[setting.index(after: equals)...])
-            let values = key == "search_path"
-                ? try value.components(separatedBy: ",").map { try targetAdmin.quoteLiteral($0.trimmingCharacters(in: .whitespaces)) }.joined(separator: ", ")
-                : try targetAdmin.quoteLiteral(value)
-            do { try targetAdmin.execute("ALTER DATABASE \(quoted) SET \(try targetAdmin.quoteIdentifier(key)) = \(values)") }
-            catch { note("database \(database): setting \(key) not carried: \(error)") }
+            guard let setting = row.string(1), let clause = try Roles.setClause(setting, targetAdmin) else { continue }
+            let role = row.string(0)
+            if let role, !targetRoles.contains(role) {
+                note("database \(database): setting \(clause.name) of role \(role) not carried: the role does not exist on the target")
+                continue
+            }
+            let statement = try role.map { "ALTER ROLE \(try targetAdmin.quoteIdentifier($0)) IN DATABASE \(quoted) SET \(clause.sql)" }
+                ?? "ALTER DATABASE \(quoted) SET \(clause.sql)"
+            do { try targetAdmin.execute(statement) }
+            catch { note("database \(database): setting \(clause.name)\(role.map { " of role \($0)" } ?? "") not carried: \(error)") }
+        }
+        if let comment = try sourceAdmin.query("SELECT shobj_description($1::oid, 'pg_database')", info.int(4)!).rows[0].string(0) {
+            try targetAdmin.execute("COMMENT ON DATABASE \(quoted) IS \(try targetAdmin.quoteLiteral(comment))")
         }
     }
 

@@ -48,9 +48,18 @@ final class ProgressTracker: @unchecked Sendable {
         }
     }
 
+    /// Summary lines in the order of the run's steps (workers start during the schema
+    /// restore, so the first-timed order interleaves them); unknown lines keep their place.
+    static func inRunOrder(_ steps: [String]) -> [String] {
+        let ranks = ["Prerequisites", "Roles", "Create databases", "Dump schema", "Restore pre-data", "  Large objects", "  COPY (",
+                     "  CREATE INDEX", "  ANALYZE", "  Verification counts", "COPY, INDEX, ANALYZE", "Post-data", "Reset sequences", "Verification ("]
+        func rank(_ step: String) -> Int { ranks.firstIndex { step.hasPrefix($0) } ?? ranks.count }
+        return steps.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+    }
+
     func summary(total: Double, extra: [(String, String)]) -> String {
         lock.withLock {
-            var lines: [(String, String)] = order.map { ($0, String(format: "%.2f s", timings[$0]!)) }
+            var lines: [(String, String)] = Self.inRunOrder(order).map { ($0, String(format: "%.2f s", timings[$0]!)) }
             lines.append(("Total wall clock", String(format: "%.2f s", total)))
             lines += extra
             let width = max(40, (lines.map(\.0.count).max() ?? 0) + 2)

@@ -16,6 +16,17 @@ enum Roles {
 
     /// Splits a list setting as PostgreSQL's SplitGUCList does: commas, spaces, and
     /// double-quoted elements with "" for a quote.
+    /// `name = value` for `ALTER … SET` from a stored `name=value` setting (pg_db_role_setting),
+    /// nil for a name that is not a plain setting name. List settings (search_path, …) are
+    /// stored quoted element by element, as pg_dumpall writes them: each element becomes a
+    /// literal of its own.
+    static func setClause(_ setting: String, _ target: Connection) throws -> (name: String, sql: String)? {
+        let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, parts[0].range(of: #"^[A-Za-z_][A-Za-z0-9_.]*$"#, options: .regularExpression) != nil else { return nil }
+        let elements = listSettings.contains(parts[0].lowercased()) ? splitList(parts[1]) : [parts[1]]
+        return (parts[0], "\(parts[0]) = " + (try elements.map { try target.quoteLiteral($0) }.joined(separator: ", ")))
+    }
+
     static func splitList(_ text: String) -> [String] {
         var elements: [String] = []
         var current = ""
@@ -86,14 +97,9 @@ enum Roles {
             }
             if role.bool(9)! { notes.append("role \(name) is a superuser on the source; it was created without SUPERUSER") }
             for setting in roleSettings[name] ?? [] {
-                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, parts[0].range(of: #"^[A-Za-z_][A-Za-z0-9_.]*$"#, options: .regularExpression) != nil else { continue }
-                // List settings (search_path, …) are stored quoted element by element, as
-                // pg_dumpall writes them: each element becomes a literal of its own.
-                let elements = Self.listSettings.contains(parts[0].lowercased()) ? Self.splitList(parts[1]) : [parts[1]]
-                let value = try elements.map { try target.quoteLiteral($0) }.joined(separator: ", ")
-                do { try target.execute("ALTER ROLE \(quoted) SET \(parts[0]) = \(value)") }
-                catch let error as ServerError { notes.append("role \(name): could not set \(parts[0]) on the target: \(error.message)") }
+                guard let clause = try setClause(setting, target) else { continue }
+                do { try target.execute("ALTER ROLE \(quoted) SET \(clause.sql)") }
+                catch let error as ServerError { notes.append("role \(name): could not set \(clause.name) on the target: \(error.message)") }
             }
         }
         if !withoutPassword.isEmpty {

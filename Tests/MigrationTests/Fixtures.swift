@@ -84,6 +84,12 @@ enum Fixtures {
           EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO mig_reader', o);
         END $$;
         COMMENT ON TABLE app.orders IS 'orders placed';
+        DO $$ BEGIN
+          EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '8MB');
+          EXECUTE format('ALTER DATABASE %I SET search_path = app, "$user", public', current_database());
+          EXECUTE format('ALTER ROLE mig_app IN DATABASE %I SET statement_timeout = %L', current_database(), '5s');
+          EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the shop''s data');
+        END $$;
         """
 
     /// One table big enough (about 150 MB) that its copy takes a while, plus small ones.

@@ -77,8 +77,16 @@ struct MigrationTests {
             Issue.record("verify: \(result.rule): \(result.message) \(result.objects.prefix(5))")
         }
         // The database itself: owner and encoding as on the source; roles carried without SUPERUSER.
-        let dbInfo = "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate FROM pg_database WHERE datname = '\(database)'"
+        let dbInfo = "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '\(database)'"
         #expect(try Fixtures.listing(Fixtures.source, "postgres", dbInfo) == Fixtures.listing(Fixtures.target, "postgres", dbInfo))
+        // Its settings, and those of roles in it.
+        let dbSettings = """
+            SELECT coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '-'), array_to_string(s.setconfig, ';')
+            FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '\(database)' ORDER BY 1
+            """
+        let sourceDbSettings = try Fixtures.listing(Fixtures.source, "postgres", dbSettings)
+        #expect(sourceDbSettings.count == 2)
+        #expect(try Fixtures.listing(Fixtures.target, "postgres", dbSettings) == sourceDbSettings)
         let roles = "SELECT rolname, rolcanlogin, rolsuper, rolpassword IS NOT NULL FROM pg_authid WHERE rolname LIKE 'mig\\_%' ORDER BY 1"
         #expect(try Fixtures.listing(Fixtures.source, "postgres", roles) == Fixtures.listing(Fixtures.target, "postgres", roles))
         let members = "SELECT roleid::regrole::text, member::regrole::text FROM pg_auth_members WHERE member::regrole::text LIKE 'mig\\_%' ORDER BY 1, 2"
