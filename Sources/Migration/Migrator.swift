@@ -587,13 +587,15 @@ public final class Migrator: @unchecked Sendable {
         }
     }
 
-    /// Ranges for a table above the split threshold that holds most of the data (other
-    /// tables cannot keep the other workers busy while it copies; a table that is merely big
-    /// keeps COPY FREEZE instead): ctid page ranges on a PostgreSQL 14+ source (a TID range
-    /// scan reads only its pages), else an integer primary key's range (each range an index
-    /// or sequential scan of its own).
+    /// Ranges for a table above the split threshold that dwarfs the rest of the data (more
+    /// than twice what each other worker has to copy: they would sit idle while it copies);
+    /// a table that is merely big keeps COPY FREEZE, and two big tables copied side by side
+    /// measured faster whole than one of them in ranges. Ranges are ctid page ranges on a
+    /// PostgreSQL 14+ source (a TID range scan reads only its pages), else ranges of an
+    /// integer primary key (each range an index or sequential scan of its own).
     private func splitRanges(_ table: SourceTable, totalBytes: Int64, _ session: Connection) throws -> [String]? {
-        guard options.jobs > 1, table.bytes > options.splitThresholdBytes, table.bytes * 2 > totalBytes else { return nil }
+        guard options.jobs > 1, table.bytes > options.splitThresholdBytes,
+              table.bytes > 2 * (totalBytes - table.bytes) / Int64(options.jobs - 1) else { return nil }
         let bySize = Int((table.bytes + options.splitThresholdBytes - 1) / options.splitThresholdBytes)
         let parts = min(options.jobs * 4, max(options.jobs, bySize))
         if session.serverVersionNumber < 140000 || options.keyRangesOnly, let key = table.integerKey {

@@ -58,7 +58,7 @@ struct MigrationArguments: ParsableArguments {
     var verify: String = "counts"
     @Option(help: "Directory holding pg_dump (default: the newest found).")
     var pgBin: String?
-    @Option(help: "Split a table larger than this many MB that holds most of the data into ranges copied in parallel.")
+    @Option(help: "Split a table larger than this many MB into ranges copied in parallel when it dwarfs the rest of the data (more than twice what each other worker copies).")
     var splitTablesLargerThanMb: Int = 256
 
     func makeOptions() throws -> MigrationOptions {

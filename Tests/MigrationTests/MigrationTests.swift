@@ -217,7 +217,7 @@ struct MigrationTests {
             INSERT INTO keyed SELECT g, repeat('k', g % 50) FROM generate_series(-5000, 150000) g;
             DELETE FROM keyed WHERE id BETWEEN 40000 AND 70000;
             CREATE TABLE heap (v text, n numeric);
-            INSERT INTO heap SELECT md5(g::text), g / 7.0 FROM generate_series(1, 50000) g;
+            INSERT INTO heap SELECT md5(g::text), g / 7.0 FROM generate_series(1, 10000) g;
             DELETE FROM heap WHERE n::int % 11 = 0;
             """, prefix: "mig_split")
         var options = try Fixtures.options("split-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
