@@ -111,6 +111,29 @@ enum Catalog {
         }
     }
 
+    /// A validated foreign key of a plain table (the ones added NOT VALID, then validated in
+    /// parallel): its pg_dump entry key and the quoted names VALIDATE CONSTRAINT needs.
+    struct ForeignKey: Sendable {
+        let dumpKey: String
+        let qualifiedTable: String
+        let quotedName: String
+        var validateSQL: String { "ALTER TABLE ONLY \(qualifiedTable) VALIDATE CONSTRAINT \(quotedName)" }
+    }
+
+    static func validatedForeignKeys(_ conn: Connection) throws -> [ForeignKey] {
+        // A partition's copy of its parent's key is not dumped on its own (PostgreSQL 11+).
+        let own = conn.serverVersionNumber >= 110000 ? "AND con.conparentid = 0" : ""
+        return try conn.query("""
+            SELECT n.nspname, c.relname, con.conname
+            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE con.contype = 'f' AND con.convalidated AND c.relkind = 'r' AND \(userSchemaFilter) \(own)
+            """).rows.map { row in
+            let schema = row.string(0)!, table = row.string(1)!, name = row.string(2)!
+            return ForeignKey(dumpKey: "FK CONSTRAINT|\(schema)|\(table) \(name)", qualifiedTable: try conn.quoteQualified(schema, table),
+                              quotedName: try conn.quoteIdentifier(name))
+        }
+    }
+
     /// Sequences with their current value.
     static func sequences(_ conn: Connection) throws -> [(qualified: String, lastValue: String, isCalled: Bool)] {
         let names = try conn.query("""

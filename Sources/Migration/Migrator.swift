@@ -244,6 +244,15 @@ public final class Migrator: @unchecked Sendable {
     /// Tables smaller than this are copied in groups, without FREEZE.
     static let smallTableBytes: Int64 = 4 << 20
 
+    /// pg_dump's `ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY …;` with NOT VALID added, or nil
+    /// when the entry is not that one statement.
+    static func addingNotValid(_ sql: String) -> String? {
+        let statement = sql.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard statement.hasPrefix("ALTER TABLE "), statement.contains(" FOREIGN KEY "), statement.hasSuffix(";"),
+              !statement.hasSuffix(" NOT VALID;"), statement.dropLast().firstIndex(of: ";") == nil else { return nil }
+        return statement.dropLast() + " NOT VALID;"
+    }
+
     /// "already exists": an object a killed run created but did not record (the target
     /// database is this migration's own, so it can only be ours).
     static func alreadyExists(_ error: ServerError) -> Bool {
@@ -459,6 +468,12 @@ public final class Migrator: @unchecked Sendable {
         tracker.time("COPY, INDEX, ANALYZE (wall clock)", Date().timeIntervalSince(copyStart))
         try checkCanceled()
 
+        // Foreign keys are added NOT VALID (instant), then validated by all workers at once:
+        // VALIDATE takes only SHARE UPDATE EXCLUSIVE on the table and ROW SHARE on the one it
+        // references, so validations of different tables neither block nor deadlock each other.
+        let foreignKeys = try Catalog.validatedForeignKeys(snapshotSession)
+        let validated = try store.doneSteps(name, database, prefix: "validate|")
+        let deferredValidation = Dictionary(foreignKeys.map { ($0.dumpKey, $0) }, uniquingKeysWith: { a, _ in a })
         try timed("Post-data (constraints, triggers, views, …)") {
             guard !later.isEmpty else { return }
             let conn = try open(targetEndpoint, what: "target database \(database)")
@@ -466,11 +481,29 @@ public final class Migrator: @unchecked Sendable {
             try conn.execute(preamble + "\nSET maintenance_work_mem = '256MB'")
             for entry in later {
                 try checkCanceled()
-                do { try conn.execute(entry.sql) }
+                var sql = entry.sql
+                if deferredValidation[entry.key] != nil, let notValid = Self.addingNotValid(sql) { sql = notValid }
+                do { try conn.execute(sql) }
                 catch let error as ServerError where Self.alreadyExists(error) {
                     // Done by a run killed before it could record it.
                 } catch { throw MigrationFailure("post-data step failed on the target (\(entry.type) \(entry.name)): \(error)") }
                 try store.stepDone(name, database, "post|\(entry.key)", durationMs: 0)
+            }
+        }
+        let validations = foreignKeys.filter { !validated.contains("validate|\($0.dumpKey)") }
+        if !validations.isEmpty {
+            try timed("Validate foreign keys (wall clock)") {
+                let queue = WorkQueue<Catalog.ForeignKey>(validations)
+                try queue.run(workers: min(options.jobs, validations.count), makeState: { () -> Connection? in nil }, perform: { [self] conn, key in
+                    try checkCanceled()
+                    if conn == nil {
+                        conn = try open(targetEndpoint, what: "target database \(database)")
+                        try conn!.execute(preamble + "\nSET work_mem = '64MB'")
+                    }
+                    do { try timed("  VALIDATE (cumulative)") { try conn!.execute(key.validateSQL) } }
+                    catch { throw MigrationFailure("validating foreign key \(key.quotedName) of \(key.qualifiedTable) on the target failed: \(error)") }
+                    try store.stepDone(name, database, "validate|\(key.dumpKey)", durationMs: 0)
+                }, finish: { conn in conn?.close() })
             }
         }
 

@@ -47,7 +47,8 @@ enum Fixtures {
         ALTER TABLE app.orders OWNER TO mig_owner;
         CREATE INDEX orders_lower_note ON app.orders (lower(note));
         CREATE INDEX orders_customer ON app.orders (customer_id) WHERE amount > 10;
-        CREATE TABLE app.events (id bigint NOT NULL, at date NOT NULL, payload text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE app.events (id bigint NOT NULL, at date NOT NULL, payload text, customer_id int REFERENCES app.customers(id),
+                                 PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
         CREATE TABLE app.events_2025 PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
         CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
         CREATE INDEX events_payload ON app.events (payload);
@@ -64,7 +65,13 @@ enum Fixtures {
         INSERT INTO app.orders (customer_id, amount, note, placed)
         SELECT 1 + g % 500, g % 100, CASE WHEN g % 3 = 0 THEN NULL ELSE 'Note ' || g END, date '2025-01-01' + g % 700
         FROM generate_series(1, 3000) g;
-        INSERT INTO app.events SELECT g, date '2025-01-01' + g % 700, 'payload ' || g FROM generate_series(1, 2000) g;
+        INSERT INTO app.events SELECT g, date '2025-01-01' + g % 700, 'payload ' || g, 1 + g % 500 FROM generate_series(1, 2000) g;
+        -- foreign keys: one validated (added NOT VALID then validated by the migrator), one left
+        -- NOT VALID on the source over a row that breaks it (must stay so, not be validated)
+        CREATE TABLE app.refunds (id int PRIMARY KEY, order_id int NOT NULL REFERENCES app.orders(id) ON DELETE CASCADE, customer_id int);
+        INSERT INTO app.refunds SELECT g, 1 + g * 7, 1 + g % 500 FROM generate_series(1, 300) g;
+        INSERT INTO app.refunds VALUES (301, 1, 99999);
+        ALTER TABLE app.refunds ADD CONSTRAINT refunds_customer FOREIGN KEY (customer_id) REFERENCES app.customers(id) NOT VALID;
         CREATE VIEW app.big_orders AS SELECT o.id, c.email, o.amount FROM app.orders o JOIN app.customers c ON c.id = o.customer_id WHERE o.amount > 90;
         CREATE MATERIALIZED VIEW app.order_totals AS SELECT customer_id, sum(amount) AS total, count(*) AS n FROM app.orders GROUP BY customer_id;
         CREATE UNIQUE INDEX order_totals_customer ON app.order_totals (customer_id);

@@ -49,6 +49,7 @@ struct MigrationTests {
         UNION ALL SELECT 'events', count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM app.events t
         UNION ALL SELECT 'audit', count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM app.audit t
         UNION ALL SELECT 'plain', count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM public.plain t
+        UNION ALL SELECT 'refunds', count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM app.refunds t
         UNION ALL SELECT 'big_orders', count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM app.big_orders t
         UNION ALL SELECT 'order_totals', count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM app.order_totals t
         """,
@@ -98,8 +99,15 @@ struct MigrationTests {
         // The store says so, in the JSON shape of the design.
         let status = try #require(try migrator.store.status(migrator.options.name))
         #expect(status.state == "Succeeded" && status.substate == "Completed")
-        #expect(status.databases.count == 1 && status.databases[0].tables.copied == 6 && status.databases[0].tables.total == 6)
-        #expect(status.databases[0].rowsCopied == 500 + 3000 + 2000 + 3000 + 100)  // audit: 3000 rows from the trigger on the source, none from the copy
+        #expect(status.databases.count == 1 && status.databases[0].tables.copied == 7 && status.databases[0].tables.total == 7)
+        #expect(status.databases[0].rowsCopied == 500 + 3000 + 2000 + 3000 + 100 + 301)  // audit: 3000 rows from the trigger on the source, none from the copy
+        // Foreign keys: validated as on the source (the constraint listing above compares their
+        // definitions, where NOT VALID shows), the one NOT VALID on the source left so.
+        let foreignKeys = "SELECT conrelid::regclass::text, conname, convalidated FROM pg_constraint WHERE contype = 'f' AND conparentid = 0 ORDER BY 1, 2"
+        let targetKeys = try Fixtures.listing(Fixtures.target, database, foreignKeys)
+        #expect(targetKeys == (try Fixtures.listing(Fixtures.source, database, foreignKeys)))
+        #expect(targetKeys.contains("refunds | refunds_customer | f") && targetKeys.contains("refunds | refunds_order_id_fkey | t"), "\(targetKeys)")
+        #expect(outcome.summary.contains("VALIDATE (cumulative)"), "\(outcome.summary)")  // the validated keys went through VALIDATE
 
         // Rerunning a Succeeded migration does nothing.
         let again = await migrator.run()
@@ -146,6 +154,20 @@ struct MigrationTests {
         #expect(refused.message?.contains("--force") == true)
         let forced = try await Migrator(Fixtures.options(name + "-f", database: database, stateDirectory: Fixtures.stateDirectory(), force: true)).run()
         #expect(forced.state == .succeeded, "\(forced.message ?? "")")
+    }
+
+    @Test func foreignKeysAreAddedNotValidThenValidated() {
+        let entry = """
+            ALTER TABLE ONLY app.refunds
+                ADD CONSTRAINT refunds_order_id_fkey FOREIGN KEY (order_id) REFERENCES app.orders(id) ON DELETE CASCADE DEFERRABLE;
+            """
+        #expect(Migrator.addingNotValid(entry) == """
+            ALTER TABLE ONLY app.refunds
+                ADD CONSTRAINT refunds_order_id_fkey FOREIGN KEY (order_id) REFERENCES app.orders(id) ON DELETE CASCADE DEFERRABLE NOT VALID;
+            """)
+        #expect(Migrator.addingNotValid("ALTER TABLE ONLY t ADD CONSTRAINT k FOREIGN KEY (a) REFERENCES u(a) NOT VALID;") == nil)
+        #expect(Migrator.addingNotValid("ALTER TABLE ONLY t ADD CONSTRAINT k FOREIGN KEY (a) REFERENCES u(a);\nCOMMENT ON CONSTRAINT k ON t IS 'x';") == nil)
+        #expect(Migrator.addingNotValid("CREATE TRIGGER x AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();") == nil)
     }
 
     @Test func badInputIsRejected() throws {
