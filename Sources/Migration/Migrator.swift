@@ -595,6 +595,7 @@ public final class Migrator: @unchecked Sendable {
         defer { main.close() }
         try main.execute(preamble)
         for step in steps {
+            try checkCanceled()
             switch step {
             case .ordered(let statements):
                 try main.execute(statements.joined(separator: "\n"))
