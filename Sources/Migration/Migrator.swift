@@ -95,9 +95,10 @@ public final class Migrator: @unchecked Sendable {
             ("Rows copied", "\(tracker.rows)"), ("Bytes streamed", formatBytes(tracker.streamedBytes)),
         ]
         let notesText = lock.withLock { notes }.map { "note: \($0)" }.joined(separator: "\n")
+        let table = tracker.nothingTimed && tracker.tablesTotal == 0 ? "" : tracker.summary(total: total, extra: extra)
         return MigrationOutcome(name: options.name, state: state, substate: substate, message: message,
                                 targetDatabases: targetDatabases,
-                                summary: tracker.summary(total: total, extra: extra) + (notesText.isEmpty ? "" : notesText + "\n"))
+                                summary: table + (notesText.isEmpty ? "" : notesText + "\n"))
     }
 
     func note(_ text: String) {

@@ -27,6 +27,9 @@ final class ProgressTracker: @unchecked Sendable {
     func forget(_ table: String) { _ = lock.withLock { copying.removeValue(forKey: table) } }
     func copyingSnapshot() -> [String: Int] { lock.withLock { copying } }
 
+    /// True until a step was timed: a run that stopped before doing anything has no summary.
+    var nothingTimed: Bool { lock.withLock { timings.isEmpty } }
+
     /// Adds `seconds` to a summary line (cumulative across workers and databases).
     func time(_ step: String, _ seconds: Double) {
         lock.withLock {

@@ -26,7 +26,7 @@ struct Migrate: AsyncParsableCommand {
         let migrator: Migrator
         do { migrator = try Migrator(options) } catch let error as MigrationUsageError { fail(error.description) }
         let outcome = await migrator.run()
-        FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!)
+        if !outcome.summary.isEmpty { FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!) }
         var line = "migration \(outcome.name): \(outcome.state.rawValue)"
         if let message = outcome.message { line += " — \(message)" }
         print(line)
