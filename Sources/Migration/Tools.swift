@@ -46,7 +46,9 @@ struct PgDump {
     func dump(_ endpoint: ConnectionString, database: String, section: String, snapshot: String,
               applicationName: String) throws -> String {
         let tool = endpoint.with("application_name", applicationName).toolConnection(database: database)
-        var arguments = [path, "--section=\(section)", "--snapshot=\(snapshot)", "--no-sync", "-d", tool.conninfo]
+        // No tablespaces: a managed target has none of the source's (validation's
+        // objects.tablespaces warns); everything lands in the target database's default one.
+        var arguments = [path, "--section=\(section)", "--snapshot=\(snapshot)", "--no-sync", "--no-tablespaces", "-d", tool.conninfo]
         if major >= 16 { arguments.append("--no-large-objects") }  // large objects are copied by the migrator
         let result = try Self.runCapturing(arguments, environment: tool.environment)
         guard result.status == 0 else {

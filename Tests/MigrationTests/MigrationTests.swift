@@ -332,6 +332,31 @@ struct MigrationTests {
         #expect(try Fixtures.listing(Fixtures.target, database, rows) == Fixtures.listing(Fixtures.source, database, rows))
     }
 
+    /// Objects in a source tablespace the target does not have land in the target's default
+    /// tablespace (as validation's objects.tablespaces says), instead of failing the restore.
+    @Test func objectsInCustomTablespacesLandInTheDefaultOne() async throws {
+        let name = "ts_\(UUID().uuidString.prefix(8).lowercased())"
+        let location = Fixtures.source.dataDirectory.deletingLastPathComponent().appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: location, withIntermediateDirectories: true)
+        if LocalServer.isRoot { _ = try LocalServer.run(["/bin/chown", "postgres:postgres", location.path]) }
+        try Fixtures.source.psql("CREATE TABLESPACE \(name) LOCATION '\(location.path)'")
+        let database = try Fixtures.makeSource("""
+            CREATE TABLE placed (id int PRIMARY KEY USING INDEX TABLESPACE \(name), v text) TABLESPACE \(name);
+            INSERT INTO placed SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+            CREATE INDEX placed_v ON placed (v) TABLESPACE \(name);
+            CREATE MATERIALIZED VIEW placed_count TABLESPACE \(name) AS SELECT count(*) FROM placed;
+            """, prefix: "mig_ts")
+        let options = try Fixtures.options("ts-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
+                                           stateDirectory: Fixtures.stateDirectory())
+        let outcome = try await Migrator(options).run()
+        #expect(outcome.state == .succeeded, "\(outcome.message ?? "")")
+        let placement = "SELECT relname, reltablespace FROM pg_class WHERE relname LIKE 'placed%' ORDER BY 1"
+        #expect(try Fixtures.listing(Fixtures.target, database, placement)
+                == ["placed | 0", "placed_count | 0", "placed_pkey | 0", "placed_v | 0"])
+        let rows = "SELECT (SELECT count(*) FROM placed), (SELECT * FROM placed_count)"
+        #expect(try Fixtures.listing(Fixtures.target, database, rows) == ["1000 | 1000"])
+    }
+
     @Test func manySmallTablesAreCreatedInParallelAndCopiedInGroups() async throws {
         // 150 tables (created by parallel sessions, copied in groups), one of which uses
         // another table's row type: the parallel creation falls back to pg_dump's order.
