@@ -34,6 +34,36 @@ import TestSupport
         #expect(try source.query("SELECT count(*) FROM dst WHERE note IS NULL").first?.int(0) == 100_000 / 7)
     }
 
+    /// The pipe batches rows into bigger messages: rows of every size (empty, tiny, around and
+    /// far beyond the 64 kB batch) arrive whole and in order, in both formats.
+    @Test(arguments: ["text", "binary"])
+    func pipeCopyCarriesRowsOfEverySize(format: String) throws {
+        let source = TestServers.pg15, target = TestServers.pg18
+        let sourceDB = try TestServers.freshDatabase(on: source, prefix: "pipe")
+        let targetDB = try TestServers.freshDatabase(on: target, prefix: "pipe")
+        let from = try TestServers.connect(source, database: sourceDB), to = try TestServers.connect(target, database: targetDB)
+        defer { from.close(); to.close() }
+        let table = "CREATE TABLE t (id int PRIMARY KEY, body text, data bytea)"
+        try from.execute(table)
+        try to.execute(table)
+        try from.execute("""
+            INSERT INTO t SELECT g, CASE WHEN g % 97 = 0 THEN repeat(md5(g::text), 2000 + g % 5000)  -- 64 kB to 224 kB
+                                        WHEN g % 13 = 0 THEN repeat('x', 65490 + g % 60)              -- around the batch size
+                                        WHEN g % 11 = 0 THEN '' ELSE 'r' || g END,
+                               CASE WHEN g % 3 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END
+            FROM generate_series(1, 3000) g
+            """)
+        var reported = 0
+        let result = try from.pipeCopy("COPY t TO STDOUT (FORMAT \(format))", into: to, "COPY t FROM STDIN (FORMAT \(format))") { bytes in
+            reported += bytes
+            return true
+        }
+        #expect(result.sourceRows == 3000 && result.targetRows == 3000)
+        #expect(reported == result.bytes)
+        let digest = "SELECT md5(string_agg(id || ':' || coalesce(body, '-') || ':' || coalesce(encode(data, 'hex'), '-'), ',' ORDER BY id)) FROM t"
+        #expect(try from.query(digest).first?.string(0) == (try to.query(digest).first?.string(0)))
+    }
+
     @Test func abortedCopyStoresNothing() throws {
         let server = TestServers.pg15
         let database = try TestServers.freshDatabase(on: server, prefix: "copyabort")
