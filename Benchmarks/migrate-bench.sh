@@ -25,35 +25,13 @@ REPEAT=${REPEAT:-3}   # rounds; each method runs once per round, interleaved; th
 
 WORK=$(mktemp -d /tmp/migrate-bench.XXXXXX)
 chmod 777 "$WORK"
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-start_server() { # name bindir port
-  local dir="$WORK/$1"
-  mkdir -p "$dir"; chmod 777 "$dir"
-  as_pg "$2/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-  cat >> "$dir/data/postgresql.conf" <<CONF
-port = $3
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$dir'
-max_connections = 200
-max_locks_per_transaction = 256
-CONF
-  if [ "$SETTINGS" = fast ]; then cat >> "$dir/data/postgresql.conf" <<CONF
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-shared_buffers = 512MB
-CONF
-  fi
-  as_pg "$2/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
-}
+. "$ROOT/Benchmarks/lib.sh"
+SERVER_SETTINGS=("max_connections = 200" "max_locks_per_transaction = 256")
+if [ "$SETTINGS" = fast ]; then
+  SERVER_SETTINGS+=("fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_wal_size = 8GB" "checkpoint_timeout = 30min" "shared_buffers = 512MB")
+fi
 cleanup() {
-  for s in source target; do
-    [ -d "$WORK/$s/data" ] && as_pg "$( [ $s = source ] && echo "$PG15" || echo "$PG18")/pg_ctl" -D "$WORK/$s/data" -m immediate stop >/dev/null 2>&1 || true
-  done
+  stop_server source "$PG15"; stop_server target "$PG18"
   if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -62,8 +40,8 @@ echo "building pgpreflight (release) …" >&2
 (cd "$ROOT" && swift build -c release --product pgpreflight >/dev/null)
 BIN="$ROOT/.build/release/pgpreflight"
 
-SPORT=$(free_port); start_server source "$PG15" "$SPORT"
-TPORT=$(free_port); start_server target "$PG18" "$TPORT"
+SPORT=$(free_port); start_server source "$PG15" "$SPORT" "${SERVER_SETTINGS[@]}"
+TPORT=$(free_port); start_server target "$PG18" "$TPORT" "${SERVER_SETTINGS[@]}"
 SRC="host=127.0.0.1 port=$SPORT user=postgres"
 TGT="host=127.0.0.1 port=$TPORT user=postgres"
 spsql() { "$PG18/psql" -X -q -v ON_ERROR_STOP=1 "$SRC dbname=${DB:-bench}" "$@"; }

