@@ -185,14 +185,18 @@ public final class LocalServer: @unchecked Sendable {
     }
 
     /// Starts a command with this process's standard output and error (or /dev/null when
-    /// `quiet`); `wait(_:)` collects it.
-    public static func spawnAttached(_ command: [String], quiet: Bool = false) throws -> pid_t {
+    /// `quiet`, or both into the file `output`); `wait(_:)` collects it.
+    public static func spawnAttached(_ command: [String], quiet: Bool = false, output: URL? = nil) throws -> pid_t {
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if quiet {
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else if quiet {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         }

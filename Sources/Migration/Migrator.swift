@@ -474,7 +474,7 @@ public final class Migrator: @unchecked Sendable {
         // references, so validations of different tables neither block nor deadlock each other.
         let foreignKeys = try Catalog.validatedForeignKeys(snapshotSession)
         let validated = try store.doneSteps(name, database, prefix: "validate|")
-        let deferredValidation = Dictionary(foreignKeys.map { ($0.dumpKey, $0) }, uniquingKeysWith: { a, _ in a })
+        let validatedLater = Set(foreignKeys.map(\.dumpKey))
         try timed("Post-data (constraints, triggers, views, …)") {
             guard !later.isEmpty else { return }
             let conn = try open(targetEndpoint, what: "target database \(database)")
@@ -483,7 +483,7 @@ public final class Migrator: @unchecked Sendable {
             for entry in later {
                 try checkCanceled()
                 var sql = entry.sql
-                if deferredValidation[entry.key] != nil, let notValid = Self.addingNotValid(sql) { sql = notValid }
+                if validatedLater.contains(entry.key), let notValid = Self.addingNotValid(sql) { sql = notValid }
                 do { try conn.execute(sql) }
                 catch let error as ServerError where Self.alreadyExists(error) {
                     // Done by a run killed before it could record it.
@@ -851,14 +851,11 @@ public final class Migrator: @unchecked Sendable {
 
         func perform(_ job: Job, _ sessions: inout WorkerSessions) throws {
             try migrator.checkCanceled()
-            if let trace = Migrator.trace {
-                let begin = Date()
-                trace("begin \(job.label)", begin)
-                defer { trace("end   \(job.label) (\(String(format: "%.3f", Date().timeIntervalSince(begin))) s)", Date()) }
-                try run(job, &sessions)
-            } else {
-                try run(job, &sessions)
-            }
+            guard let trace = Migrator.trace else { return try run(job, &sessions) }
+            let begin = Date()
+            trace("begin \(job.label)", begin)
+            defer { trace("end   \(job.label) (\(String(format: "%.3f", Date().timeIntervalSince(begin))) s)", Date()) }
+            try run(job, &sessions)
         }
 
         private func run(_ job: Job, _ sessions: inout WorkerSessions) throws {

@@ -14,8 +14,6 @@ enum Roles {
     static let listSettings: Set<String> = ["search_path", "temp_tablespaces", "session_preload_libraries",
                                             "local_preload_libraries", "shared_preload_libraries"]
 
-    /// Splits a list setting as PostgreSQL's SplitGUCList does: commas, spaces, and
-    /// double-quoted elements with "" for a quote.
     /// `name = value` for `ALTER … SET` from a stored `name=value` setting (pg_db_role_setting),
     /// nil for a name that is not a plain setting name. List settings (search_path, …) are
     /// stored quoted element by element, as pg_dumpall writes them: each element becomes a
@@ -27,6 +25,8 @@ enum Roles {
         return (parts[0], "\(parts[0]) = " + (try elements.map { try target.quoteLiteral($0) }.joined(separator: ", ")))
     }
 
+    /// Splits a list setting as PostgreSQL's SplitGUCList does: commas, spaces, and
+    /// double-quoted elements with "" for a quote.
     static func splitList(_ text: String) -> [String] {
         var elements: [String] = []
         var current = ""

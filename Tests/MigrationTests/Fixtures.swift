@@ -143,26 +143,10 @@ enum Fixtures {
         return try conn.query(sql).rows.map { $0.values.map { $0 ?? "∅" }.joined(separator: " | ") }
     }
 
-    /// Starts the tool as a child process; returns its pid.
+    /// Starts the tool as a child process, its output into `output`; returns its pid.
     static func spawn(_ arguments: [String], output: URL) -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
-        precondition(rc == 0, "could not start \(binary): run swift build first")
-        return pid
-    }
-
-    static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        do { return try LocalServer.spawnAttached([binary] + arguments, output: output) }
+        catch { preconditionFailure("could not start \(binary): run swift build first (\(error))") }
     }
 
     /// Polls until `condition` holds (or `seconds` pass).

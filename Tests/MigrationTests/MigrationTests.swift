@@ -195,7 +195,7 @@ struct MigrationTests {
         #expect(copying)
         usleep(50_000)
         kill(pid, SIGKILL)
-        _ = Fixtures.wait(pid)
+        _ = LocalServer.wait(pid)
         let killed = try #require(try store.status(name))
         #expect(killed.state == "InProgress")  // what a crash leaves behind
         #expect(killed.databases[0].tables.copied < killed.databases[0].tables.total)
@@ -213,12 +213,12 @@ struct MigrationTests {
             let again = Fixtures.spawn(arguments, output: log)
             usleep(delay)
             kill(again, SIGKILL)
-            _ = Fixtures.wait(again)
+            _ = LocalServer.wait(again)
         }
 
         // Rerun the same command: resumes and verifies.
         let resumed = Fixtures.spawn(arguments, output: log)
-        let exit = Fixtures.wait(resumed)
+        let exit = LocalServer.wait(resumed)
         #expect(exit == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         let done = try #require(try store.status(name))
         #expect(done.state == "Succeeded")

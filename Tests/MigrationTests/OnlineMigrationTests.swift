@@ -32,7 +32,7 @@ import TestSupport
 
     func prepareSource(prefix: String) throws -> String {
         let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: prefix)
-        #expect(Fixtures.wait(pgbench(["-i", "-s", "2", "-q"], database: database)) == 0)
+        #expect(LocalServer.wait(pgbench(["-i", "-s", "2", "-q"], database: database)) == 0)
         try TestServers.pg15.psql("ALTER TABLE pgbench_history REPLICA IDENTITY FULL;" + Self.schema, database: database)
         return database
     }
@@ -94,12 +94,12 @@ import TestSupport
             INSERT INTO scratch VALUES (1, 'after truncate');
             INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g;
             """, database: database)
-        _ = Fixtures.wait(writers)
+        _ = LocalServer.wait(writers)
 
         let cutoverLog = state.appendingPathExtension("cutover.log")
         let cutover = Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)
-        #expect(Fixtures.wait(cutover) == 0, "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
-        #expect(Fixtures.wait(migrate) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(LocalServer.wait(cutover) == 0, "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
+        #expect(LocalServer.wait(migrate) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         let done = try #require(try store.migration(name))
         #expect(done.state == .succeeded)
         #expect(done.substate == .completed)
@@ -120,16 +120,16 @@ import TestSupport
         let writers = pgbench(["-c", "2", "-t", "500", "-n"], database: database)
         usleep(1_500_000)
         kill(first, SIGKILL)  // mid-stream, mid-batch perhaps
-        _ = Fixtures.wait(first)
-        _ = Fixtures.wait(writers)
+        _ = LocalServer.wait(first)
+        _ = LocalServer.wait(writers)
         try TestServers.pg15.psql("INSERT INTO notes (body) SELECT 'after the crash ' || g FROM generate_series(1, 20) g", database: database)
 
         let second = Fixtures.spawn(arguments(name, database, state), output: log)
         #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         let cutoverLog = state.appendingPathExtension("cutover.log")
-        #expect(Fixtures.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)) == 0,
+        #expect(LocalServer.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)) == 0,
                 "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
-        #expect(Fixtures.wait(second) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(LocalServer.wait(second) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         try assertIdentical(database)
         try assertCaptureRemoved(database, name: name)
     }
