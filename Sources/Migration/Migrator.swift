@@ -657,7 +657,8 @@ public final class Migrator: @unchecked Sendable {
 
     private func createDatabase(_ database: String) throws {
         let info = try sourceAdmin.query("""
-            SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, oid::int8
+            SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, oid::int8,
+                   datacl IS NOT NULL, shobj_description(oid, 'pg_database')
             FROM pg_database WHERE datname = $1
             """, database).rows[0]
         let quoted = try targetAdmin.quoteIdentifier(database)
@@ -682,11 +683,11 @@ public final class Migrator: @unchecked Sendable {
             note("database \(database): the target has no locale \(collate)/\(ctype); created with the target's default locale")
         }
         // Database privileges and settings (pg_dump carries them only with --create).
-        let acl = try sourceAdmin.query("""
-            SELECT a.grantee::int8, pg_get_userbyid(a.grantee), a.privilege_type, a.is_grantable
-            FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 AND a.grantee <> d.datdba
-            """, database).rows
-        if try sourceAdmin.query("SELECT datacl IS NOT NULL FROM pg_database WHERE datname = $1", database).rows[0].bool(0) == true {
+        if info.bool(5) == true {
+            let acl = try sourceAdmin.query("""
+                SELECT a.grantee::int8, pg_get_userbyid(a.grantee), a.privilege_type, a.is_grantable
+                FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 AND a.grantee <> d.datdba
+                """, database).rows
             var script = ["REVOKE ALL ON DATABASE \(quoted) FROM PUBLIC"]
             for row in acl {
                 let grantee: String
@@ -715,7 +716,7 @@ public final class Migrator: @unchecked Sendable {
             do { try targetAdmin.execute(statement) }
             catch { note("database \(database): setting \(clause.name)\(role.map { " of role \($0)" } ?? "") not carried: \(error)") }
         }
-        if let comment = try sourceAdmin.query("SELECT shobj_description($1::oid, 'pg_database')", info.int(4)!).rows[0].string(0) {
+        if let comment = info.string(6) {
             try targetAdmin.execute("COMMENT ON DATABASE \(quoted) IS \(try targetAdmin.quoteLiteral(comment))")
         }
     }

@@ -96,6 +96,8 @@ enum Fixtures {
           EXECUTE format('ALTER DATABASE %I SET search_path = app, "$user", public', current_database());
           EXECUTE format('ALTER ROLE mig_app IN DATABASE %I SET statement_timeout = %L', current_database(), '5s');
           EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the shop''s data');
+          EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+          EXECUTE format('GRANT CREATE ON DATABASE %I TO mig_owner WITH GRANT OPTION', current_database());
         END $$;
         """
 

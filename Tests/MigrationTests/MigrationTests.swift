@@ -87,6 +87,14 @@ struct MigrationTests {
             """
         let sourceDbSettings = try Fixtures.listing(Fixtures.source, "postgres", dbSettings)
         #expect(sourceDbSettings.count == 2)
+        // And its privileges (owner aside: the target's owner may differ in name only).
+        let dbPrivileges = """
+            SELECT coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC'), a.privilege_type, a.is_grantable
+            FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = '\(database)' AND a.grantee <> d.datdba ORDER BY 1, 2
+            """
+        let sourcePrivileges = try Fixtures.listing(Fixtures.source, "postgres", dbPrivileges)
+        #expect(sourcePrivileges.contains("mig_owner | CREATE | t") && sourcePrivileges.contains("PUBLIC | CONNECT | f"), "\(sourcePrivileges)")
+        #expect(try Fixtures.listing(Fixtures.target, "postgres", dbPrivileges) == sourcePrivileges)
         #expect(try Fixtures.listing(Fixtures.target, "postgres", dbSettings) == sourceDbSettings)
         let roles = "SELECT rolname, rolcanlogin, rolsuper, rolpassword IS NOT NULL FROM pg_authid WHERE rolname LIKE 'mig\\_%' ORDER BY 1"
         #expect(try Fixtures.listing(Fixtures.source, "postgres", roles) == Fixtures.listing(Fixtures.target, "postgres", roles))
