@@ -12,6 +12,9 @@ struct SourceTable: Sendable {
     let pages: Int64
     /// libpq-quoted column names, generated columns left out.
     let columns: [String]
+    /// ` (a, b)` for COPY, or nothing for a table without a column to copy (`CREATE TABLE t ()`,
+    /// every column dropped or generated): COPY then moves its rows, as pg_dump does.
+    var columnList: String { columns.isEmpty ? "" : " (\(columns.joined(separator: ", ")))" }
     /// Every column has a built-in type with binary send/receive: binary COPY is safe.
     let binary: Bool
     /// A single-column integer primary key (quoted), usable to split the table in ranges.
@@ -38,6 +41,16 @@ enum Catalog {
         AND n.nspname NOT LIKE 'pg\\_temp\\_%'
         """
 
+    /// A type whose binary COPY format means the same on both servers: a built-in base, range
+    /// or multirange type with binary I/O. Not the OID-valued `reg*` types (their binary form
+    /// is the source's OID, which names nothing or another object on the target: their text
+    /// form is the object's name), not composites (their binary form carries column type
+    /// OIDs), not types without binary I/O (aclitem), not extension or user types (their OIDs
+    /// and binary formats are the source's).
+    static func binarySafe(_ type: String) -> String {
+        "(\(type).oid < 16384 AND \(type).typtype IN ('b', 'r', 'm') AND \(type).typsend <> 0 AND \(type).typreceive <> 0 AND \(type).typname !~ '^_?reg')"
+    }
+
     /// Plain tables and leaf partitions holding data (extension-owned tables are left to their
     /// extension), largest first.
     static func tables(_ conn: Connection) throws -> [SourceTable] {
@@ -51,10 +64,8 @@ enum Catalog {
             """).rows
         var columns: [Int: [(String, Bool)]] = [:]
         for row in try conn.query("""
-            SELECT a.attrelid::int8, a.attname,
-                   (t.oid < 16384 AND t.typsend <> 0 AND t.typreceive <> 0
-                    AND (t.typelem = 0 OR t.typelem < 16384)) AS binary_ok
-            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            SELECT a.attrelid::int8, a.attname, \(binarySafe("t")) AND (t.typelem = 0 OR \(binarySafe("e"))) AS binary_ok
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem
                  JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND \(userSchemaFilter) AND a.attnum > 0 AND NOT a.attisdropped \(generated)
             ORDER BY a.attrelid, a.attnum
@@ -85,7 +96,8 @@ enum Catalog {
     static func tableIndexes(_ conn: Connection) throws -> [TableIndex] {
         let rows = try conn.query("""
             SELECT n.nspname, t.relname, t.oid::int8, i.relname AS index_name, con.conname, con.contype,
-                   con.condeferrable, pg_get_indexdef(i.oid) AS indexdef
+                   con.condeferrable, pg_get_indexdef(i.oid) AS indexdef,
+                   EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = t.oid) AS inherits
             FROM pg_index x
             JOIN pg_class i ON i.oid = x.indexrelid
             JOIN pg_class t ON t.oid = x.indrelid
@@ -99,7 +111,9 @@ enum Catalog {
             if let constraint = row.string(4) {
                 var usingIndex: String?
                 let type = row.string(5)!
-                if (type == "p" || type == "u") && row.bool(6) == false, let indexdef = row.string(7) {
+                // Not on an inheritance child: attaching the index makes the NOT NULL it
+                // inherits a local one (PostgreSQL 18); pg_dump's ADD CONSTRAINT keeps it inherited.
+                if (type == "p" || type == "u") && row.bool(6) == false && row.bool(8) == false, let indexdef = row.string(7) {
                     let kind = type == "p" ? "PRIMARY KEY" : "UNIQUE"
                     usingIndex = "\(indexdef);\nALTER TABLE ONLY \(try conn.quoteQualified(schema, table)) ADD CONSTRAINT \(try conn.quoteIdentifier(constraint)) \(kind) USING INDEX \(try conn.quoteIdentifier(row.string(3)!));"
                 }

@@ -1,13 +1,14 @@
 import Foundation
 import PostgresClient
 
-/// Copies large objects (contents, owners, ACLs) through SQL, reading the source in the
+/// Copies large objects (contents, owners, ACLs, comments, security labels) through SQL, reading the source in the
 /// migration's snapshot. Runs in one target transaction, so an interrupted copy leaves nothing
 /// and is redone whole on resume.
 enum LargeObjects {
     static let chunk = 1 << 18
 
-    static func copy(source: Connection, target: Connection) throws -> Int {
+    /// Returns how many objects were copied; `notes` gets one line per label the target refused.
+    static func copy(source: Connection, target: Connection, notes: inout [String]) throws -> Int {
         let objects = try source.query("SELECT oid::int8, pg_get_userbyid(lomowner) FROM pg_largeobject_metadata ORDER BY oid").rows
         guard !objects.isEmpty else { return 0 }
         let targetRoles = Set(try target.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
@@ -24,6 +25,15 @@ enum LargeObjects {
             grants[row.int(0)!, default: []].append(
                 "GRANT \(row.string(3)!) ON LARGE OBJECT \(row.int(0)!) TO \(grantee)\(row.bool(4) == true ? " WITH GRANT OPTION" : "")")
         }
+        var comments: [Int: String] = [:]
+        for row in try source.query("""
+            SELECT objoid::int8, description FROM pg_description WHERE classoid = 'pg_largeobject'::regclass AND objsubid = 0
+            """).rows {
+            comments[row.int(0)!] = "COMMENT ON LARGE OBJECT \(row.int(0)!) IS \(try target.quoteLiteral(row.string(1)!))"
+        }
+        let labels = try source.query("""
+            SELECT objoid::int8, provider, label FROM pg_seclabel WHERE classoid = 'pg_largeobject'::regclass AND objsubid = 0
+            """).rows
         try target.execute("BEGIN")
         do {
             // Batches of 100: the first chunk of each object in one query, the rest (big
@@ -57,6 +67,7 @@ enum LargeObjects {
                         script.append("ALTER LARGE OBJECT \(oid) OWNER TO \(try target.quoteIdentifier(owner))")
                     }
                     script += grants[oid] ?? []
+                    if let comment = comments[oid] { script.append(comment) }
                 }
                 if !script.isEmpty { try target.execute(script.joined(separator: ";\n")) }
             }
@@ -64,6 +75,15 @@ enum LargeObjects {
         } catch {
             try? target.execute("ROLLBACK")
             throw error
+        }
+        // Security labels need their provider loaded on the target: one note per label it refuses.
+        for row in labels {
+            let oid = row.int(0)!, provider = row.string(1)!
+            do {
+                try target.execute("SECURITY LABEL FOR \(try target.quoteIdentifier(provider)) ON LARGE OBJECT \(oid) IS \(try target.quoteLiteral(row.string(2)!))")
+            } catch let error as ServerError {
+                notes.append("security label (\(provider)) of large object \(oid) not carried: \(error.message)")
+            }
         }
         return objects.count
     }

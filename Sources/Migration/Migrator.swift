@@ -15,6 +15,13 @@ public final class Migrator: @unchecked Sendable {
     let printer: ProgressPrinter
     private let lock = NSLock()
     private var notes: [String] = []
+    /// Schema entries the target refused (`--continue-on-error`), one line each.
+    private var refusedObjects: [String] = []
+    /// `database|schema|name` of the tables among them: not copied, not verified.
+    private var refusedTables: Set<String> = []
+    func wasRefused(_ table: SourceTable, in database: String) -> Bool {
+        lock.withLock { refusedTables.contains("\(database)|\(table.schema)|\(table.name)") }
+    }
     private var substate: MigrationSubstate = .performingPreRequisiteSteps
     private var targetDatabases: [String] = []
     let canceled = Flag()
@@ -235,6 +242,10 @@ public final class Migrator: @unchecked Sendable {
             }
         }
         currentDatabase.value = nil
+        let refused = lock.withLock { refusedObjects }
+        if !refused.isEmpty {
+            throw MigrationFailure("the target refused \(refused.count) schema object(s); everything else was restored:\n  " + refused.joined(separator: "\n  "))
+        }
         if options.mode == .online { try streamUntilCutover(databases) }
         printer.clear()
         printer.say("migration \(name) Succeeded")
@@ -242,16 +253,37 @@ public final class Migrator: @unchecked Sendable {
 
     static let lockKey = 0x7067_7072_6566_6C74  // "pgpreflt"
 
+    /// The output settings of every session that moves rows as text, on both servers: the
+    /// text a source session writes must read back as the same value on the target whatever
+    /// either server's defaults (dates, intervals, floats to the last digit, `reg*` values as
+    /// schema-qualified names). Client encoding: the dump's, on both sides.
+    static let copySessionSettings = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SELECT pg_catalog.set_config('search_path', '', false)"
+
     /// Tables smaller than this are copied in groups, without FREEZE.
     static let smallTableBytes: Int64 = 4 << 20
 
     /// pg_dump's `ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY …;` with NOT VALID added, or nil
     /// when the entry is not that one statement.
     static func addingNotValid(_ sql: String) -> String? {
-        let statement = sql.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard statement.hasPrefix("ALTER TABLE "), statement.contains(" FOREIGN KEY "), statement.hasSuffix(";"),
-              !statement.hasSuffix(" NOT VALID;"), statement.dropLast().firstIndex(of: ";") == nil else { return nil }
+        let pieces = SQLScanner.pieces(sql)
+        guard pieces.count == 1, case .statement(let statement) = pieces[0],
+              statement.hasPrefix("ALTER TABLE "), statement.contains(" FOREIGN KEY "), statement.hasSuffix(";"),
+              !statement.hasSuffix(" NOT VALID;") else { return nil }
         return statement.dropLast() + " NOT VALID;"
+    }
+
+    /// Schema entries of the migrator's own objects, which are not the user's and never
+    /// copied: the publications online mode creates on the source before the snapshot.
+    func isOwnObject(_ entry: DumpEntry) -> Bool {
+        guard options.mode == .online, entry.type.hasPrefix("PUBLICATION") else { return false }
+        return entry.name == publicationName || entry.name.hasPrefix(publicationName + " ") || entry.name.hasPrefix(publicationName + "_")
+    }
+
+    /// A directory only this user can read (the schema archive), removed by the caller.
+    static func privateTemporaryDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        return directory
     }
 
     /// "already exists": an object a killed run created but did not record (the target
@@ -334,7 +366,6 @@ public final class Migrator: @unchecked Sendable {
         let sourceEndpoint = options.source.with(database: database)
 
         // The post-data dump runs while the pre-data is dumped and restored.
-        let dumpStart = Date()
         if try !store.isStepDone(name, database, "preData") {
             // A run killed during (or right after) the pre-data restore left part of the
             // schema, and maybe big tables copied meanwhile. The database is this migration's
@@ -351,22 +382,25 @@ public final class Migrator: @unchecked Sendable {
                 try store.stepDone(name, database, "createDatabase", durationMs: 0)
             }
         }
-        let postDump = Background { [pgDump, options] in
-            try pgDump!.dump(options.source, database: database, section: "post-data", snapshot: snapshot,
-                                applicationName: "pgpreflight migrate \(options.name) (pg_dump)")
+        // One pg_dump of the schema into an archive; pg_restore writes each section's script
+        // from it, entry by entry, and the migrator runs those entries unchanged.
+        let archiveDirectory = try Self.privateTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: archiveDirectory) }
+        let archive = archiveDirectory.appendingPathComponent("schema.dump")
+        let preDone = try store.isStepDone(name, database, "preData")
+        let (preEntries, postPreamble, postEntries) = try timed("Dump schema (pg_dump \(pgDump.major))") { () throws -> (DumpSection?, String, [DumpEntry]) in
+            try pgDump.dumpArchive(options.source, database: database, snapshot: snapshot,
+                                   applicationName: "pgpreflight migrate \(options.name) (pg_dump)", to: archive)
+            let pre = preDone ? nil : DumpSection(DumpScript.entries(try pgDump.script(of: archive, section: "pre-data")))
+            let post = DumpScript.entries(try pgDump.script(of: archive, section: "post-data"))
+            return (pre.map { DumpSection(preamble: $0.preamble, entries: $0.entries.filter { !isOwnObject($0) }) },
+                    post.preamble, post.entries.filter { !isOwnObject($0) })
         }
-        let preScript = try store.isStepDone(name, database, "preData") ? nil
-            : try timed("Dump schema (pg_dump \(pgDump.major))") {
-                try pgDump.dump(options.source, database: database, section: "pre-data", snapshot: snapshot,
-                                applicationName: "pgpreflight migrate \(options.name) (pg_dump)")
-            }
-        let postScript = try postDump.value()
-        if preScript == nil { tracker.time("Dump schema (pg_dump \(pgDump.major))", Date().timeIntervalSince(dumpStart)) }
         try checkCanceled()
 
         let tables = try Catalog.tables(snapshotSession)
         let indexes = try Catalog.tableIndexes(snapshotSession)
-        let (preamble, entries) = DumpScript.entries(postScript)
+        let (preamble, entries) = (postPreamble, postEntries)
         let done = try store.doneSteps(name, database, prefix: "post|")
         let analyzed = try store.doneSteps(name, database, prefix: "analyze|")
         var indexByKey: [String: TableIndex] = [:]
@@ -409,7 +443,7 @@ public final class Migrator: @unchecked Sendable {
             if largeObjects, try !store.isStepDone(name, database, "largeObjects") { jobs.append(.largeObjects) }
             var group: [SourceTable] = []
             var groupBytes: Int64 = 0
-            for table in candidates where scheduled.insert(table.key).inserted {
+            for table in candidates where scheduled.insert(table.key).inserted && !wasRefused(table, in: database) {
                 if copied[table.key] != nil {
                     tracker.tableAlreadyCopied(diskBytes: table.bytes)
                     if let indexJobs = perTable[table.key], !indexJobs.isEmpty { jobs += indexJobs.map { .index(table, $0) } }
@@ -440,12 +474,12 @@ public final class Migrator: @unchecked Sendable {
             for job in jobs { queue.push(job) }
         }
         do {
-            if let preScript {
+            if let preEntries {
                 let early = tables.filter { copied[$0.key] == nil && $0.bytes >= Self.smallTableBytes }
                 let earlyByName = Dictionary(early.map { ("\($0.schema)|\($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
                 try timed("Restore pre-data") {
                     do {
-                        try restorePreData(preScript, targetEndpoint, database, early: Set(earlyByName.keys)) { created in
+                        try restorePreData(preEntries, targetEndpoint, database, early: Set(earlyByName.keys)) { created in
                             try schedule(created.compactMap { earlyByName[$0] }, largeObjects: false)
                         }
                     } catch { throw MigrationFailure("restoring the schema (pre-data) of \(database) on the target failed: \(error)") }
@@ -482,12 +516,17 @@ public final class Migrator: @unchecked Sendable {
             try conn.execute(preamble + "\nSET maintenance_work_mem = '256MB'")
             for entry in later {
                 try checkCanceled()
-                var sql = entry.sql
-                if validatedLater.contains(entry.key), let notValid = Self.addingNotValid(sql) { sql = notValid }
+                var sql = entry.executable
+                if validatedLater.contains(entry.key), let notValid = Self.addingNotValid(entry.sql) {
+                    sql = entry.prefix.isEmpty ? notValid : entry.prefix + "\n" + notValid
+                }
                 do { try conn.execute(sql) }
                 catch let error as ServerError where Self.alreadyExists(error) {
                     // Done by a run killed before it could record it.
-                } catch { throw MigrationFailure("post-data step failed on the target (\(entry.type) \(entry.name)): \(error)") }
+                } catch let error as ServerError {
+                    try refuse(entry, error, database: database)
+                    continue
+                }
                 try store.stepDone(name, database, "post|\(entry.key)", durationMs: 0)
             }
         }
@@ -521,6 +560,7 @@ public final class Migrator: @unchecked Sendable {
         let mismatches = try timed("Verification (\(options.verify.rawValue))") { () throws -> [TableMismatch] in
             let counts = try store.rowCounts(name, database)
             var mismatches: [TableMismatch] = []
+            let tables = tables.filter { !wasRefused($0, in: database) }
             var remaining = tables
             if options.verify == .counts {
                 // Tables the workers counted on the target right after copying them (while
@@ -556,9 +596,9 @@ public final class Migrator: @unchecked Sendable {
     /// `created` is called with them once committed, so that their data can be copied while
     /// the rest of the schema is restored (a later statement on such a table, a comment say,
     /// waits for its copy: the copy never waits for the restore).
-    private func restorePreData(_ script: String, _ endpoint: ConnectionString, _ database: String,
+    private func restorePreData(_ section: DumpSection, _ endpoint: ConnectionString, _ database: String,
                                 early: Set<String> = [], created: ([String]) throws -> Void = { _ in }) throws {
-        let (preamble, entries) = DumpScript.entries(script)
+        let (preamble, entries) = (section.preamble, section.entries)
         func independent(_ entry: DumpEntry) -> Bool {
             guard entry.type == "TABLE", entry.sql.hasPrefix("CREATE TABLE ") || entry.sql.hasPrefix("CREATE UNLOGGED TABLE ") else { return false }
             let firstLine = entry.sql.prefix { $0 != "\n" }
@@ -568,16 +608,16 @@ public final class Migrator: @unchecked Sendable {
             let name = "\(entry.schema ?? "")|\(entry.name)"
             return early.contains(name) ? name : nil
         }
-        enum Step { case ordered([String]), parallel([String]), early([String], names: [String]) }
+        enum Step { case ordered([DumpEntry]), parallel([DumpEntry]), early([DumpEntry], names: [String]) }
         var steps: [Step] = []
-        var ordered: [String] = [], run: [DumpEntry] = []
+        var ordered: [DumpEntry] = [], run: [DumpEntry] = []
         func flushRun() {
             let first = run.filter { earlyName($0) != nil }
             if !first.isEmpty {
                 if !ordered.isEmpty { steps.append(.ordered(ordered)); ordered = [] }
-                steps.append(.early(first.map(\.sql), names: first.compactMap(earlyName)))
+                steps.append(.early(first, names: first.compactMap(earlyName)))
             }
-            let rest = run.filter { earlyName($0) == nil }.map(\.sql)
+            let rest = run.filter { earlyName($0) == nil }
             if rest.count >= 64 && options.jobs > 1 {
                 if !ordered.isEmpty { steps.append(.ordered(ordered)); ordered = [] }
                 steps.append(.parallel(rest))
@@ -587,7 +627,7 @@ public final class Migrator: @unchecked Sendable {
             run = []
         }
         for entry in entries {
-            if independent(entry) { run.append(entry) } else { flushRun(); ordered.append(entry.sql) }
+            if independent(entry) { run.append(entry) } else { flushRun(); ordered.append(entry) }
         }
         flushRun()
         if !ordered.isEmpty { steps.append(.ordered(ordered)) }
@@ -598,28 +638,71 @@ public final class Migrator: @unchecked Sendable {
         for step in steps {
             try checkCanceled()
             switch step {
-            case .ordered(let statements):
-                try main.execute(statements.joined(separator: "\n"))
-            case .early(let statements, let names):
-                try main.execute(statements.joined(separator: "\n"))  // one implicit transaction, committed here
-                try created(names)
-            case .parallel(let statements):
+            case .ordered(let batch):
+                try runEntries(batch, on: main, database: database)
+            case .early(let batch, let names):
+                let refused = try runEntries(batch, on: main, database: database)
+                try created(zip(batch, names).filter { !refused.contains($0.0.id) }.map(\.1))
+            case .parallel(let batch):
                 let sessions = try (0..<options.jobs).map { _ in try open(endpoint, what: "target database \(database)") }
                 defer { sessions.forEach { $0.close() } }
                 let work = sessions.enumerated().map { index, session in
-                    let part = stride(from: index, to: statements.count, by: sessions.count).map { statements[$0] }
+                    let part = stride(from: index, to: batch.count, by: sessions.count).map { batch[$0] }
                     return Background { () throws -> Void in
                         try session.execute(preamble)
                         try session.execute("BEGIN")
-                        try session.execute(part.joined(separator: "\n"))
+                        try session.execute(part.map(\.executable).joined(separator: "\n"))
                     }
                 }
                 let succeeded = work.map { (try? $0.value()) != nil }  // waits for every session
                 let failed = succeeded.contains(false)
                 for session in sessions { try session.execute(failed ? "ROLLBACK" : "COMMIT") }
-                if failed { try main.execute(statements.joined(separator: "\n")) }
+                if failed { try runEntries(batch, on: main, database: database) }
             }
         }
+    }
+
+    /// Runs schema entries in order on `conn`, many per round trip (thousands of small
+    /// objects cost round trips, not work). A batch the target refuses is rolled back whole
+    /// (one implicit transaction) and run again entry by entry, so that the refused entry is
+    /// named: the run stops there, or with `--continue-on-error` records it and goes on.
+    /// Returns the ids of the entries the target refused.
+    @discardableResult
+    func runEntries(_ entries: [DumpEntry], on conn: Connection, database: String) throws -> Set<Int> {
+        var refused = Set<Int>()
+        var index = 0
+        while index < entries.count {
+            try checkCanceled()
+            var end = index, bytes = 0
+            while end < entries.count && end - index < 500 && bytes < 1 << 20 { bytes += entries[end].executable.utf8.count; end += 1 }
+            let batch = entries[index..<end]
+            index = end
+            do {
+                try conn.execute(batch.map(\.executable).joined(separator: "\n"))
+                continue
+            } catch let error as ServerError {
+                if batch.count == 1 { try refuse(batch.first!, error, database: database); refused.insert(batch.first!.id); continue }
+            }
+            for entry in batch {
+                do { try conn.execute(entry.executable) }
+                catch let error as ServerError { try refuse(entry, error, database: database); refused.insert(entry.id) }
+            }
+        }
+        return refused
+    }
+
+    /// The target refused a schema entry: the run stops naming it, or (`--continue-on-error`)
+    /// records it for the final list and goes on.
+    func refuse(_ entry: DumpEntry, _ error: ServerError, database: String) throws {
+        let text = "\(database): the target refused \(entry.label): \(error.message)"
+        guard options.continueOnError else {
+            throw MigrationFailure("\(text) (rerun with --continue-on-error to restore everything else and list every refused object)")
+        }
+        lock.withLock {
+            refusedObjects.append(text)
+            if entry.type == "TABLE" { refusedTables.insert("\(database)|\(entry.schema ?? "")|\(entry.name)") }
+        }
+        printer.say(text)
     }
 
     /// Ranges for a table above the split threshold that dwarfs the rest of the data (more
@@ -656,9 +739,13 @@ public final class Migrator: @unchecked Sendable {
     }
 
     private func createDatabase(_ database: String) throws {
+        let version = sourceAdmin.serverVersionNumber
+        let provider = version >= 150000 ? "datlocprovider::text" : "'c'"
+        let providerLocale = version >= 170000 ? "datlocale" : version >= 150000 ? "daticulocale" : "NULL::text"
         let info = try sourceAdmin.query("""
             SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, oid::int8,
-                   datacl IS NOT NULL, shobj_description(oid, 'pg_database')
+                   datacl IS NOT NULL, shobj_description(oid, 'pg_database'), datconnlimit::int8, datistemplate,
+                   \(provider), \(providerLocale)
             FROM pg_database WHERE datname = $1
             """, database).rows[0]
         let quoted = try targetAdmin.quoteIdentifier(database)
@@ -667,10 +754,30 @@ public final class Migrator: @unchecked Sendable {
         if let name = info.string(0), targetRoles.contains(name) { owner = " OWNER \(try targetAdmin.quoteIdentifier(name))" }
         let encoding = " ENCODING \(try targetAdmin.quoteLiteral(info.string(1)!))"
         let collate = info.string(2)!, ctype = info.string(3)!
+        let connectionLimit = (info.int(7) ?? -1) >= 0 ? " CONNECTION LIMIT \(info.int(7)!)" : ""
+        // The locale provider (ICU or builtin) where the source database uses one and the
+        // target supports it; else libc with a note.
+        var localeProvider = ""
+        if let kind = info.string(9), kind != "c", let locale = info.string(10), targetAdmin.serverVersionNumber >= 150000 {
+            if kind == "i" { localeProvider = " LOCALE_PROVIDER icu ICU_LOCALE \(try targetAdmin.quoteLiteral(locale))" }
+            if kind == "b" && targetAdmin.serverVersionNumber >= 170000 { localeProvider = " LOCALE_PROVIDER builtin BUILTIN_LOCALE \(try targetAdmin.quoteLiteral(locale))" }
+        }
         var created = false
         for (c, t) in Self.localeCandidates(collate, ctype) {
             do {
-                try targetAdmin.execute("CREATE DATABASE \(quoted)\(owner)\(encoding) LC_COLLATE \(try targetAdmin.quoteLiteral(c)) LC_CTYPE \(try targetAdmin.quoteLiteral(t)) TEMPLATE template0")
+                let create = "CREATE DATABASE \(quoted)\(owner)\(encoding) LC_COLLATE \(try targetAdmin.quoteLiteral(c)) LC_CTYPE \(try targetAdmin.quoteLiteral(t))\(connectionLimit) TEMPLATE template0"
+                if !localeProvider.isEmpty {
+                    do {
+                        try targetAdmin.execute(create + localeProvider)
+                        if c != collate || t != ctype { note("database \(database): collation \(collate)/\(ctype) mapped to \(c)/\(t) on the target") }
+                        created = true
+                        break
+                    } catch let error as ServerError {
+                        note("database \(database): its locale provider (\(info.string(9) == "i" ? "ICU" : "builtin") \(info.string(10) ?? "")) was refused by the target (\(error.message)); created with libc")
+                        localeProvider = ""
+                    }
+                }
+                try targetAdmin.execute(create)
                 if c != collate || t != ctype { note("database \(database): collation \(collate)/\(ctype) mapped to \(c)/\(t) on the target") }
                 created = true
                 break
@@ -679,7 +786,7 @@ public final class Migrator: @unchecked Sendable {
             }
         }
         if !created {
-            try targetAdmin.execute("CREATE DATABASE \(quoted)\(owner)\(encoding) TEMPLATE template0")
+            try targetAdmin.execute("CREATE DATABASE \(quoted)\(owner)\(encoding)\(connectionLimit) TEMPLATE template0")
             note("database \(database): the target has no locale \(collate)/\(ctype); created with the target's default locale")
         }
         // Database privileges and settings (pg_dump carries them only with --create).
@@ -718,6 +825,14 @@ public final class Migrator: @unchecked Sendable {
         }
         if let comment = info.string(6) {
             try targetAdmin.execute("COMMENT ON DATABASE \(quoted) IS \(try targetAdmin.quoteLiteral(comment))")
+        }
+        if info.bool(8) == true { try targetAdmin.execute("ALTER DATABASE \(quoted) IS_TEMPLATE true") }
+        for row in try sourceAdmin.query("""
+            SELECT provider, label FROM pg_shseclabel WHERE classoid = 'pg_database'::regclass AND objoid = $1::oid
+            """, info.int(4)!).rows {
+            let provider = row.string(0)!
+            do { try targetAdmin.execute("SECURITY LABEL FOR \(try targetAdmin.quoteIdentifier(provider)) ON DATABASE \(quoted) IS \(try targetAdmin.quoteLiteral(row.string(1)!))") }
+            catch let error as ServerError { note("database \(database): security label (\(provider)) not carried: \(error.message)") }
         }
     }
 
@@ -836,6 +951,7 @@ public final class Migrator: @unchecked Sendable {
         func sourceSession(_ sessions: inout WorkerSessions) throws -> Connection {
             if let conn = sessions.source { return conn }
             let conn = try migrator.open(source, what: "source database \(database)")
+            try conn.execute(Migrator.copySessionSettings + "; SELECT pg_catalog.set_config('client_encoding', pg_catalog.getdatabaseencoding(), false)")
             try conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try conn.execute("SET TRANSACTION SNAPSHOT \(try conn.quoteLiteral(snapshot))")
             sessions.source = conn
@@ -845,7 +961,7 @@ public final class Migrator: @unchecked Sendable {
         func targetSession(_ sessions: inout WorkerSessions) throws -> Connection {
             if let conn = sessions.target { return conn }
             let conn = try migrator.open(target, what: "target database \(database)")
-            try conn.execute(preamble + "\nSET maintenance_work_mem = '256MB'")
+            try conn.execute(preamble + "\n" + Migrator.copySessionSettings + "; SET maintenance_work_mem = '256MB'")
             sessions.target = conn
             return conn
         }
@@ -890,7 +1006,9 @@ public final class Migrator: @unchecked Sendable {
                 try store.stepDone(name, database, "analyze|\(table.key)", durationMs: 0)
             case .largeObjects:
                 let from = try sourceSession(&sessions), to = try targetSession(&sessions)
-                let count = try migrator.timed("  Large objects (cumulative)") { try LargeObjects.copy(source: from, target: to) }
+                var notes: [String] = []
+                let count = try migrator.timed("  Large objects (cumulative)") { try LargeObjects.copy(source: from, target: to, notes: &notes) }
+                for text in notes { migrator.note("\(database): \(text)") }
                 try store.stepDone(name, database, "largeObjects", durationMs: 0)
                 if count > 0 { migrator.printer.say("\(database): \(count) large objects copied") }
             }
@@ -911,9 +1029,8 @@ public final class Migrator: @unchecked Sendable {
                 for table in tables {
                     current = table
                     let format = table.binary ? "binary" : "text"
-                    let columns = table.columns.joined(separator: ", ")
-                    let result = try from.pipeCopy("COPY \(table.qualified) (\(columns)) TO STDOUT (FORMAT \(format))", into: to,
-                                                   "COPY \(table.qualified) (\(columns)) FROM STDIN (FORMAT \(format))") { [tracker] bytes in
+                    let result = try from.pipeCopy("COPY \(table.qualified)\(table.columnList) TO STDOUT (FORMAT \(format))", into: to,
+                                                   "COPY \(table.qualified)\(table.columnList) FROM STDIN (FORMAT \(format))") { [tracker] bytes in
                         tracker.streamed(table.key, bytes)
                         return self.shouldGoOn
                     }
@@ -959,9 +1076,9 @@ public final class Migrator: @unchecked Sendable {
             if let range {
                 copyOut = "COPY (SELECT \(columns) FROM ONLY \(table.qualified) WHERE \(range)) TO STDOUT (FORMAT \(format))"
             } else {
-                copyOut = "COPY \(table.qualified) (\(columns)) TO STDOUT (FORMAT \(format))"
+                copyOut = "COPY \(table.qualified)\(table.columnList) TO STDOUT (FORMAT \(format))"
             }
-            let copyIn = "COPY \(table.qualified) (\(columns)) FROM STDIN (FORMAT \(format)\(range == nil ? ", FREEZE" : ""))"
+            let copyIn = "COPY \(table.qualified)\(table.columnList) FROM STDIN (FORMAT \(format)\(range == nil ? ", FREEZE" : ""))"
             let result: CopyPipeResult
             do {
                 // FREEZE needs the table emptied in the same transaction.

@@ -44,6 +44,9 @@ public struct MigrationOptions: Sendable {
     /// Split by integer key even on a 14+ source (which uses ctid ranges): the split sources
     /// older than 14 get, for tests.
     var keyRangesOnly = false
+    /// A schema object the target refuses is listed and the rest restored (the run then ends
+    /// Failed with the list) instead of stopping the run.
+    public var continueOnError = false
 
     public init(name: String, source: ConnectionString, target: ConnectionString, databases: [String] = [],
                 mode: MigrationMode = .offline, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,

@@ -107,24 +107,78 @@ enum Roles {
                 ? "login roles without a password on the source: \(withoutPassword.joined(separator: ", "))"
                 : "the source user cannot read pg_authid: login roles created without a password (set them with ALTER ROLE … PASSWORD): \(withoutPassword.joined(separator: ", "))")
         }
+        try copyMemberships(source: source, target: target, notes: &notes)
+        // Comments and security labels of the roles the source has (pg_dumpall carries them).
+        let targetRoles = Set(try target.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
+        for row in try source.query("""
+            SELECT r.rolname, d.description FROM pg_shdescription d JOIN pg_roles r ON r.oid = d.objoid
+            WHERE d.classoid = 'pg_authid'::regclass
+            """).rows {
+            let name = row.string(0)!
+            guard !isReserved(name), targetRoles.contains(name), !existing.contains(name) else { continue }
+            try target.execute("COMMENT ON ROLE \(try target.quoteIdentifier(name)) IS \(try target.quoteLiteral(row.string(1)!))")
+        }
+        for row in try source.query("""
+            SELECT r.rolname, l.provider, l.label FROM pg_shseclabel l JOIN pg_roles r ON r.oid = l.objoid
+            WHERE l.classoid = 'pg_authid'::regclass
+            """).rows {
+            let name = row.string(0)!, provider = row.string(1)!
+            guard !isReserved(name), targetRoles.contains(name), !existing.contains(name) else { continue }
+            do {
+                try target.execute("SECURITY LABEL FOR \(try target.quoteIdentifier(provider)) ON ROLE \(try target.quoteIdentifier(name)) IS \(try target.quoteLiteral(row.string(2)!))")
+            } catch let error as ServerError {
+                notes.append("role \(name): security label (\(provider)) not carried: \(error.message)")
+            }
+        }
+        return notes
+    }
+
+    /// Memberships as pg_dumpall writes them: in predefined roles too (pg_monitor,
+    /// pg_read_all_data, … where the target has them), with the ADMIN option, and on 16+
+    /// sources the INHERIT and SET options and the grantor (where the target takes them).
+    /// A membership the target refuses is a note, never silently dropped.
+    static func copyMemberships(source: Connection, target: Connection, notes: inout [String]) throws {
+        let sixteen = source.serverVersionNumber >= 160000
         let memberships = try source.query("""
-            SELECT r.rolname, m.rolname, am.admin_option FROM pg_auth_members am
-            JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+            SELECT r.rolname, m.rolname, am.admin_option, \(sixteen ? "am.inherit_option, am.set_option" : "NULL::bool, NULL::bool"),
+                   g.rolname
+            FROM pg_auth_members am
+            JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member LEFT JOIN pg_roles g ON g.oid = am.grantor
+            ORDER BY 1, 2
             """).rows
+        let targetRoles = Set(try target.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
         let targetMemberships = Set(try target.query("""
             SELECT r.rolname || '/' || m.rolname FROM pg_auth_members am
             JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
             """).rows.compactMap { $0.string(0) })
+        let targetSixteen = target.serverVersionNumber >= 160000
         for row in memberships {
             let role = row.string(0)!, member = row.string(1)!
-            guard !isReserved(role), !isReserved(member), !targetMemberships.contains("\(role)/\(member)") else { continue }
-            let admin = row.bool(2)! ? " WITH ADMIN OPTION" : ""
+            // A predefined role may be granted; a platform role, or a membership of one, is the platform's.
+            guard !platformRoles.contains(role), !isReserved(member), !targetMemberships.contains("\(role)/\(member)") else { continue }
+            guard targetRoles.contains(role) else {
+                notes.append("membership of \(member) in \(role) not carried: the target has no role \(role)")
+                continue
+            }
+            var options: [String] = []
+            if row.bool(2)! { options.append(targetSixteen ? "ADMIN TRUE" : "ADMIN OPTION") }
+            if targetSixteen, let inherit = row.bool(3) { options.append("INHERIT \(inherit ? "TRUE" : "FALSE")") }
+            if targetSixteen, let set = row.bool(4) { options.append("SET \(set ? "TRUE" : "FALSE")") }
+            var grant = "GRANT \(try target.quoteIdentifier(role)) TO \(try target.quoteIdentifier(member))"
+            if !options.isEmpty { grant += targetSixteen ? " WITH " + options.joined(separator: ", ") : " WITH ADMIN OPTION" }
+            var grantedBy = ""
+            if let grantor = row.string(5), !isReserved(grantor), targetRoles.contains(grantor) {
+                grantedBy = " GRANTED BY \(try target.quoteIdentifier(grantor))"
+            }
             do {
-                try target.execute("GRANT \(try target.quoteIdentifier(role)) TO \(try target.quoteIdentifier(member))\(admin)")
+                try target.execute(grant + grantedBy)
+            } catch let error as ServerError where !grantedBy.isEmpty {
+                do { try target.execute(grant) }
+                catch let error as ServerError { notes.append("could not grant role \(role) to \(member): \(error.message)"); continue }
+                notes.append("role \(role) granted to \(member) by the migration's user: the target refused GRANTED BY \(row.string(5)!) (\(error.message))")
             } catch let error as ServerError {
                 notes.append("could not grant role \(role) to \(member): \(error.message)")
             }
         }
-        return notes
     }
 }

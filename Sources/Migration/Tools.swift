@@ -40,23 +40,6 @@ struct PgDump {
         return best
     }
 
-    /// Runs pg_dump in plain format for one section, at `snapshot`, and returns its script.
-    /// `applicationName` marks its session as the migration's (the offline check ignores the
-    /// pg_dump of a run killed a moment ago, which finishes on its own).
-    func dump(_ endpoint: ConnectionString, database: String, section: String, snapshot: String,
-              applicationName: String) throws -> String {
-        let tool = endpoint.with("application_name", applicationName).toolConnection(database: database)
-        // No tablespaces: a managed target has none of the source's (validation's
-        // objects.tablespaces warns); everything lands in the target database's default one.
-        var arguments = [path, "--section=\(section)", "--snapshot=\(snapshot)", "--no-sync", "--no-tablespaces", "-d", tool.conninfo]
-        if major >= 16 { arguments.append("--no-large-objects") }  // large objects are copied by the migrator
-        let result = try Self.runCapturing(arguments, environment: tool.environment)
-        guard result.status == 0 else {
-            throw MigrationFailure("pg_dump --section=\(section) of \(database) failed: \(result.errors.suffix(1500))")
-        }
-        return result.output
-    }
-
     /// Runs a command and captures stdout and stderr (posix_spawn and waitpid: Foundation's
     /// Process can miss SIGCHLD in test runners). Reads stdout through a pipe while the child
     /// runs, so a big script never waits on a full pipe.
@@ -99,73 +82,5 @@ struct PgDump {
         let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let errors = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
         return (exitCode, String(decoding: data, as: UTF8.self), errors)
-    }
-}
-
-/// One entry of a plain-format pg_dump script: the `-- Name: …; Type: …; Schema: …` header
-/// pg_dump writes before every archive entry, and the SQL that follows it.
-struct DumpEntry: Sendable {
-    let name: String
-    let type: String
-    let schema: String?
-    let sql: String
-    var key: String { "\(type)|\(schema ?? "-")|\(name)" }
-}
-
-enum DumpScript {
-    /// Removes psql meta-commands (pg_dump ≥ 17.6 writes `\restrict KEY` / `\unrestrict KEY`),
-    /// which the server would not understand.
-    ///
-    /// Also drops `ALTER COLUMN … SET (pg_attver=N)`: some PostgreSQL builds (this project's
-    /// Debian 15 among them) tag every column with a private `pg_attver` attribute option that
-    /// a newer pg_dump carries and that no other server accepts.
-    static func strippingMetaCommands(_ script: String) -> String {
-        script.split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { !$0.hasPrefix("\\") && !($0.hasPrefix("ALTER TABLE ") && $0.contains(" SET (pg_attver=")) }
-            .joined(separator: "\n")
-    }
-
-    /// Splits a script into its preamble (the SET commands before the first entry) and entries.
-    static func entries(_ script: String) -> (preamble: String, entries: [DumpEntry]) {
-        let lines = strippingMetaCommands(script).split(separator: "\n", omittingEmptySubsequences: false)
-        var preamble: [Substring] = []
-        var entries: [DumpEntry] = []
-        var header: (name: String, type: String, schema: String?)?
-        var body: [Substring] = []
-        func flush() {
-            if let header {
-                let sql = body.filter { !$0.hasPrefix("--") }.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
-                if !sql.isEmpty { entries.append(DumpEntry(name: header.name, type: header.type, schema: header.schema, sql: sql)) }
-            }
-            body = []
-        }
-        for line in lines {
-            if line.hasPrefix("-- Name: ") || line.hasPrefix("-- Data for Name: ") {
-                flush()
-                header = parseHeader(String(line))
-                continue
-            }
-            if header == nil { preamble.append(line) } else { body.append(line) }
-        }
-        flush()
-        let preambleSQL = preamble.filter { !$0.hasPrefix("--") }.joined(separator: "\n")
-        return (preambleSQL, entries)
-    }
-
-    /// `-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: app`
-    static func parseHeader(_ line: String) -> (name: String, type: String, schema: String?) {
-        let text = line.hasPrefix("-- Name: ") ? String(line.dropFirst(9)) : String(line.dropFirst(18))
-        // The name may contain "; " itself: take the fields from the right.
-        guard let typeRange = text.range(of: "; Type: ", options: .backwards) else { return (text, "UNKNOWN", nil) }
-        let name = String(text[..<typeRange.lowerBound])
-        let rest = text[typeRange.upperBound...]
-        let fields = rest.components(separatedBy: "; ")
-        let type = fields.first ?? "UNKNOWN"
-        var schema: String?
-        for field in fields.dropFirst() where field.hasPrefix("Schema: ") {
-            let value = String(field.dropFirst(8))
-            schema = value == "-" ? nil : value
-        }
-        return (name, type, schema)
     }
 }

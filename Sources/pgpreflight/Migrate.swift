@@ -58,6 +58,8 @@ struct MigrationArguments: ParsableArguments {
     var verify: String = "counts"
     @Option(help: "Directory holding pg_dump (default: the newest found).")
     var pgBin: String?
+    @Flag(help: "When the target refuses a schema object, restore everything else and end Failed with the list of refused objects (default: stop at the first, naming it).")
+    var continueOnError = false
     @Option(help: "Split a table larger than this many MB into ranges copied in parallel when it dwarfs the rest of the data (more than twice what each other worker copies).")
     var splitTablesLargerThanMb: Int = 256
 
@@ -68,12 +70,14 @@ struct MigrationArguments: ParsableArguments {
         let sourceString: ConnectionString, targetString: ConnectionString
         do { sourceString = try ConnectionString(source) } catch { throw MigrationUsageError("--source: \(error)") }
         do { targetString = try ConnectionString(target) } catch { throw MigrationUsageError("--target: \(error)") }
-        return MigrationOptions(name: name, source: sourceString, target: targetString, databases: databases, mode: modeValue,
+        var options = MigrationOptions(name: name, source: sourceString, target: targetString, databases: databases, mode: modeValue,
                                 jobs: jobs, overwrite: overwrite, force: force,
                                 stateDirectory: URL(fileURLWithPath: stateDir), verify: verifyValue,
                                 pgBin: pgBin.map { URL(fileURLWithPath: $0) },
                                 splitThresholdBytes: Int64(max(1, splitTablesLargerThanMb)) << 20,
                                 showProgress: true)
+        options.continueOnError = continueOnError
+        return options
     }
 }
 
