@@ -200,6 +200,12 @@ public final class Migrator: @unchecked Sendable {
         let sourceMajor = sourceAdmin.serverVersionNumber / 10000
         do { pgDump = try PgDump.locate(explicit: options.pgBin, sourceMajor: sourceMajor) }
         catch { throw MigrationFailure("\(error)") }
+        let targetMajor = targetAdmin.serverVersionNumber / 10000
+        if pgDump.major < targetMajor {
+            // pg_dump writes for its own major: what a newer target adds (MAINTAIN for owners
+            // on 17+, say) is not in its script, as pg_dump \(targetMajor) and pg_upgrade would keep it.
+            note("the schema is dumped with pg_dump \(pgDump.major) (\(pgDump.path)), older than the target (PostgreSQL \(targetMajor)): install PostgreSQL \(targetMajor)'s client programs and pass --pg-bin with their directory for a faithful copy")
+        }
 
         let available = try sourceAdmin.query("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")
             .rows.compactMap { $0.string(0) }
@@ -662,33 +668,14 @@ public final class Migrator: @unchecked Sendable {
         }
     }
 
-    /// Runs schema entries in order on `conn`, many per round trip (thousands of small
-    /// objects cost round trips, not work). A batch the target refuses is rolled back whole
-    /// (one implicit transaction) and run again entry by entry, so that the refused entry is
-    /// named: the run stops there, or with `--continue-on-error` records it and goes on.
-    /// Returns the ids of the entries the target refused.
+    /// Runs schema entries in order on `conn` (`SchemaRestore`); a refused entry stops the run,
+    /// or with `--continue-on-error` is recorded and the rest goes on. Returns the ids of the
+    /// entries the target refused.
     @discardableResult
     func runEntries(_ entries: [DumpEntry], on conn: Connection, database: String) throws -> Set<Int> {
-        var refused = Set<Int>()
-        var index = 0
-        while index < entries.count {
-            try checkCanceled()
-            var end = index, bytes = 0
-            while end < entries.count && end - index < 500 && bytes < 1 << 20 { bytes += entries[end].executable.utf8.count; end += 1 }
-            let batch = entries[index..<end]
-            index = end
-            do {
-                try conn.execute(batch.map(\.executable).joined(separator: "\n"))
-                continue
-            } catch let error as ServerError {
-                if batch.count == 1 { try refuse(batch.first!, error, database: database); refused.insert(batch.first!.id); continue }
-            }
-            for entry in batch {
-                do { try conn.execute(entry.executable) }
-                catch let error as ServerError { try refuse(entry, error, database: database); refused.insert(entry.id) }
-            }
+        try SchemaRestore.run(entries, on: conn, checkCanceled: checkCanceled) { refusal in
+            try refuse(refusal.entry, refusal.error, database: database)
         }
-        return refused
     }
 
     /// The target refused a schema entry: the run stops naming it, or (`--continue-on-error`)

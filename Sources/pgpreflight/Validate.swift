@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Migration
+import PostgresClient
 import Reports
 import Validation
 
@@ -13,10 +15,15 @@ struct Validate: AsyncParsableCommand {
     @OptionGroup var rules: RuleOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var policy: PolicyOptions
+    @Flag(help: "Also restore the source's schema (no data) into a scratch database on the target, list every object the target refuses, and drop the scratch database. Writes that database only; needs CREATEDB on the target.")
+    var dryRunSchema = false
+    @Option(help: "Directory holding pg_dump and pg_restore for the dry run (default: the newest found).")
+    var pgBin: String?
     @Flag(help: .hidden) var printStatistics = false
 
     func run() async throws {
-        let (run, statistics) = try await Self.validate(servers: servers, rules: rules, policy: policy)
+        let (run, statistics) = try await Self.validate(servers: servers, rules: rules, policy: policy,
+                                                        dryRunSchema: dryRunSchema, pgBin: pgBin.map { URL(fileURLWithPath: $0) })
         try output.emit(run)
         if printStatistics {
             let perDatabase = run.databases.map { "\($0)=\(statistics.queriesPerDatabase[$0] ?? 0)" }.joined(separator: " ")
@@ -27,7 +34,8 @@ struct Validate: AsyncParsableCommand {
 
     /// Loads the rules and the policy (a bad file is exit 2 before any connection), validates,
     /// and applies the policy. Shared by `validate`, `baseline` and `validate-and-migrate`.
-    static func validate(servers: ServerOptions, rules: RuleOptions, policy: PolicyOptions) async throws
+    static func validate(servers: ServerOptions, rules: RuleOptions, policy: PolicyOptions,
+                         dryRunSchema: Bool = false, pgBin: URL? = nil) async throws
         -> (ValidationRun, ValidationStatistics) {
         let loaded = try rules.loadRules()
         let teamPolicy = try policy.load(rules: loaded)
@@ -35,7 +43,22 @@ struct Validate: AsyncParsableCommand {
             source: try servers.sourceEndpoint(), target: try servers.targetEndpoint(),
             databases: servers.databases.isEmpty ? nil : servers.databases, mode: rules.migrationMode,
             overwrite: rules.overwrite, rules: loaded)
-        let outcome = try await ValidationEngine(request: request).run()
+        var outcome = try await ValidationEngine(request: request).run()
+        if dryRunSchema { outcome.run = await withSchemaDryRun(outcome.run, source: request.source, target: request.target, pgBin: pgBin) }
         return (teamPolicy.apply(to: outcome.run), outcome.statistics)
+    }
+
+    /// Adds the schema dry run's result per database, when both servers could be reached.
+    static func withSchemaDryRun(_ run: ValidationRun, source: ConnectionString, target: ConnectionString, pgBin: URL?) async -> ValidationRun {
+        guard !run.results.contains(where: { $0.rule.hasPrefix("connectivity.") && $0.status == .failed }) else { return run }
+        var run = run
+        for database in run.databases {
+            say("dry run of \(database)'s schema on the target")
+            let result = await withCheckedContinuation { continuation in
+                Thread { continuation.resume(returning: SchemaDryRun.run(source: source, target: target, database: database, pgBin: pgBin)) }.start()
+            }
+            run.results.append(result)
+        }
+        return run
     }
 }

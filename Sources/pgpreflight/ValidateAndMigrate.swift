@@ -17,6 +17,8 @@ struct ValidateAndMigrate: AsyncParsableCommand {
     @Option(name: .customLong("rules"), help: ArgumentHelp("A folder of extra rule files (repeatable).", valueName: "dir"))
     var ruleDirectories: [String] = []
     @OptionGroup var policy: PolicyOptions
+    @Flag(inversion: .prefixedNo, help: "Restore the schema into a scratch database on the target first and stop if the target refuses any object (the scratch database is dropped).")
+    var dryRunSchema = true
 
     func run() async throws {
         let options: MigrationOptions
@@ -33,7 +35,9 @@ struct ValidateAndMigrate: AsyncParsableCommand {
         let request = ValidationRequest(source: options.source, target: options.target,
                                         databases: options.databases.isEmpty ? nil : options.databases,
                                         mode: options.mode, overwrite: options.overwrite, rules: rules)
-        let run = teamPolicy.apply(to: try await ValidationEngine(request: request).run().run)
+        var validated = try await ValidationEngine(request: request).run().run
+        if dryRunSchema { validated = await Validate.withSchemaDryRun(validated, source: options.source, target: options.target, pgBin: options.pgBin) }
+        let run = teamPolicy.apply(to: validated)
         let reportBase = options.stateDirectory.appendingPathComponent("\(options.name)-validation")
         try Reports.render(run, as: .json).write(to: reportBase.appendingPathExtension("json"), atomically: true, encoding: .utf8)
         try Reports.render(run, as: .html).write(to: reportBase.appendingPathExtension("html"), atomically: true, encoding: .utf8)

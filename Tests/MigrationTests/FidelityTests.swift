@@ -188,3 +188,47 @@ extension MigrationTests {
         #expect(try Fixtures.listing(Fixtures.target, database, "SELECT count(*) FROM kept_view") == ["1"])
     }
 }
+
+extension MigrationTests {
+    /// The dry run lists what `pg_dump | psql` of the same source reports as errors on the same
+    /// target (each object once, a consequence named as such), writes nothing but its scratch
+    /// database, and drops it.
+    @Test func schemaDryRunListsWhatTheTargetRefuses() async throws {
+        let database = try Fixtures.makeSource("""
+            CREATE TABLE kept (id int PRIMARY KEY);
+            ALTER TABLE kept OWNER TO mig_owner;
+            CREATE COLLATION german (provider = icu, locale = 'de-DE');
+            CREATE TABLE packed (id int, body text COMPRESSION lz4);
+            CREATE VIEW packed_ids AS SELECT id FROM packed;
+            """, prefix: "mig_dry")
+        let before = try Fixtures.listing(Fixtures.target, "postgres", "SELECT datname FROM pg_database ORDER BY 1")
+        let result = SchemaDryRun.run(source: try ConnectionString(Fixtures.source.connectionString()),
+                                      target: try ConnectionString(Fixtures.target.connectionString()), database: database)
+        #expect(result.status == .failed, "\(result.message)")
+        #expect(result.objects.count == 3, "\(result.objects)")
+        #expect(result.objects.contains { $0.hasPrefix("COLLATION public.german: ") && $0.contains("ICU") })
+        #expect(result.objects.contains { $0.hasPrefix("TABLE public.packed: ") && $0.contains("lz4") })
+        #expect(result.objects.contains { $0.hasPrefix("VIEW public.packed_ids: ") && $0.contains("depends on TABLE public.packed") })
+        #expect(try Fixtures.listing(Fixtures.target, "postgres", "SELECT datname FROM pg_database ORDER BY 1") == before)
+
+        // pg_dump | psql of the same source on the same target: the same three errors (beyond
+        // Debian 15.20's private pg_attver options, which every dump of it carries).
+        let bin = TestServers.pg18.binDirectory.path
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(database).sql")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try LocalServer.run(["\(bin)/pg_dump", "-s", "-h", "127.0.0.1", "-p", "\(Fixtures.source.port)", "-U", "postgres", "-f", file.path, database])
+        try Fixtures.target.psql("DROP DATABASE IF EXISTS \(database)_psql")
+        try Fixtures.target.psql("CREATE DATABASE \(database)_psql")
+        let output = try LocalServer.run(["\(bin)/psql", "-X", "-q", "-h", "127.0.0.1", "-p", "\(Fixtures.target.port)", "-U", "postgres",
+                                          "-d", "\(database)_psql", "-f", file.path])
+        // Each error psql reports that is not a consequence of another ("… does not exist": an
+        // object refused before, or a role the migration creates first) is in the dry run's list.
+        let causes = output.split(separator: "\n").compactMap { line -> String? in
+            guard let range = line.range(of: "ERROR:  "), !line.contains("pg_attver") else { return nil }
+            let message = String(line[range.upperBound...])
+            return message.hasSuffix("does not exist") ? nil : message
+        }
+        #expect(causes.count == 2, "\(causes)")
+        for cause in causes { #expect(result.objects.contains { $0.hasSuffix(": " + cause) }, "\(cause) not in \(result.objects)") }
+    }
+}

@@ -131,8 +131,9 @@ extension PgDump {
     /// no large objects; the migrator copies those) at `snapshot` into a custom-format archive.
     func dumpArchive(_ endpoint: ConnectionString, database: String, snapshot: String, applicationName: String, to file: URL) throws {
         let tool = endpoint.with("application_name", applicationName).toolConnection(database: database)
-        // No tablespaces: a managed target has none of the source's (validation's
-        // objects.tablespaces warns); everything lands in the target database's default one.
+        // No tablespaces (given to pg_restore too, which writes the scripts): a managed target
+        // has none of the source's (validation's objects.tablespaces warns); everything lands
+        // in the target database's default one.
         var arguments = [path, "--format=custom", "--compress=0", "--section=pre-data", "--section=post-data",
                          "--snapshot=\(snapshot)", "--no-sync", "--no-tablespaces", "--file=\(file.path)", "-d", tool.conninfo]
         if major >= 16 { arguments.append("--no-large-objects") }  // large objects are copied by the migrator
@@ -143,8 +144,10 @@ extension PgDump {
     }
 
     /// pg_restore's script of one section of `archive`, with the TOC headers (`--verbose`).
-    func script(of archive: URL, section: String) throws -> String {
-        let result = try Self.runCapturing([restorePath, "--verbose", "--section=\(section)", "--file=-", archive.path], environment: [:])
+    func script(of archive: URL, section: String, options: [String] = []) throws -> String {
+        // --no-tablespaces here: pg_dump ignores it for archives (see dumpArchive for why).
+        let result = try Self.runCapturing([restorePath, "--verbose", "--no-tablespaces", "--section=\(section)", "--file=-"] + options + [archive.path],
+                                           environment: [:])
         guard result.status == 0 else {
             throw MigrationFailure("pg_restore --section=\(section) could not read the schema archive: \(result.errors.suffix(1500))")
         }
