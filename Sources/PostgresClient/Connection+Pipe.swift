@@ -101,20 +101,40 @@ extension Connection {
     }
 }
 
+/// How a libpq command-line tool (pg_dump) reaches an endpoint with no secret on its command
+/// line (where `ps` shows it to every local user) nor in its environment (readable in
+/// /proc by the same user, and inherited by its children): the password goes to a private
+/// password file (PGPASSFILE), `sslpassword` and the other secrets to a private service file
+/// (PGSERVICEFILE), both 0600 in a 0700 directory that `remove()` deletes once the tool ended.
+public final class ToolConnection: @unchecked Sendable {
+    public let conninfo: String
+    public let environment: [String: String]
+    private let directory: URL?
+
+    init(conninfo: String, environment: [String: String], directory: URL?) {
+        self.conninfo = conninfo; self.environment = environment; self.directory = directory
+    }
+
+    /// Deletes the secret files (call it when the tool has exited).
+    public func remove() { if let directory { try? FileManager.default.removeItem(at: directory) } }
+
+    /// Keywords whose values are secrets.
+    static let secretKeywords: Set<String> = ["password", "sslpassword"]
+}
+
 extension ConnectionString {
-    /// What a libpq command-line tool (pg_dump, psql) needs to reach this endpoint without a
-    /// password on its command line (where `ps` would show it): a connection string with the
-    /// password removed and `database` set, plus the environment carrying the password.
-    public func toolConnection(database: String?) -> (conninfo: String, environment: [String: String]) {
+    /// What a libpq command-line tool needs to reach this endpoint (see `ToolConnection`), with
+    /// `database` set. The caller removes it after the tool ended.
+    public func toolConnection(database: String?) throws -> ToolConnection {
         var pairs: [(String, String)] = []
-        var password: String?
+        var secrets: [(String, String)] = []
         var errorMessage: UnsafeMutablePointer<CChar>?
         if let options = PQconninfoParse(raw, &errorMessage) {
             var option = options
             while let keyword = option.pointee.keyword {
                 if let value = option.pointee.val {
                     let key = String(cString: keyword)
-                    if key == "password" { password = String(cString: value) } else { pairs.append((key, String(cString: value))) }
+                    if ToolConnection.secretKeywords.contains(key) { secrets.append((key, String(cString: value))) } else { pairs.append((key, String(cString: value))) }
                 }
                 option = option.advanced(by: 1)
             }
@@ -122,18 +142,53 @@ extension ConnectionString {
         } else if let errorMessage { PQfreemem(errorMessage) }
         for (key, value) in overrides {
             pairs.removeAll { $0.0 == key }
-            if key == "password" { password = value } else { pairs.append((key, value)) }
+            secrets.removeAll { $0.0 == key }
+            if ToolConnection.secretKeywords.contains(key) { secrets.append((key, value)) } else { pairs.append((key, value)) }
         }
         if let database {
             pairs.removeAll { $0.0 == "dbname" }
             pairs.append(("dbname", database))
         }
+        var environment = ProcessInfo.processInfo.environment
+        // A password in our own environment reaches the tool through the file too.
+        if let password = environment.removeValue(forKey: "PGPASSWORD"), !password.isEmpty, !secrets.contains(where: { $0.0 == "password" }) {
+            secrets.append(("password", password))
+        }
         func quoted(_ value: String) -> String {
             "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
         }
-        let conninfo = pairs.map { "\($0.0)=\(quoted($0.1))" }.joined(separator: " ")
-        var environment = ProcessInfo.processInfo.environment
-        if let password { environment["PGPASSWORD"] = password }
-        return (conninfo, environment)
+        guard !secrets.isEmpty else {
+            return ToolConnection(conninfo: pairs.map { "\($0.0)=\(quoted($0.1))" }.joined(separator: " "), environment: environment, directory: nil)
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-tool-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        func write(_ text: String, _ name: String) throws -> String {
+            let file = directory.appendingPathComponent(name)
+            guard FileManager.default.createFile(atPath: file.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw ConnectionFailure(cause: .other, message: "could not write a private file in \(directory.path)", endpoint: description)
+            }
+            return file.path
+        }
+        if let password = secrets.first(where: { $0.0 == "password" })?.1 {
+            // host:port:database:user:password, any of each; ':' and '\' escaped.
+            let escaped = password.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ":", with: "\\:")
+            environment["PGPASSFILE"] = try write("*:*:*:*:\(escaped)\n", "pgpass")
+        }
+        let others = secrets.filter { $0.0 != "password" }
+        if !others.isEmpty {
+            guard !pairs.contains(where: { $0.0 == "service" }) else {
+                try? FileManager.default.removeItem(at: directory)
+                throw ConnectionFailure(cause: .other, message: "sslpassword together with service=: put sslpassword in that service's entry of the service file instead",
+                                        endpoint: description)
+            }
+            // A service file's values may hold anything up to the end of the line but a newline.
+            guard !others.contains(where: { $0.1.contains("\n") }) else {
+                try? FileManager.default.removeItem(at: directory)
+                throw ConnectionFailure(cause: .other, message: "sslpassword may not contain a newline", endpoint: description)
+            }
+            environment["PGSERVICEFILE"] = try write("[pgpreflight]\n" + others.map { "\($0.0)=\($0.1)\n" }.joined(), "pg_service.conf")
+            pairs.append(("service", "pgpreflight"))
+        }
+        return ToolConnection(conninfo: pairs.map { "\($0.0)=\(quoted($0.1))" }.joined(separator: " "), environment: environment, directory: directory)
     }
 }

@@ -130,7 +130,8 @@ extension PgDump {
     /// Dumps the schema (pre-data and post-data sections: no table data, no sequence values,
     /// no large objects; the migrator copies those) at `snapshot` into a custom-format archive.
     func dumpArchive(_ endpoint: ConnectionString, database: String, snapshot: String, applicationName: String, to file: URL) throws {
-        let tool = endpoint.with("application_name", applicationName).toolConnection(database: database)
+        let tool = try endpoint.with("application_name", applicationName).toolConnection(database: database)
+        defer { tool.remove() }
         // No tablespaces (given to pg_restore too, which writes the scripts): a managed target
         // has none of the source's (validation's objects.tablespaces warns); everything lands
         // in the target database's default one.
