@@ -177,6 +177,10 @@ public final class Migrator: @unchecked Sendable {
         defer { lockSession.close() }
 
         let sourceMajor = sourceAdmin.serverVersionNumber / 10000
+        // Before anything is written on the target: a dump restores only on its own or a newer major.
+        guard targetAdmin.serverVersionNumber / 10000 >= sourceMajor else {
+            throw MigrationFailure("the target (PostgreSQL \(targetAdmin.serverVersionNumber / 10000)) is older than the source (PostgreSQL \(sourceMajor)): migrate to PostgreSQL \(sourceMajor) or newer; nothing was changed on the target")
+        }
         do { pgDump = try PgDump.locate(explicit: options.pgBin, sourceMajor: sourceMajor) }
         catch { throw MigrationFailure("\(error)") }
         let targetMajor = targetAdmin.serverVersionNumber / 10000

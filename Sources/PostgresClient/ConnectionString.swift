@@ -16,6 +16,11 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     /// Parses `text` with libpq; a malformed string throws a `ClientError` whose message is
     /// libpq's reason, without the string itself.
     public init(_ text: String) throws {
+        // libpq takes "" for localhost:5432: an unset variable ($SOURCE_URI in CI) would
+        // silently mean the local default server.
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ClientError("empty connection string: give a URI (postgresql://user@host:port/db) or key=value pairs")
+        }
         var errorMessage: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(text, &errorMessage) else {
             var reason = "invalid connection string"

@@ -232,3 +232,19 @@ extension MigrationTests {
         for cause in causes { #expect(result.objects.contains { $0.hasSuffix(": " + cause) }, "\(cause) not in \(result.objects)") }
     }
 }
+
+extension MigrationTests {
+    /// A migration to an older major stops before it writes anything on the target.
+    @Test func migrationToAnOlderMajorTouchesNothing() async throws {
+        let database = try TestServers.freshDatabase(on: TestServers.pg18, prefix: "mig_older")
+        try TestServers.pg18.psql("CREATE TABLE t (id int)", database: database)
+        let options = MigrationOptions(name: "older-\(database.replacingOccurrences(of: "_", with: "-"))",
+                                       source: try ConnectionString(TestServers.pg18.connectionString()),
+                                       target: try ConnectionString(TestServers.pg15.connectionString()), databases: [database],
+                                       jobs: 2, stateDirectory: Fixtures.stateDirectory(), showProgress: false)
+        let outcome = await (try Migrator(options)).run()
+        #expect(outcome.state == .failed)
+        #expect(outcome.message?.contains("older than the source") == true, "\(outcome.message ?? "")")
+        #expect(try Fixtures.listing(TestServers.pg15, "postgres", "SELECT count(*) FROM pg_database WHERE datname = '\(database)'") == ["0"])
+    }
+}
