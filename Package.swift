@@ -31,7 +31,7 @@ let package = Package(
         .testTarget(name: "ScanTests", dependencies: ["Scanning", "Validation", "PostgresClient", "LocalServers", "TestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"], exclude: ["Schemas"]),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Reports", "TestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration", "TestSupport", "LocalServers"]),
     ]
