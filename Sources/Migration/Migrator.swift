@@ -25,6 +25,8 @@ public final class Migrator: @unchecked Sendable {
     private var substate: MigrationSubstate = .performingPreRequisiteSteps
     var targetDatabases: [String] = []
     let canceled = Flag()
+    let sessions = SessionRegistry()
+    private(set) var lockWatch: LockWatch?
     var pgDump: PgDump!
     var sourceAdmin: Connection!
     var targetAdmin: Connection!
@@ -89,7 +91,10 @@ public final class Migrator: @unchecked Sendable {
                 state = failure.state
                 sub = failure.substate ?? substate
             }
-            let message = "\(error)"
+            var message = "\(error)"
+            if (error as? ServerError)?.sqlState == "55P03" || message.contains("lock timeout") || (lockWatch?.lastSeen != nil && message.contains("timeout")) {
+                message += " — \(lockWatch?.lastSeen ?? "a lock was not granted within --lock-timeout"); end that session or wait for it, then rerun the same command to resume (or raise --lock-timeout)"
+            }
             try? store.setState(name, state, sub, message: message)
             return outcome(state, sub, message, started)
         }
@@ -132,10 +137,22 @@ public final class Migrator: @unchecked Sendable {
     /// the in-flight byte counts.
     private func startCancelMonitor() -> Ticker {
         let ticker = Ticker()
+        let watch = LockWatch(migration: options.name, source: options.source, target: options.target)
+        lockWatch = watch
         let thread = Thread { [self] in
-            var lastSave = Date.distantPast
+            var lastSave = Date.distantPast, lastLockLook = Date()
+            defer { watch.close() }
             while !ticker.stopped {
-                if (try? store.isCanceled(options.name)) == true { canceled.set() }
+                if !canceled.isSet, (try? store.isCanceled(options.name)) == true {
+                    // Stop what waits on the servers too: statements (PQcancel) and pg_dump.
+                    canceled.set()
+                    sessions.cancelAll()
+                    ChildProcesses.terminateAll()
+                }
+                if Date().timeIntervalSince(lastLockLook) >= 2 {
+                    lastLockLook = Date()
+                    for text in watch.poll() { printer.say(text) }
+                }
                 if tracker.tablesTotal > 0 { printer.tick(tracker.line()) }
                 if Date().timeIntervalSince(lastSave) >= 1, let database = currentDatabase.value {
                     lastSave = Date()
@@ -152,9 +169,14 @@ public final class Migrator: @unchecked Sendable {
 
     // MARK: The run
 
+    /// A session of this migration: registered for cancel, with the lock timeout set.
     func open(_ endpoint: ConnectionString, what: String) throws -> Connection {
-        do { return try Connection.open(endpoint, applicationName: "pgpreflight migrate \(options.name)") }
+        let conn: Connection
+        do { conn = try Connection.open(endpoint, applicationName: "pgpreflight migrate \(options.name)") }
         catch { throw MigrationFailure("cannot connect to the \(what): \(error)") }
+        sessions.add(conn)
+        if options.lockTimeoutSeconds > 0 { try conn.execute("SET lock_timeout = '\(options.lockTimeoutSeconds)s'") }
+        return conn
     }
 
     private static func adminDatabase(_ endpoint: ConnectionString) -> String {

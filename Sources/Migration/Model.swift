@@ -47,6 +47,9 @@ public struct MigrationOptions: Sendable {
     /// A schema object the target refuses is listed and the rest restored (the run then ends
     /// Failed with the list) instead of stopping the run.
     public var continueOnError = false
+    /// How long any statement (and pg_dump) waits for a lock before the run fails naming the
+    /// blocker (0: forever).
+    public var lockTimeoutSeconds = 300
 
     public init(name: String, source: ConnectionString, target: ConnectionString, databases: [String] = [],
                 mode: MigrationMode = .offline, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,

@@ -64,12 +64,26 @@ struct PgDump {
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        // Default signal dispositions and an empty mask: a child must end on SIGTERM/SIGINT
+        // even when this process blocks them (threads of a Swift process often do).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t(), defaults = sigset_t()
+        sigemptyset(&emptyMask)
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let spawned = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
         close(fds[1])
         guard spawned == 0 else {
             close(fds[0])
             throw MigrationFailure("could not start \(command[0]): \(String(cString: strerror(spawned)))")
         }
+        ChildProcesses.started(pid)
+        defer { ChildProcesses.ended(pid) }
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -82,5 +96,20 @@ struct PgDump {
         let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let errors = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
         return (exitCode, String(decoding: data, as: UTF8.self), errors)
+    }
+}
+
+/// The tool's running child processes (pg_dump, pg_restore), ended when the run is canceled
+/// or the process is told to stop.
+enum ChildProcesses {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var running = Set<pid_t>()
+
+    static func started(_ pid: pid_t) { _ = lock.withLock { running.insert(pid) } }
+    static func ended(_ pid: pid_t) { _ = lock.withLock { running.remove(pid) } }
+
+    /// SIGTERM to each; their callers reap them (waitpid) as they return.
+    static func terminateAll() {
+        for pid in lock.withLock({ running }) { kill(pid, SIGTERM) }
     }
 }

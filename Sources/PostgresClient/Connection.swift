@@ -16,16 +16,31 @@ public final class Connection: @unchecked Sendable {
     private let queue: DispatchQueue
     private let secrets: [String]
     private var closed = false
+    /// Made at connect time: `cancelQuery()` may be called from any thread, even while another
+    /// thread waits in a libpq call on this session.
+    private let cancelHandle: OpaquePointer?
 
     private init(handle: OpaquePointer, endpoint: ConnectionString) {
         self.handle = handle
+        self.cancelHandle = PQgetCancel(handle)
         self.endpoint = endpoint
         self.secrets = endpoint.secrets
         self.queue = DispatchQueue(label: "pgpreflight.connection")
         PQsetNoticeProcessor(handle, { _, _ in }, nil)  // server notices are not our output
     }
 
-    deinit { if !closed { PQfinish(handle) } }
+    deinit {
+        if !closed { PQfinish(handle) }
+        if let cancelHandle { PQfreeCancel(cancelHandle) }
+    }
+
+    /// Asks the server to cancel the statement this session is running (PQcancel), from any
+    /// thread; the waiting call then fails with SQLSTATE 57014. Nothing happens when idle.
+    public func cancelQuery() {
+        guard let cancelHandle else { return }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+    }
 
     // MARK: Opening
 

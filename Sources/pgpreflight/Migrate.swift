@@ -60,6 +60,8 @@ struct MigrationArguments: ParsableArguments {
     var pgBin: String?
     @Flag(help: "When the target refuses a schema object, restore everything else and end Failed with the list of refused objects (default: stop at the first, naming it).")
     var continueOnError = false
+    @Option(help: "Seconds any step waits for a lock on the source or the target before the run fails, naming the session that holds it (0: no limit).")
+    var lockTimeout: Int = 300
     @Option(help: "Split a table larger than this many MB into ranges copied in parallel when it dwarfs the rest of the data (more than twice what each other worker copies).")
     var splitTablesLargerThanMb: Int = 256
 
@@ -77,6 +79,8 @@ struct MigrationArguments: ParsableArguments {
                                 splitThresholdBytes: Int64(max(1, splitTablesLargerThanMb)) << 20,
                                 showProgress: true)
         options.continueOnError = continueOnError
+        guard lockTimeout >= 0 else { throw MigrationUsageError("--lock-timeout must be 0 (no limit) or a number of seconds") }
+        options.lockTimeoutSeconds = lockTimeout
         return options
     }
 }

@@ -129,7 +129,8 @@ extension PgDump {
 
     /// Dumps the schema (pre-data and post-data sections: no table data, no sequence values,
     /// no large objects; the migrator copies those) at `snapshot` into a custom-format archive.
-    func dumpArchive(_ endpoint: ConnectionString, database: String, snapshot: String, applicationName: String, to file: URL) throws {
+    func dumpArchive(_ endpoint: ConnectionString, database: String, snapshot: String, applicationName: String, to file: URL,
+                     lockTimeoutSeconds: Int = 0) throws {
         let tool = try endpoint.with("application_name", applicationName).toolConnection(database: database)
         defer { tool.remove() }
         // No tablespaces (given to pg_restore too, which writes the scripts): a managed target
@@ -138,6 +139,7 @@ extension PgDump {
         var arguments = [path, "--format=custom", "--compress=0", "--section=pre-data", "--section=post-data",
                          "--snapshot=\(snapshot)", "--no-sync", "--no-tablespaces", "--file=\(file.path)", "-d", tool.conninfo]
         if major >= 16 { arguments.append("--no-large-objects") }  // large objects are copied by the migrator
+        if lockTimeoutSeconds > 0 { arguments.append("--lock-wait-timeout=\(lockTimeoutSeconds)s") }
         let result = try Self.runCapturing(arguments, environment: tool.environment)
         guard result.status == 0 else {
             throw MigrationFailure("pg_dump of \(database) failed: \(result.errors.suffix(1500))")

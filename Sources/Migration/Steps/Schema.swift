@@ -79,7 +79,8 @@ extension Migrator {
         let preDone = try store.isDone(name, database, .preData)
         return try timed("Dump schema (pg_dump \(pgDump.major))") { () throws -> SchemaPlan in
             try pgDump.dumpArchive(options.source, database: context.database, snapshot: context.snapshot,
-                                   applicationName: "pgpreflight migrate \(options.name) (pg_dump)", to: archive)
+                                   applicationName: "pgpreflight migrate \(options.name) (pg_dump)", to: archive,
+                                   lockTimeoutSeconds: options.lockTimeoutSeconds)
             let pre = preDone ? nil : DumpSection(DumpScript.entries(try pgDump.script(of: archive, section: "pre-data")))
             let post = DumpScript.entries(try pgDump.script(of: archive, section: "post-data"))
             return SchemaPlan(preData: pre.map { DumpSection(preamble: $0.preamble, entries: $0.entries.filter { !isOwnObject($0) }) },

@@ -1,0 +1,64 @@
+import Foundation
+import LocalServers
+@testable import Migration
+import PostgresClient
+import Testing
+import TestSupport
+
+/// Runs blocked on the servers: a held lock fails the run naming the blocker (and a rerun
+/// resumes), and a cancel stops statements that wait on a server.
+extension MigrationTests {
+    static let lockedSource = """
+        CREATE TABLE free (id int PRIMARY KEY);
+        INSERT INTO free SELECT generate_series(1, 100);
+        CREATE TABLE locked (id int PRIMARY KEY, v text);
+        INSERT INTO locked SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+        """
+
+    @Test func aHeldLockFailsTheRunNamingTheBlockerAndARerunResumes() async throws {
+        let database = try Fixtures.makeSource(Self.lockedSource, prefix: "mig_lock")
+        let holder = try TestServers.connect(Fixtures.source, database: database)
+        defer { holder.close() }
+        try holder.execute("SET application_name = 'nightly batch'; BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        var options = try Fixtures.options("lock-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
+                                           stateDirectory: Fixtures.stateDirectory(), force: true)  // the holder is a session on the source
+        options.lockTimeoutSeconds = 5
+        let started = Date()
+        let outcome = await (try Migrator(options)).run()
+        #expect(outcome.state == .failed)
+        #expect(Date().timeIntervalSince(started) < 60)
+        let message = outcome.message ?? ""
+        #expect(message.contains("blocked by pid \(holder.backendPID)") && message.contains("nightly batch"), "\(message)")
+        #expect(message.contains("rerun the same command"), "\(message)")
+
+        try holder.execute("ROLLBACK")
+        let resumed = await (try Migrator(options)).run()
+        #expect(resumed.state == .succeeded, "\(resumed.message ?? "")")
+        let rows = "SELECT count(*), md5(string_agg(v, '' ORDER BY id)) FROM locked"
+        #expect(try Fixtures.listing(Fixtures.target, database, rows) == Fixtures.listing(Fixtures.source, database, rows))
+    }
+
+    @Test func cancelStopsARunThatWaitsOnTheServer() async throws {
+        let database = try Fixtures.makeSource(Self.lockedSource, prefix: "mig_cancel")
+        let holder = try TestServers.connect(Fixtures.source, database: database)
+        defer { holder.close() }
+        try holder.execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        var options = try Fixtures.options("cancel-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
+                                           stateDirectory: Fixtures.stateDirectory(), force: true)
+        options.lockTimeoutSeconds = 0  // would wait forever
+        let migrator = try Migrator(options)
+        let run = Task { await migrator.run() }
+        let waiting = try Fixtures.waitUntil(seconds: 60) {
+            try Fixtures.listing(Fixtures.source, "postgres", """
+                SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(options.name)%' AND wait_event_type = 'Lock'
+                """) != ["0"]
+        }
+        #expect(waiting)
+        _ = try migrator.store.cancel(options.name)
+        let outcome = await run.value
+        #expect(outcome.state == .canceled, "\(outcome.message ?? "")")
+        // Nothing of the run is left on the source: no session, no pg_dump.
+        #expect(try Fixtures.listing(Fixtures.source, "postgres",
+                                     "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(options.name)%'") == ["0"])
+    }
+}
