@@ -16,9 +16,14 @@ struct BaselineCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (run, _) = try await Validate.validate(servers: servers, rules: rules, policy: policy)
+        // A run that could not reach a server has no findings for it: as a baseline it would
+        // accept everything later runs find there.
+        let unreachable = run.results.filter { $0.rule.hasPrefix("connectivity.") && $0.status == .failed }
+        guard unreachable.isEmpty else {
+            throw ValidationError("no baseline written: \(unreachable.map { "\($0.rule): \($0.message)" }.joined(separator: "; "))")
+        }
         let baseline = Baseline(run: run)
-        do { try baseline.encoded().write(toFile: output, atomically: true, encoding: .utf8) }
-        catch { throw ValidationError("cannot write \(output): \(error.localizedDescription)") }
+        try writeReport(baseline.encoded(), to: output)
         say("baseline: \(baseline.findings.count) findings written to \(output)")
     }
 }

@@ -28,8 +28,7 @@ struct OutputOptions: ParsableArguments {
         let colour = output == nil && reportFormat == .console && isatty(STDOUT_FILENO) == 1
         let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour))
         if let output {
-            do { try text.write(toFile: output, atomically: true, encoding: .utf8) }
-            catch { throw ValidationError("cannot write \(output): \(error.localizedDescription)") }
+            try writeReport(text, to: output)
         } else {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
@@ -94,5 +93,21 @@ extension ServerInfo {
             connection.close()
         }
         return info
+    }
+}
+
+/// Writes a report file, or throws one clear line (a directory, a missing folder, no permission).
+func writeReport(_ text: String, to path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw ValidationError("cannot write \(path): it is a directory; give a file name")
+    }
+    let file = URL(fileURLWithPath: path)
+    do { try Data(text.utf8).write(to: file, options: .atomic) }
+    catch {
+        let folder = file.deletingLastPathComponent().path
+        let reason = !FileManager.default.fileExists(atPath: folder) ? "the folder \(folder) does not exist"
+            : !FileManager.default.isWritableFile(atPath: folder) ? "no permission to write in \(folder)" : "\(error.localizedDescription)"
+        throw ValidationError("cannot write \(path): \(reason)")
     }
 }
