@@ -37,6 +37,12 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
             if let value = option.pointee.val { values[String(cString: keyword)] = String(cString: value) }
             option = option.advanced(by: 1)
         }
+        // libpq reports a bad port only when connecting, and its default (5432) then shows in
+        // messages: a port list must be numbers (one per host, or one for all).
+        if let port = values["port"], !port.isEmpty,
+           !port.split(separator: ",", omittingEmptySubsequences: false).allSatisfy({ $0.isEmpty || (UInt16($0) != nil && UInt16($0)! > 0) }) {
+            throw ClientError("invalid port \"\(port)\": a number from 1 to 65535 (or a comma-separated list, one per host)")
+        }
         raw = text
         parsed = values
     }

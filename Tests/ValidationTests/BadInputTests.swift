@@ -9,6 +9,8 @@ extension CLITests {
         let cases: [([String], String)] = [
             (["validate", "--source", "", "--target", unreachable], "--source: empty connection string"),
             (["migrate", "m", "--source", "  ", "--target", unreachable], "--source: empty connection string"),
+            (["validate", "--source", "host=127.0.0.1 port=notaport", "--target", unreachable], "invalid port \"notaport\""),
+            (["validate", "--source", "postgresql://u@127.0.0.1:5740x/db", "--target", unreachable], "--source: "),
             (["validate", "--source", unreachable, "--target", unreachable, "--output", FileManager.default.temporaryDirectory.path],
              "it is a directory"),
             (["validate", "--source", unreachable, "--target", unreachable, "--output", "/nonexistent-folder/report.json"],
