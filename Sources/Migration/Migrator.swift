@@ -9,7 +9,8 @@ import Validation
 /// Entry points: `Migrator(options)` (throws `MigrationUsageError` for bad input: exit 2),
 /// then `run()` (async; the work runs on threads of its own) or `runBlocking()`.
 public final class Migrator: @unchecked Sendable {
-    public let options: MigrationOptions
+    /// As given, but `jobs` bounded by the servers' free connections once they are reached.
+    public internal(set) var options: MigrationOptions
     public let store: StateStore
     let tracker = ProgressTracker()
     let printer: ProgressPrinter
@@ -213,6 +214,7 @@ public final class Migrator: @unchecked Sendable {
         }
 
         let databases = try selectDatabases()
+        try boundJobs()
         for database in databases {
             try checkSourceSessions(database)
             try checkTarget(database)

@@ -46,7 +46,7 @@ struct MigrationArguments: ParsableArguments {
     var databases: [String] = []
     @Option(help: "offline (default) or online.")
     var mode: String = "offline"
-    @Option(help: "Parallel workers (default: the number of cores).")
+    @Option(parsing: .unconditional, help: "Parallel workers (default: the number of cores; lowered to what the servers' free connections allow).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Drop and recreate target databases that already hold objects.")
     var overwrite = false

@@ -61,4 +61,17 @@ extension MigrationTests {
         #expect(try Fixtures.listing(Fixtures.source, "postgres",
                                      "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(options.name)%'") == ["0"])
     }
+
+    /// More jobs than the servers have free connections: lowered (with a note), never a
+    /// migration that runs out of connections midway.
+    @Test func jobsAreBoundedByTheServersFreeConnections() async throws {
+        let database = try Fixtures.makeSource(Self.lockedSource, prefix: "mig_jobs")
+        var options = try Fixtures.options("jobs-\(database.replacingOccurrences(of: "_", with: "-"))", database: database,
+                                           stateDirectory: Fixtures.stateDirectory())
+        options.jobs = 10_000
+        let outcome = await (try Migrator(options)).run()
+        #expect(outcome.state == .succeeded, "\(outcome.message ?? "")")
+        #expect(outcome.summary.contains("--jobs 10000 lowered to"), "\(outcome.summary)")
+        #expect(try Fixtures.listing(Fixtures.target, database, "SELECT count(*) FROM locked") == ["1000"])
+    }
 }

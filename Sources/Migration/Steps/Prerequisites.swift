@@ -85,4 +85,22 @@ extension Migrator {
         try targetAdmin.execute("DROP DATABASE \(try targetAdmin.quoteIdentifier(database))\(force)")
         try store.resetProgress(options.name, database: database)
     }
+
+    /// Each job holds a session on both servers (the run needs a few more: snapshot, admin,
+    /// lock, pg_dump): more jobs than free connections would fail midway with a partial copy.
+    func boundJobs() throws {
+        func free(_ conn: Connection) throws -> Int {
+            try conn.query("""
+                SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+                       - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
+                """).rows[0].int(0) ?? 0
+        }
+        let available = min(try free(sourceAdmin), try free(targetAdmin)) - 6
+        guard options.jobs > max(1, available) else { return }
+        guard available >= 1 else {
+            throw MigrationFailure("the servers have no free connections for the migration (\(available + 6) left, it needs at least 7): raise max_connections or end idle sessions")
+        }
+        note("--jobs \(options.jobs) lowered to \(available): the servers have \(available + 6) free connections (each job holds one on both)")
+        options.jobs = available
+    }
 }
