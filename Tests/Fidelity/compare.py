@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Compares three snapshots (directories written by regression-fidelity.sh's `snapshot`):
+source, target (migrated) and baseline (pg_dump | psql).
+
+Each snapshot becomes a map key -> text: one key per pg_dump entry of schema.sql (type, schema,
+name; the text is the whole entry, header with owner included), one per statement of roles.sql
+that names a fixture role (fid_…), one per line of items.txt (data hashes, sequences, large
+objects, password verifier hashes, role settings, database properties).
+
+An item of the target is fine when it equals the source's, or the baseline's: a difference that
+pg_dump | psql itself makes is not the migrator's. Everything else is an extra difference,
+printed with the object's key and a short diff; exit 1 when there is any.
+"""
+import difflib
+import re
+import sys
+
+HEADER = re.compile(r"^-- (Data for )?Name: (.*); Type: (.*); Schema: (.*); Owner: (.*)$")
+# Lines that differ between any two dumps by construction: random \restrict keys (pg_dump
+# 17.6+/18), version banners.
+NOISE = re.compile(r"^(\\(un)?restrict \S+|-- Dumped (from|by) .*)$")
+
+
+def schema_entries(path):
+    entries, key, lines = {}, "PREAMBLE", []
+
+    def flush():
+        text = "\n".join(lines).strip("\n-")
+        k, n = key, 2
+        while k in entries:
+            k = f"{key} #{n}"; n += 1
+        entries[k] = text
+
+    raw = open(path, encoding="utf-8", errors="replace").read().split("\n")
+    for i, line in enumerate(raw):
+        m = HEADER.match(line)
+        # A header is framed by `--` lines; a literal holding a header-like line usually is not.
+        if m and i > 0 and raw[i - 1] == "--" and i + 1 < len(raw) and raw[i + 1] == "--":
+            if lines and lines[-1] == "--":
+                lines.pop()
+            flush()
+            key, lines = f"SCHEMA {m.group(3)} {m.group(4)}.{m.group(2)}", [line]
+            continue
+        if NOISE.match(line):
+            continue
+        lines.append(line)
+    flush()
+    return entries
+
+
+def role_statements(path):
+    """Statements of pg_dumpall --roles-only that name a fixture role (fid_…)."""
+    out, stmt = {}, []
+    for line in open(path, encoding="utf-8", errors="replace"):
+        line = line.rstrip("\n")
+        if not stmt and (line.startswith("--") or not line.strip() or NOISE.match(line)):
+            continue
+        stmt.append(line)
+        if line.endswith(";"):
+            text = "\n".join(stmt)
+            stmt = []
+            if re.search(r"\bfid_", text):
+                out[f"ROLES {text.splitlines()[0][:120]}"] = text
+    return out
+
+
+def items(path):
+    out = {}
+    for line in open(path, encoding="utf-8", errors="replace"):
+        line = line.rstrip("\n")
+        if "|" in line:
+            k, v = line.split("|", 1)
+            out[k] = v
+    return out
+
+
+def snapshot(d):
+    s = {}
+    s.update(schema_entries(f"{d}/schema.sql"))
+    s.update(role_statements(f"{d}/roles.sql"))
+    s.update(items(f"{d}/items.txt"))
+    return s
+
+
+def short_diff(a, b, limit=14):
+    if a is None:
+        return ["   (missing on the source)"]
+    if b is None:
+        return ["   (missing)"]
+    d = [l for l in difflib.unified_diff(a.splitlines(), b.splitlines(), "source", "target", n=0, lineterm="")
+         if not l.startswith(("---", "+++", "@@"))]
+    more = len(d) - limit
+    return ["   " + l[:200] for l in d[:limit]] + ([f"   … {more} more lines"] if more > 0 else [])
+
+
+def main(src_dir, tgt_dir, base_dir):
+    src, tgt, base = snapshot(src_dir), snapshot(tgt_dir), snapshot(base_dir)
+    keys = sorted(set(src) | set(tgt) | set(base))
+    extra, common = [], 0
+    for k in keys:
+        s, t, b = src.get(k), tgt.get(k), base.get(k)
+        if t == s:
+            continue
+        if t == b:
+            common += 1
+            continue
+        extra.append((k, s, t, b))
+    baseline_diffs = sum(1 for k in keys if base.get(k) != src.get(k))
+    print(f"== items compared: {len(keys)}; pg_dump | psql (baseline) differs from the source in {baseline_diffs};"
+          f" the migrated target in {common} of those ways, and in {len(extra)} more")
+    if extra:
+        print("== differences of the migrated target that pg_dump | psql does not make:")
+        for k, s, t, b in extra:
+            state = "missing on the target" if t is None else ("extra on the target" if s is None else "differs")
+            how = "baseline same as source" if b == s else ("baseline missing it too" if b is None else "baseline differs otherwise")
+            print(f"-- {k}: {state} ({how})")
+            if s is not None and t is not None:
+                print("\n".join(short_diff(s, t)))
+        print(f"FIDELITY: FAILED ({len(extra)} extra differences)")
+        return 1
+    print("FIDELITY: PASSED (the migrated target differs from the source only as pg_dump | psql does)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))
