@@ -12,6 +12,7 @@ pg_dump | psql itself makes is not the migrator's. Everything else is an extra d
 printed with the object's key and a short diff; exit 1 when there is any.
 """
 import difflib
+import signal
 import re
 import sys
 
@@ -39,7 +40,7 @@ def schema_entries(path):
             if lines and lines[-1] == "--":
                 lines.pop()
             flush()
-            key, lines = f"SCHEMA {m.group(3)} {m.group(4)}.{m.group(2)}", [line]
+            key, lines = f"SCHEMA {m.group(3)}: {m.group(4)}.{m.group(2)}", [line]
             continue
         if NOISE.match(line):
             continue
@@ -60,7 +61,7 @@ def role_statements(path):
             text = "\n".join(stmt)
             stmt = []
             if re.search(r"\bfid_", text):
-                out[f"ROLES {text.splitlines()[0][:120]}"] = text
+                out[f"ROLES: {text.splitlines()[0][:120]}"] = text
     return out
 
 
@@ -93,7 +94,10 @@ def short_diff(a, b, limit=14):
     return ["   " + l[:200] for l in d[:limit]] + ([f"   … {more} more lines"] if more > 0 else [])
 
 
-def main(src_dir, tgt_dir, base_dir):
+PER_KIND = 12  # items printed per kind; the full list goes to the optional fourth argument
+
+
+def main(src_dir, tgt_dir, base_dir, full_path=None):
     src, tgt, base = snapshot(src_dir), snapshot(tgt_dir), snapshot(base_dir)
     keys = sorted(set(src) | set(tgt) | set(base))
     extra, common = [], 0
@@ -109,13 +113,24 @@ def main(src_dir, tgt_dir, base_dir):
     print(f"== items compared: {len(keys)}; pg_dump | psql (baseline) differs from the source in {baseline_diffs};"
           f" the migrated target in {common} of those ways, and in {len(extra)} more")
     if extra:
-        print("== differences of the migrated target that pg_dump | psql does not make:")
-        for k, s, t, b in extra:
-            state = "missing on the target" if t is None else ("extra on the target" if s is None else "differs")
-            how = "baseline same as source" if b == s else ("baseline missing it too" if b is None else "baseline differs otherwise")
-            print(f"-- {k}: {state} ({how})")
-            if s is not None and t is not None:
-                print("\n".join(short_diff(s, t)))
+        full = open(full_path, "w") if full_path else None
+        groups = {}
+        for e in extra:
+            groups.setdefault(e[0].split(": ", 1)[0], []).append(e)
+        print("== differences of the migrated target that pg_dump | psql does not make, by kind:")
+        print("   " + ", ".join(f"{g}: {len(v)}" for g, v in sorted(groups.items())))
+        for g, group in sorted(groups.items()):
+            for i, (k, s, t, b) in enumerate(group):
+                state = "missing on the target" if t is None else ("extra on the target" if s is None else "differs")
+                how = ("baseline same as source" if b == s else
+                       "baseline missing it too" if b is None else "baseline differs otherwise")
+                lines = [f"-- {k}: {state} ({how})"] + (short_diff(s, t) if s is not None and t is not None else [])
+                if i < PER_KIND:
+                    print("\n".join(lines))
+                elif i == PER_KIND:
+                    print(f"-- … {len(group) - PER_KIND} more of {g}" + (f" (all in {full_path})" if full_path else ""))
+                if full:
+                    full.write("\n".join(lines) + "\n")
         print(f"FIDELITY: FAILED ({len(extra)} extra differences)")
         return 1
     print("FIDELITY: PASSED (the migrated target differs from the source only as pg_dump | psql does)")
@@ -123,4 +138,5 @@ def main(src_dir, tgt_dir, base_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet under `| head`
+    sys.exit(main(*sys.argv[1:5]))

@@ -20,7 +20,9 @@
 #   PGPREFLIGHT_BIN=/path/to/pgpreflight KEEP=1 Tests/Fidelity/regression-fidelity.sh
 #
 # Env: PGPREFLIGHT_BIN (default .build/debug/pgpreflight, built when missing), KEEP=1 keeps the
-# work directory, REBUILD=1 ignores the cache, FIDELITY_REPORT=file also writes the report there.
+# work directory, REBUILD=1 ignores the cache, FIDELITY_REPORT=file also writes the report there
+# (and the full list of differences to file.full), FIDELITY_PREPARE_SQL=file runs that SQL on the
+# source copy first (diagnosis).
 # Runs the servers as the `postgres` user when run as root; loopback, free ports, trust auth.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -58,13 +60,14 @@ fi
 
 # Same settings on every server; fsync off: throwaway data.
 SETTINGS=("fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_locks_per_transaction = 256")
+
 as_psql() { "$PG18/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 # 1. The source database, from the cache or built.
 PG15_VERSION=$(dpkg-query -W -f='${Version}' postgresql-15)
 # Bump BUILD_VERSION when build_regression_database changes what it builds.
-BUILD_VERSION=1
+BUILD_VERSION=2
 KEY=$(cat "$HERE/fixture.sql" "$HERE/remove-for-pg18.sql" <(echo "$PG15_VERSION $BUILD_VERSION") | sha256sum | cut -c1-16)
 
 build_regression_database() {
@@ -100,8 +103,14 @@ PY
   local apt_opts=(-o "Dir::Etc::SourceList=$b/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o "Dir::State::Lists=$b/apt/lists" -o "Dir::Cache=$b/apt/cache" -o APT::Sandbox::User=root)
   apt-get "${apt_opts[@]}" update -qq >/dev/null
-  (cd "$b" && { apt-get "${apt_opts[@]}" source --download-only -qq "postgresql-15=$PG15_VERSION" >/dev/null 2>&1 ||
-                apt-get "${apt_opts[@]}" source --download-only -qq postgresql-15 >/dev/null; })
+  # The installed version's source, else the newest the mirror really serves (an index can list
+  # a version whose files are not there yet).
+  local v got=""
+  for v in "$PG15_VERSION" $(apt-cache "${apt_opts[@]}" showsrc postgresql-15 | awk '/^Version:/ {print $2}' | sort -Vru); do
+    if (cd "$b" && apt-get "${apt_opts[@]}" source --download-only -qq "postgresql-15=$v" >>"$b/apt.log" 2>&1); then got=$v; break; fi
+  done
+  [ -n "$got" ] || { cat "$b/apt.log" >&2; exit 2; }
+  [ "$got" = "$PG15_VERSION" ] || log "source $got (installed server $PG15_VERSION)"
   # Only the test directories are needed (Debian's patches touch neither): unpacking just them
   # instead of dpkg-source -x saves most of a minute.
   tar -xjf "$b"/postgresql-15_*.orig.tar.bz2 -C "$b" --wildcards '*/src/test/regress/*' '*/contrib/spi/*'
@@ -136,8 +145,10 @@ PY
   "$PG15/psql" -X -q -v ON_ERROR_STOP=1 -1 -h 127.0.0.1 -p "$port" -U postgres -d regression \
     -f "$HERE/fixture.sql" -f "$HERE/remove-for-pg18.sql" >"$WORK/fixture.log" 2>&1 ||
     { cat "$WORK/fixture.log" >&2; exit 2; }
-  "$PG15/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d regression -c "VACUUM ANALYZE" -c "CHECKPOINT"
+  "$PG15/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d regression -c "VACUUM ANALYZE"
   as_pg "$PG15/pg_ctl" -D "$WORK/build/data" -m fast -w stop >/dev/null
+  # After a clean stop no WAL is needed: drop the ~200 MB the suite left, copied on every run.
+  as_pg "$PG15/pg_resetwal" "$WORK/build/data" >/dev/null
   rm -rf "$CACHE.new"; mkdir -p "$CACHE.new"
   cp -a "$WORK/build/data" "$CACHE.new/data"
   cp "$WORK/pg_regress.log" "$WORK/fixture.log" "$CACHE.new/"
@@ -165,6 +176,12 @@ SRC="host=127.0.0.1 port=$SP user=postgres"
 TGT="host=127.0.0.1 port=$TP user=postgres"
 BASE="host=127.0.0.1 port=$BP user=postgres"
 phase "start source (15), target and baseline (18)"
+if [ -n "${FIDELITY_PREPARE_SQL:-}" ]; then
+  # Diagnosis only: changes the source copy (e.g. drops the objects that stop the migrator, to
+  # see what else differs). The assertion is then about that smaller database.
+  log "applying $FIDELITY_PREPARE_SQL to the source copy"
+  as_psql -d "$SRC dbname=regression" -f "$FIDELITY_PREPARE_SQL" >"$WORK/prepare.log" 2>&1 || { cat "$WORK/prepare.log" >&2; exit 2; }
+fi
 
 # pg_dump | psql as a user would run it, errors shown by psql and tolerated.
 "$PG18/pg_dumpall" --roles-only -d "$SRC dbname=postgres" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >"$WORK/baseline.log" 2>&1 || true
@@ -192,25 +209,25 @@ snapshot() { # name conninfo
   # One line per item: key|value. Settings fixed so that every server prints values alike.
   PGOPTIONS="-c datestyle=ISO,YMD -c timezone=UTC -c intervalstyle=postgres -c bytea_output=hex -c extra_float_digits=1 -c lc_monetary=C -c search_path=pg_catalog" \
   "$PG18/psql" -X -q -At -d "$2 dbname=regression" >"$d/items.txt" 2>"$d/items.err" <<'SQL' || true
-SELECT format($q$SELECT 'DATA ' || %L, count(*) || ' rows ' || md5(coalesce(string_agg(t::text, E'\n' ORDER BY t::text COLLATE "C"), '')) FROM ONLY %s t$q$,
+SELECT format($q$SELECT 'DATA: ' || %L, count(*) || ' rows ' || md5(coalesce(string_agg(t::text, E'\n' ORDER BY t::text COLLATE "C"), '')) FROM ONLY %s t$q$,
               c.oid::regclass::text, c.oid::regclass)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND (c.relkind = 'r' OR c.relispopulated)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
 ORDER BY 1 \gexec
-SELECT 'MATVIEW POPULATED ' || c.oid::regclass, c.relispopulated FROM pg_class c WHERE c.relkind = 'm' ORDER BY 1;
-SELECT format($q$SELECT 'SEQUENCE ' || %L, last_value || ' ' || is_called FROM %s$q$, c.oid::regclass::text, c.oid::regclass)
+SELECT 'MATVIEW POPULATED: ' || c.oid::regclass, c.relispopulated FROM pg_class c WHERE c.relkind = 'm' ORDER BY 1;
+SELECT format($q$SELECT 'SEQUENCE: ' || %L, last_value || ' ' || is_called FROM %s$q$, c.oid::regclass::text, c.oid::regclass)
 FROM pg_class c WHERE c.relkind = 'S' AND c.relpersistence <> 't' ORDER BY 1 \gexec
-SELECT 'LARGE OBJECT ' || m.oid, pg_get_userbyid(m.lomowner) || ' acl=' || coalesce(m.lomacl::text, '-')
+SELECT 'LARGE OBJECT: ' || m.oid, pg_get_userbyid(m.lomowner) || ' acl=' || coalesce(m.lomacl::text, '-')
        || ' comment=' || coalesce(to_json(obj_description(m.oid, 'pg_largeobject'))::text, '-')
        || ' ' || length(lo_get(m.oid)) || ' bytes md5=' || md5(lo_get(m.oid))
 FROM pg_largeobject_metadata m ORDER BY m.oid;
 -- Fixture roles only: the password verifier as a hash (never printed itself), per-database settings.
-SELECT 'ROLE PASSWORD ' || rolname, coalesce(md5(rolpassword), 'none') FROM pg_authid WHERE rolname LIKE 'fid\_%' ORDER BY 1;
-SELECT 'ROLE SETTING ' || r.rolname || ' IN ' || coalesce(d.datname, '(all)'), array_to_string(s.setconfig, ',')
+SELECT 'ROLE PASSWORD: ' || rolname, coalesce(md5(rolpassword), 'none') FROM pg_authid WHERE rolname LIKE 'fid\_%' ORDER BY 1;
+SELECT 'ROLE SETTING: ' || r.rolname || ' IN ' || coalesce(d.datname, '(all)'), array_to_string(s.setconfig, ',')
 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
 WHERE r.rolname LIKE 'fid\_%' ORDER BY 1;
-SELECT 'DATABASE ' || datname, 'connlimit=' || datconnlimit || ' comment=' || coalesce(to_json(shobj_description(oid, 'pg_database'))::text, '-')
+SELECT 'DATABASE: ' || datname, 'connlimit=' || datconnlimit || ' comment=' || coalesce(to_json(shobj_description(oid, 'pg_database'))::text, '-')
 FROM pg_database WHERE datname = 'regression';
 SQL
 }
@@ -219,7 +236,8 @@ phase "dumps and hashes of all three"
 
 REPORT="$WORK/report.txt"
 COMPARE_RC=0
-python3 "$HERE/compare.py" "$WORK/snap/source" "$WORK/snap/target" "$WORK/snap/baseline" >"$REPORT" || COMPARE_RC=$?
+python3 "$HERE/compare.py" "$WORK/snap/source" "$WORK/snap/target" "$WORK/snap/baseline" "$WORK/differences.txt" >"$REPORT" || COMPARE_RC=$?
+[ -z "${FIDELITY_REPORT:-}" ] || cp "$WORK/differences.txt" "$FIDELITY_REPORT.full" 2>/dev/null || true
 phase "comparison"
 
 {
