@@ -88,8 +88,8 @@ def short_diff(a, b, limit=14):
         return ["   (missing on the source)"]
     if b is None:
         return ["   (missing)"]
-    d = [l for l in difflib.unified_diff(a.splitlines(), b.splitlines(), "source", "target", n=0, lineterm="")
-         if not l.startswith(("---", "+++", "@@"))]
+    d = [l for l in list(difflib.unified_diff(a.splitlines(), b.splitlines(), n=0, lineterm=""))[2:]
+         if not l.startswith("@@")]
     more = len(d) - limit
     return ["   " + l[:200] for l in d[:limit]] + ([f"   … {more} more lines"] if more > 0 else [])
 

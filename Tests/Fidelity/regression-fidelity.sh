@@ -42,6 +42,7 @@ phase() { # name: record the time since the previous phase ended
 log() { echo "fidelity: $*" >&2; }
 
 "$ROOT/scripts/setup.sh"
+phase "scripts/setup.sh"
 
 WORK=$(mktemp -d /tmp/regression-fidelity.XXXXXX)
 chmod 777 "$WORK"
@@ -165,13 +166,26 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Servers, baseline, migration.
-mkdir -p "$WORK/source"; chmod 777 "$WORK/source"
-cp -a "$CACHE/data" "$WORK/source/data"
-SP=$(free_port)
-{ echo "port = $SP"; echo "listen_addresses = '127.0.0.1'"; echo "unix_socket_directories = '$WORK/source'"; } >> "$WORK/source/data/postgresql.conf"
-as_pg "$PG15/pg_ctl" -D "$WORK/source/data" -l "$WORK/source/log" -w start >/dev/null
-TP=$(free_port); start_server target "$PG18" "$TP" "${SETTINGS[@]}"
-BP=$(free_port); start_server baseline "$PG18" "$BP" "${SETTINGS[@]}"
+# start_copy NAME BINDIR PORT DATADIR: a server on a copy of DATADIR (a stopped cluster).
+start_copy() {
+  local dir="$WORK/$1"
+  mkdir -p "$dir"; chmod 777 "$dir"
+  cp -a "$4" "$dir/data"
+  chmod 700 "$dir/data"  # scripts/setup.sh makes .deps world-readable; the server refuses that
+  { echo "port = $3"; echo "listen_addresses = '127.0.0.1'"; echo "unix_socket_directories = '$dir'"; } >> "$dir/data/postgresql.conf"
+  as_pg "$2/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
+}
+# An empty PostgreSQL 18 cluster, initdb'd once: copying it is faster than two initdb runs.
+PG18_EMPTY="$CACHE-pg18/$("$PG18/postgres" --version | tr -c 'A-Za-z0-9.\n' _)"
+if [ ! -d "$PG18_EMPTY/data" ]; then
+  rm -rf "$CACHE-pg18"; mkdir -p "$CACHE-pg18"; chmod 777 "$CACHE-pg18"
+  as_pg "$PG18/initdb" -D "$CACHE-pg18/new" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+  printf '%s\n' "${SETTINGS[@]}" >> "$CACHE-pg18/new/postgresql.conf"
+  mkdir -p "$PG18_EMPTY"; mv "$CACHE-pg18/new" "$PG18_EMPTY/data"
+fi
+SP=$(free_port); start_copy source "$PG15" "$SP" "$CACHE/data"
+TP=$(free_port); start_copy target "$PG18" "$TP" "$PG18_EMPTY/data"
+BP=$(free_port); start_copy baseline "$PG18" "$BP" "$PG18_EMPTY/data"
 SRC="host=127.0.0.1 port=$SP user=postgres"
 TGT="host=127.0.0.1 port=$TP user=postgres"
 BASE="host=127.0.0.1 port=$BP user=postgres"
@@ -183,21 +197,29 @@ if [ -n "${FIDELITY_PREPARE_SQL:-}" ]; then
   as_psql -d "$SRC dbname=regression" -f "$FIDELITY_PREPARE_SQL" >"$WORK/prepare.log" 2>&1 || { cat "$WORK/prepare.log" >&2; exit 2; }
 fi
 
-# pg_dump | psql as a user would run it, errors shown by psql and tolerated.
-"$PG18/pg_dumpall" --roles-only -d "$SRC dbname=postgres" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >"$WORK/baseline.log" 2>&1 || true
-"$PG18/pg_dump" --create -d "$SRC dbname=regression" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >>"$WORK/baseline.log" 2>&1 || true
-BASELINE_ERRORS=$(grep -c 'ERROR' "$WORK/baseline.log" || true)
-phase "baseline: pg_dump | psql"
-
+# The baseline, pg_dump | psql as a user would run it (errors shown by psql and tolerated), and
+# the migration run side by side: separate target servers, the source only read.
+baseline() {
+  "$PG18/pg_dumpall" --roles-only -d "$SRC dbname=postgres" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >"$WORK/baseline.log" 2>&1 || true
+  "$PG18/pg_dump" --create -d "$SRC dbname=regression" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >>"$WORK/baseline.log" 2>&1 || true
+}
+baseline & baseline_pid=$!
 log "migrating with $BIN …"
 MIGRATE_RC=0
 "$BIN" migrate fidelity --source "$SRC dbname=postgres" --target "$TGT dbname=postgres" --database regression \
   --state-dir "$WORK/state" --pg-bin "$PG18" >"$WORK/migrate.log" 2>&1 || MIGRATE_RC=$?
-phase "pgpreflight migrate"
+wait "$baseline_pid"
+BASELINE_ERRORS=$(grep -c 'ERROR' "$WORK/baseline.log" || true)
+phase "pgpreflight migrate ‖ pg_dump | psql"
 VERIFY_RC=0
 "$BIN" verify --source "$SRC dbname=postgres" --target "$TGT dbname=postgres" --database regression --checksums \
   >"$WORK/verify.log" 2>&1 || VERIFY_RC=$?
-phase "pgpreflight verify --checksums"
+# verify on the baseline too: what it reports there is pg_dump | psql's difference (or verify's
+# own noise), not the migrator's.
+VERIFY_BASE_RC=0
+"$BIN" verify --source "$SRC dbname=postgres" --target "$BASE dbname=postgres" --database regression --checksums \
+  >"$WORK/verify-baseline.log" 2>&1 || VERIFY_BASE_RC=$?
+phase "pgpreflight verify --checksums ×2"
 
 # ---------------------------------------------------------------------------------------------
 # 3. What each server holds, in comparable text.
@@ -231,7 +253,8 @@ SELECT 'DATABASE: ' || datname, 'connlimit=' || datconnlimit || ' comment=' || c
 FROM pg_database WHERE datname = 'regression';
 SQL
 }
-snapshot source "$SRC"; snapshot target "$TGT"; snapshot baseline "$BASE"
+snapshot source "$SRC" & s1=$!; snapshot target "$TGT" & s2=$!; snapshot baseline "$BASE" & s3=$!
+wait "$s1"; wait "$s2"; wait "$s3"
 phase "dumps and hashes of all three"
 
 REPORT="$WORK/report.txt"
@@ -242,11 +265,15 @@ phase "comparison"
 
 {
   echo "== pgpreflight migrate: exit $MIGRATE_RC"; tail -n 15 "$WORK/migrate.log" | sed 's/^/   /'
-  echo "== pgpreflight verify --checksums on the migrated target: exit $VERIFY_RC"; tail -n 8 "$WORK/verify.log" | sed 's/^/   /'
+  echo "== pgpreflight verify --checksums: exit $VERIFY_RC on the migrated target, $VERIFY_BASE_RC on the baseline"
+  grep -E '^verify\.|^(Succeeded|Failed)' "$WORK/verify.log" | sed 's/^/   target:   /'
+  grep -E '^verify\.' "$WORK/verify-baseline.log" | grep -v Succeeded | sed 's/^/   baseline: /'
   echo "== baseline (pg_dump | psql): $BASELINE_ERRORS ERROR lines from psql (tolerated)"
   cat "$REPORT"
   echo "== timing"; printf '   %s\n' "${TIMES[@]}"
   printf '   %-34s %6.1f s\n' total "$(echo "$(date +%s.%N) - $T0" | bc)"
 } | tee "${FIDELITY_REPORT:-/dev/null}"
-[ -n "${KEEP:-}" ] && echo "logs: $WORK/migrate.log $WORK/verify.log $WORK/baseline.log; snapshots: $WORK/snap" >&2
+[ -z "${KEEP:-}" ] || echo "logs: $WORK/{migrate,verify,verify-baseline,baseline}.log; snapshots: $WORK/snap" >&2
+# A Failed migration fails the suite even where the comparison happens to pass.
+if [ "$MIGRATE_RC" -ne 0 ]; then echo "FIDELITY: FAILED (pgpreflight migrate exited $MIGRATE_RC)"; exit 1; fi
 exit "$COMPARE_RC"
