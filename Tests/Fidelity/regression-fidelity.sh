@@ -197,20 +197,17 @@ if [ -n "${FIDELITY_PREPARE_SQL:-}" ]; then
   as_psql -d "$SRC dbname=regression" -f "$FIDELITY_PREPARE_SQL" >"$WORK/prepare.log" 2>&1 || { cat "$WORK/prepare.log" >&2; exit 2; }
 fi
 
-# The baseline, pg_dump | psql as a user would run it (errors shown by psql and tolerated), and
-# the migration run side by side: separate target servers, the source only read.
-baseline() {
-  "$PG18/pg_dumpall" --roles-only -d "$SRC dbname=postgres" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >"$WORK/baseline.log" 2>&1 || true
-  "$PG18/pg_dump" --create -d "$SRC dbname=regression" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >>"$WORK/baseline.log" 2>&1 || true
-}
-baseline & baseline_pid=$!
+# One after the other: offline, the migrator refuses a source with other sessions (pg_dump's).
 log "migrating with $BIN …"
 MIGRATE_RC=0
 "$BIN" migrate fidelity --source "$SRC dbname=postgres" --target "$TGT dbname=postgres" --database regression \
   --state-dir "$WORK/state" --pg-bin "$PG18" >"$WORK/migrate.log" 2>&1 || MIGRATE_RC=$?
-wait "$baseline_pid"
+phase "pgpreflight migrate"
+# The baseline: pg_dump | psql as a user would run it, errors shown by psql and tolerated.
+"$PG18/pg_dumpall" --roles-only -d "$SRC dbname=postgres" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >"$WORK/baseline.log" 2>&1 || true
+"$PG18/pg_dump" --create -d "$SRC dbname=regression" | "$PG18/psql" -X -q -d "$BASE dbname=postgres" >>"$WORK/baseline.log" 2>&1 || true
 BASELINE_ERRORS=$(grep -c 'ERROR' "$WORK/baseline.log" || true)
-phase "pgpreflight migrate ‖ pg_dump | psql"
+phase "baseline: pg_dump | psql"
 VERIFY_RC=0
 "$BIN" verify --source "$SRC dbname=postgres" --target "$TGT dbname=postgres" --database regression --checksums \
   >"$WORK/verify.log" 2>&1 || VERIFY_RC=$?
