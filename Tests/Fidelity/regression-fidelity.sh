@@ -22,7 +22,7 @@
 # Env: PGPREFLIGHT_BIN (default .build/debug/pgpreflight, built when missing), KEEP=1 keeps the
 # work directory, REBUILD=1 ignores the cache, FIDELITY_REPORT=file also writes the report there
 # (and the full list of differences to file.full), FIDELITY_PREPARE_SQL=file runs that SQL on the
-# source copy first (diagnosis).
+# source copy first (diagnosis), FIDELITY_TMPDIR holds the work directory (default /dev/shm).
 # Runs the servers as the `postgres` user when run as root; loopback, free ports, trust auth.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,7 +44,10 @@ log() { echo "fidelity: $*" >&2; }
 "$ROOT/scripts/setup.sh"
 phase "scripts/setup.sh"
 
-WORK=$(mktemp -d /tmp/regression-fidelity.XXXXXX)
+# In memory where there is /dev/shm: copying the cached clusters onto a disk shared with other
+# jobs took most of a warm run.
+TMPBASE=${FIDELITY_TMPDIR:-/tmp}; [ -n "${FIDELITY_TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && TMPBASE=/dev/shm; }
+WORK=$(mktemp -d "$TMPBASE/regression-fidelity.XXXXXX")
 chmod 777 "$WORK"
 . "$ROOT/Benchmarks/lib.sh"
 cleanup() {
