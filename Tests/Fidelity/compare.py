@@ -61,8 +61,29 @@ def role_statements(path):
             text = "\n".join(stmt)
             stmt = []
             if re.search(r"\bfid_", text):
-                out[f"ROLES: {text.splitlines()[0][:120]}"] = text
+                out[f"ROLES: {role_key(text)}"] = text
     return out
+
+
+# The key names what a statement is about, not how it is printed: pg_dumpall 18 prints a
+# membership on a 15 server as `GRANT a TO b WITH ADMIN OPTION;` and on an 18 server as
+# `… WITH ADMIN OPTION, INHERIT TRUE GRANTED BY postgres;`. Keyed by its text, a membership
+# missing on the target would look like the source's (both lack the 18 form).
+ROLE_KEYS = [
+    r"GRANT \S+ TO [^\s;]+",
+    r"ALTER ROLE \S+ IN DATABASE \S+ SET \S+",
+    r"ALTER ROLE \S+ SET \S+",
+    r"ALTER ROLE \S+ WITH",
+    r"(CREATE|COMMENT ON) ROLE \S+?(?=[; ])",
+]
+
+
+def role_key(text):
+    for k in ROLE_KEYS:
+        m = re.match(k, text)
+        if m:
+            return m.group(0)
+    return text.splitlines()[0][:120]
 
 
 def items(path):
@@ -125,7 +146,7 @@ def main(src_dir, tgt_dir, base_dir, full_path=None):
             for i, (k, s, t, b) in enumerate(group):
                 state = "missing on the target" if t is None else ("extra on the target" if s is None else "differs")
                 how = ("baseline same as source" if b == s else
-                       "baseline missing it too" if b is None else "baseline differs otherwise")
+                       "baseline lacks it too" if b is None else "baseline has it, in another form")
                 lines = [f"-- {k}: {state} ({how})"] + (short_diff(s, t) if s is not None and t is not None else [])
                 if i < PER_KIND:
                     print("\n".join(lines))
