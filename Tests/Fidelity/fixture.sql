@@ -119,6 +119,18 @@ CREATE TABLE fidelity.all_dropped (a int, b text);
 INSERT INTO fidelity.all_dropped VALUES (1, 'x'), (2, 'y');
 ALTER TABLE fidelity.all_dropped DROP COLUMN a, DROP COLUMN b;
 
+-- A table whose only column is generated: nothing to COPY, yet it has rows.
+CREATE TABLE fidelity.only_generated (g int GENERATED ALWAYS AS (42) STORED);
+INSERT INTO fidelity.only_generated DEFAULT VALUES;
+INSERT INTO fidelity.only_generated DEFAULT VALUES;
+
+-- A primary key on an inheritance child over its inherited NOT NULL column (the NOT NULL must
+-- stay inherited; a PK built as ADD CONSTRAINT … USING INDEX made it local).
+CREATE TABLE fidelity.pk_parent (id int NOT NULL, v text);
+CREATE TABLE fidelity.pk_child (w int) INHERITS (fidelity.pk_parent);
+ALTER TABLE fidelity.pk_child ADD PRIMARY KEY (id);
+INSERT INTO fidelity.pk_child VALUES (1, 'x', 1), (2, 'y', 2);
+
 -- An inherited NOT NULL (must stay inherited on the child) and a populated materialized view.
 CREATE TABLE fidelity.parent (id int NOT NULL, v text);
 CREATE TABLE fidelity.child (extra int) INHERITS (fidelity.parent);
