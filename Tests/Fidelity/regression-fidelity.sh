@@ -9,12 +9,14 @@
 # 2. Copies it into a PostgreSQL 15 source and starts two PostgreSQL 18 servers (the wheel):
 #    "baseline" gets pg_dumpall --roles-only | psql and pg_dump --create | psql (pg_dump 18),
 #    "target" gets `pgpreflight migrate … --database regression`; then `pgpreflight verify
-#    --checksums` runs on the migrated target (reported, not asserted).
+#    --checksums` runs on both targets (reported, not asserted: what it says of the baseline is
+#    pg_dump's difference or verify's own noise).
 # 3. Compares source, target and baseline: pg_dump 18 --schema-only --create (entry by entry, bodies
 #    whole), the fixture's roles in pg_dumpall --roles-only, password verifiers, per-role database
 #    settings, per-table row counts and hashes, sequences, large objects (contents, owners, ACLs,
 #    comments). Exit 1 when the target differs from the source anywhere the baseline does not
-#    differ the same way; 0 otherwise.
+#    differ the same way, or when the migration ends Failed; 0 otherwise. Tests/Fidelity/FINDINGS.md
+#    has what it found on the migrator.
 #
 #   Tests/Fidelity/regression-fidelity.sh
 #   PGPREFLIGHT_BIN=/path/to/pgpreflight KEEP=1 Tests/Fidelity/regression-fidelity.sh
