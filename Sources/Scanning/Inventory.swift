@@ -71,12 +71,16 @@ public struct Inventory: Sendable {
             guard name.range(of: #"^[A-Za-z0-9][A-Za-z0-9._-]*$"#, options: .regularExpression) != nil else {
                 throw InventoryError("\(at(item)): server name '\(name)' must be letters, digits, '.', '_' or '-' (it names report files)")
             }
+            guard !["summary", "index"].contains(name.lowercased()) else {
+                throw InventoryError("\(at(item)): server name '\(name)' is reserved: the scan writes its own \(name.lowercased()).json/.html")
+            }
             guard names.insert(name).inserted else { throw InventoryError("\(at(item)): server name '\(name)' is used twice") }
             guard let source else { throw InventoryError("\(at(item)): server \(name) needs a source") }
             guard let target else { throw InventoryError("\(at(item)): server \(name) needs a target") }
             servers.append(Server(name: name, source: source, target: target, databases: databases, mode: mode,
                                   ruleDirectories: rules, location: at(item)))
         }
+        guard !servers.isEmpty else { throw InventoryError("\(at(top["servers"])): `servers:` lists no server: nothing to scan") }
         return Inventory(servers: servers)
     }
 

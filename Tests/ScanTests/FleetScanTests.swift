@@ -103,6 +103,11 @@ import Validation
         #expect { try Inventory.load(file, environment: [:]) } throws: { "\($0)" == "\(file.path):3: environment variable NOT_SET_ANYWHERE is not set" }
         try "servers:\n  - name: a\n    source: s\n    target: t\n    colour: red\n".write(to: file, atomically: true, encoding: .utf8)
         #expect { try Inventory.load(file, environment: [:]) } throws: { "\($0)".hasPrefix("\(file.path):5: unknown key 'colour'") }
+        // Nothing to scan is an error, not a green run; the scan's own file names are not server names.
+        try "servers: []\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect { try Inventory.load(file, environment: [:]) } throws: { "\($0)".contains("lists no server") }
+        try "servers:\n  - name: summary\n    source: s\n    target: t\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect { try Inventory.load(file, environment: [:]) } throws: { "\($0)".contains("server name 'summary' is reserved") }
     }
 }
 
