@@ -57,7 +57,7 @@ enum CatalogChecks {
     static let firstUserOid = 16384
 
     static func notExtensionMember(_ catalog: String, _ oid: String) -> String {
-        "NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = '\(catalog)'::regclass AND d.objid = \(oid) AND d.deptype = 'e')"
+        "NOT EXISTS (SELECT FROM pg_depend xd WHERE xd.classid = '\(catalog)'::regclass AND xd.objid = \(oid) AND xd.deptype = 'e')"
     }
 
     /// An ACL (NULL meaning the kind's default for the owner) as sorted
@@ -119,7 +119,7 @@ enum CatalogChecks {
         },
         CatalogCheck(id: "verify.tables", title: "Tables, views and their columns match", subject: "", comparison: .definition) { c in
             let generated = c.version >= 120000 ? "a.attgenerated <> ''" : "false"
-            let compression = c.both(atLeast: 140000) ? "|| CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression ELSE '' END" : ""
+            let compression = c.both(atLeast: 140000) ? "|| CASE WHEN a.attcompression::text <> '' THEN ' compression ' || a.attcompression::text ELSE '' END" : ""
             let accessMethod = c.version >= 120000 ? "CASE WHEN c.relkind IN ('r', 'm') THEN 'access method ' || am.amname END," : ""
             let amJoin = c.version >= 120000 ? "LEFT JOIN pg_am am ON am.oid = c.relam" : ""
             return """
@@ -147,7 +147,7 @@ enum CatalogChecks {
                         || CASE WHEN \(generated) THEN ' generated ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
                                 WHEN ad.adbin IS NOT NULL THEN ' default ' || pg_get_expr(ad.adbin, ad.adrelid) ELSE '' END
                         || CASE a.attidentity WHEN 'a' THEN ' identity always' WHEN 'd' THEN ' identity by default' ELSE '' END
-                        || CASE WHEN a.attstorage <> t.typstorage THEN ' storage ' || a.attstorage ELSE '' END
+                        || CASE WHEN a.attstorage::text <> t.typstorage::text THEN ' storage ' || a.attstorage::text ELSE '' END
                         \(compression)
                         || CASE WHEN coalesce(a.attstattarget, -1) <> -1 THEN ' statistics ' || a.attstattarget ELSE '' END
                         || coalesce(' options ' || (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\\_attver=%'), '')
@@ -206,18 +206,18 @@ enum CatalogChecks {
         },
         CatalogCheck(id: "verify.functions", title: "Function and procedure definitions match", subject: "definition", comparison: .definition) { c in
             let kind = c.version >= 110000 ? "p.prokind" : "CASE WHEN p.proisagg THEN 'a' WHEN p.proiswindow THEN 'w' ELSE 'f' END"
-            let finalModify = c.both(atLeast: 110000) ? "'final modify ' || a.aggfinalmodify, 'moving final modify ' || a.aggmfinalmodify," : ""
+            let finalModify = c.both(atLeast: 110000) ? "'final modify ' || a.aggfinalmodify::text, 'moving final modify ' || a.aggmfinalmodify::text," : ""
             return """
                 SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) || ' ('
                          || CASE \(kind) WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'window function' END || ')',
-                       CASE WHEN \(kind) = 'a' THEN (SELECT concat_ws(E'\\n', 'aggregate ' || pg_get_function_arguments(p.oid), 'kind ' || a.aggkind,
+                       CASE WHEN \(kind) = 'a' THEN (SELECT concat_ws(E'\\n', 'aggregate ' || pg_get_function_arguments(p.oid), 'kind ' || a.aggkind::text,
                               'state ' || a.aggtransfn::oid::regprocedure::text || ' ' || format_type(a.aggtranstype, NULL),
                               'final ' || \(regproc("a.aggfinalfn")), 'final extra ' || a.aggfinalextra, 'combine ' || \(regproc("a.aggcombinefn")),
                               'serial ' || \(regproc("a.aggserialfn")), 'deserial ' || \(regproc("a.aggdeserialfn")),
                               'moving ' || \(regproc("a.aggmtransfn")), 'moving inverse ' || \(regproc("a.aggminvtransfn")),
                               'moving final ' || \(regproc("a.aggmfinalfn")), \(finalModify)
                               'initial ' || a.agginitval, 'moving initial ' || a.aggminitval, 'sort ' || nullif(a.aggsortop::oid, 0)::regoperator::text,
-                              'parallel ' || p.proparallel, 'transition space ' || a.aggtransspace)
+                              'parallel ' || p.proparallel::text, 'transition space ' || a.aggtransspace)
                             FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
                          ELSE pg_get_functiondef(p.oid) END
                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -271,8 +271,8 @@ enum CatalogChecks {
                          WHEN 'b' THEN concat_ws(E'\\n', 'input ' || \(regproc("t.typinput")), 'output ' || \(regproc("t.typoutput")),
                                   'receive ' || \(regproc("t.typreceive")), 'send ' || \(regproc("t.typsend")), 'modifier input ' || \(regproc("t.typmodin")),
                                   'modifier output ' || \(regproc("t.typmodout")), 'analyze ' || \(regproc("t.typanalyze")), \(subscripting)
-                                  'length ' || t.typlen, 'by value ' || t.typbyval, 'alignment ' || t.typalign, 'storage ' || t.typstorage,
-                                  'category ' || t.typcategory, 'preferred ' || t.typispreferred, 'delimiter ' || t.typdelim,
+                                  'length ' || t.typlen, 'by value ' || t.typbyval, 'alignment ' || t.typalign::text, 'storage ' || t.typstorage::text,
+                                  'category ' || t.typcategory::text, 'preferred ' || t.typispreferred, 'delimiter ' || t.typdelim::text,
                                   'element ' || CASE WHEN t.typelem <> 0 THEN format_type(t.typelem, NULL) END, 'default ' || t.typdefault)
                          ELSE '' END
                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
