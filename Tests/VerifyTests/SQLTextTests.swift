@@ -1,0 +1,62 @@
+@testable import Migration
+import Testing
+
+/// The normal form deparsed SQL is compared in across majors: what PostgreSQL 15 and 18 print
+/// for the same definition compares equal, a changed definition does not.
+@Suite struct SQLTextTests {
+    // pg_get_viewdef of the same views on 15 and on 18 (after pg_dump 18 | psql 18).
+    static let pairs: [(String, String)] = [
+        ("""
+         SELECT o.id,
+             o.customer,
+             ((o.total + (1)::numeric) * (2)::numeric) AS t2
+            FROM app.orders o
+           WHERE (o.total > (10)::numeric)
+           ORDER BY o.id;
+         """, """
+         SELECT id,
+             customer,
+             ((total + (1)::numeric) * (2)::numeric) AS t2
+            FROM app.orders o
+           WHERE (total > (10)::numeric)
+           ORDER BY id;
+         """),
+        (" SELECT orders.customer,\n    sum(orders.total) AS total\n   FROM app.orders\n  GROUP BY orders.customer;",
+         " SELECT customer,\n    sum(total) AS total\n   FROM app.orders\n  GROUP BY customer;"),
+        ("  WHERE ((t.a IN ( SELECT t_1.a\n FROM t t_1 WHERE (t_1.b = 'q'::text))) AND (t.d @> '{\"a\": 1}'::jsonb))",
+         "  WHERE ((a IN ( SELECT t_1.a\n FROM t t_1 WHERE (t_1.b = 'q'::text))) AND (d @> '{\"a\": 1}'::jsonb))"),
+        ("SELECT t.\"Mixed Case\", (t.f)::bigint AS fi FROM public.t", "SELECT \"Mixed Case\", (f)::bigint AS fi FROM public.t"),
+    ]
+
+    @Test func theSameDefinitionPrintedBy15And18CompareEqual() {
+        for (old, new) in Self.pairs {
+            #expect(old != new)
+            #expect(SQLText.sameDefinition(old, new, acrossMajors: true), "\(SQLText.normalised(old)) vs \(SQLText.normalised(new))")
+            #expect(!SQLText.sameDefinition(old, new, acrossMajors: false))
+        }
+    }
+
+    @Test func changedDefinitionsStayDifferent() {
+        let base = " SELECT o.id\n   FROM app.orders o\n  WHERE (o.total > (10)::numeric);"
+        for changed in [
+            " SELECT id\n   FROM app.orders o\n  WHERE (total > (11)::numeric);",      // a literal
+            " SELECT id\n   FROM other.orders o\n  WHERE (total > (10)::numeric);",    // the table's schema
+            " SELECT id\n   FROM app.orders o\n  WHERE (total >= (10)::numeric);",     // an operator
+            " SELECT id\n   FROM app.orders o\n  WHERE ((total > (10)::numeric) OR true);",
+            " SELECT o.id\n   FROM app.orders o\n  WHERE (o.total > app.ten());",      // a function's schema
+        ] {
+            #expect(!SQLText.sameDefinition(base, changed, acrossMajors: true), "\(changed)")
+        }
+        #expect(!SQLText.sameDefinition("SELECT x.f()", "SELECT y.f()", acrossMajors: true))
+    }
+
+    @Test func stringsCommentsAndDollarQuotesAreKeptWhole() {
+        // A body is one token: a line removed inside it is a difference.
+        let body = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $fn$\nBEGIN\n  -- one\n  RETURN 1;\nEND\n$fn$"
+        let without = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $fn$\nBEGIN\n  RETURN 1;\nEND\n$fn$"
+        #expect(!SQLText.sameDefinition(body, without, acrossMajors: true))
+        #expect(SQLText.tokens("SELECT 'a.b', E'it\\'s', $1, \"x\".\"y\" -- c\n/* d */ FROM t").map(\.text)
+                == ["select", "'a.b'", ",", "E'it\\'s'", ",", "$", "1", ",", "\"x\"", ".", "\"y\"", "from", "t"])
+        #expect(!SQLText.sameDefinition("SELECT 'a.b'", "SELECT 'b'", acrossMajors: true))
+    }
+}
