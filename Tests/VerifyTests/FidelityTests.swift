@@ -284,3 +284,57 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
     }()
 }
 }
+
+/// A database with many tables costs the same few catalog queries: nothing is asked per table
+/// but the row counts (200 tables a query).
+@Suite struct VerifyQueryCountTests {
+    /// Transactions `verify` ran in `database` on the source (each query of an autocommit
+    /// session is one), as the server's statistics count them once its sessions have ended.
+    static func transactions(during body: () async throws -> Void, database: String) async throws -> Int {
+        func committed() throws -> Int {
+            let admin = try TestServers.connect(TestServers.pg15)
+            defer { admin.close() }
+            return try admin.query("SELECT xact_commit::int8 FROM pg_stat_database WHERE datname = $1", database).rows.first?.int(0) ?? 0
+        }
+        let before = try committed()
+        try await body()
+        var after = try committed()
+        for _ in 0..<20 {  // sessions report their counts when they end
+            try await Task.sleep(nanoseconds: 250_000_000)
+            let now = try committed()
+            if now == after && now > before { break }
+            after = now
+        }
+        return after - before
+    }
+
+    @Test func tenTimesTheTablesCostNoMoreCatalogQueries() async throws {
+        var counts: [Int] = []
+        for tables in [100, 1000] {
+            let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "vcount")
+            let target = try TestServers.freshDatabase(on: TestServers.pg18, prefix: "vcount")
+            let source = try TestServers.connect(TestServers.pg15, database: database)
+            try source.execute("""
+                DO $$ BEGIN FOR i IN 1..\(tables) LOOP
+                  EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text DEFAULT %L CHECK (v <> %L))', i, 'x', '');
+                  EXECUTE format('COMMENT ON TABLE t%s IS %L', i, 'table ' || i);
+                END LOOP; END $$
+                """)
+            source.close()
+            let verifier = Verifier(source: try ConnectionString(TestServers.pg15.connectionString()),
+                                    target: try ConnectionString(TestServers.pg18.connectionString()), checksums: false, parallelTables: 2)
+            var results: [RuleResult] = []
+            let started = Date()
+            let count = try await Self.transactions(during: {
+                results = await verifier.verify(database: database, targetDatabase: target)
+            }, database: database)
+            print("verify of \(tables) tables: \(count) transactions on the source, \(Date().timeIntervalSince(started)) s")
+            // Every table is missing on the (empty) target: all listed, none counted there.
+            #expect(results.first { $0.rule == "verify.tables" }?.objects.count == tables)
+            #expect(results.first { $0.rule == "verify.comments" }?.objects.count == tables)
+            counts.append(count)
+        }
+        #expect(counts[1] <= counts[0] + 6, "\(counts)")
+        #expect(counts[0] >= 3 && counts[1] < 40, "\(counts)")
+    }
+}
