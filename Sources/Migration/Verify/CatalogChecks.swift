@@ -237,7 +237,8 @@ enum CatalogChecks {
             return """
                 SELECT format('%I.%I', n.nspname, c.relname) || ' ' || quote_ident(p.polname) || ' (policy)',
                        concat_ws(E'\\n', 'for ' || p.polcmd::text, \(permissive),
-                         'to ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ',' ORDER BY 1) FROM unnest(p.polroles) r),
+                         'to ' || (SELECT string_agg(g, ',' ORDER BY g) FROM (SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END AS g
+                                    FROM unnest(p.polroles) r) roles),
                          'using ' || pg_get_expr(p.polqual, p.polrelid), 'with check ' || pg_get_expr(p.polwithcheck, p.polrelid))
                 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE \(userSchemas) AND \(notExtensionMember("pg_class", "c.oid"))
@@ -431,7 +432,7 @@ enum CatalogChecks {
                 SELECT quote_ident(p.pubname) || ' (publication)',
                        concat_ws(E'\\n', 'all tables ' || p.puballtables, 'insert ' || p.pubinsert, 'update ' || p.pubupdate, 'delete ' || p.pubdelete,
                                  'truncate ' || p.pubtruncate, \(viaRoot)
-                                 (SELECT string_agg('table ' || format('%I.%I', tn.nspname, tc.relname) \(rowFilter), E'\\n' ORDER BY 1)
+                                 (SELECT string_agg('table ' || format('%I.%I', tn.nspname, tc.relname) \(rowFilter), E'\\n' ORDER BY tn.nspname, tc.relname)
                                     FROM pg_publication_rel pr JOIN pg_class tc ON tc.oid = pr.prrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
                                     WHERE pr.prpubid = p.oid))
                 FROM pg_publication p WHERE p.pubname NOT LIKE 'pgpreflight\\_%'
@@ -617,7 +618,7 @@ enum CatalogChecks {
                 : ""
             return """
                 SELECT quote_ident(u.rolname) || ' in ' || quote_ident(g.rolname)\(grantor) || ' (role membership)',
-                       string_agg(\(options), '; ' ORDER BY 1), u.rolname
+                       string_agg(\(options), '; ' ORDER BY \(options)), u.rolname
                 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
                 WHERE u.rolname !~ '^pg_' AND NOT g.rolname = ANY (\(platformRoleList)) \(creatorGrant)
                 GROUP BY 1, u.rolname
