@@ -14,6 +14,9 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
 
     /// Roles of this test: created on the source, copied to the target by pg_dumpall.
     static let owner = "vr_owner_\(pid)", reader = "vr_reader_\(pid)", group = "vr_group_\(pid)"
+    /// A role with CREATEROLE and one it creates on the target: PostgreSQL 16+ makes the creator
+    /// an admin of it (granted by the bootstrap superuser), which a 15 source cannot have.
+    static let creator = "vr_creator_\(pid)", created = "vr_created_\(pid)"
 
     static let roles = """
         CREATE ROLE \(owner) LOGIN;
@@ -23,6 +26,8 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         GRANT pg_monitor TO \(reader);
         ALTER ROLE \(reader) SET work_mem = '4MB';
         COMMENT ON ROLE \(reader) IS 'reads orders';
+        CREATE ROLE \(creator) CREATEROLE;
+        CREATE ROLE \(created);
         """
 
     /// Views, materialized views, policies, triggers, functions whose bodies hold `--` lines,
@@ -220,6 +225,9 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         let admin15 = try TestServers.connect(TestServers.pg15)
         defer { admin15.close() }
         try admin15.execute(Self.roles)
+        let admin18 = try TestServers.connect(TestServers.pg18)
+        defer { admin18.close() }
+        try admin18.execute("CREATE ROLE \(Self.creator) CREATEROLE; SET ROLE \(Self.creator); CREATE ROLE \(Self.created); RESET ROLE")
         let copy = try Self.faithfulCopy(prefix: "fidelity", fixture: Self.fixture)
 
         // The faithful copy: nothing differs, the version change (view text without table
