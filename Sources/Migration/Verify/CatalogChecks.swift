@@ -85,6 +85,38 @@ enum CatalogChecks {
 
     static func regproc(_ column: String) -> String { "nullif(\(column)::oid, 0)::regprocedure::text" }
 
+    /// Functions, procedures and aggregates: pg_get_functiondef (or the aggregate's parts).
+    /// `sqlBodies`: only those with a SQL-standard body (BEGIN ATOMIC / RETURN, PostgreSQL 14+),
+    /// which the server deparses, so their text is compared in normal form across majors; the
+    /// others (bodies kept as written) are compared exactly.
+    static func functions(_ c: VerifyContext, sqlBodies: Bool) -> String? {
+        let bodyFilter: String
+        if sqlBodies {
+            guard c.both(atLeast: 140000) else { return nil }
+            bodyFilter = "AND p.prosqlbody IS NOT NULL"
+        } else {
+            bodyFilter = c.version >= 140000 ? "AND p.prosqlbody IS NULL" : ""
+        }
+        let kind = c.version >= 110000 ? "p.prokind" : "CASE WHEN p.proisagg THEN 'a' WHEN p.proiswindow THEN 'w' ELSE 'f' END"
+        let finalModify = c.both(atLeast: 110000) ? "'final modify ' || a.aggfinalmodify::text, 'moving final modify ' || a.aggmfinalmodify::text," : ""
+        return """
+            SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) || ' ('
+                     || CASE \(kind) WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'window function' END || ')',
+                   CASE WHEN \(kind) = 'a' THEN (SELECT concat_ws(E'\\n', 'aggregate ' || pg_get_function_arguments(p.oid), 'kind ' || a.aggkind::text,
+                          'state ' || a.aggtransfn::oid::regprocedure::text || ' ' || format_type(a.aggtranstype, NULL),
+                          'final ' || \(regproc("a.aggfinalfn")), 'final extra ' || a.aggfinalextra, 'combine ' || \(regproc("a.aggcombinefn")),
+                          'serial ' || \(regproc("a.aggserialfn")), 'deserial ' || \(regproc("a.aggdeserialfn")),
+                          'moving ' || \(regproc("a.aggmtransfn")), 'moving inverse ' || \(regproc("a.aggminvtransfn")),
+                          'moving final ' || \(regproc("a.aggmfinalfn")), \(finalModify)
+                          'initial ' || a.agginitval, 'moving initial ' || a.aggminitval, 'sort ' || nullif(a.aggsortop::oid, 0)::regoperator::text,
+                          'parallel ' || p.proparallel::text, 'transition space ' || a.aggtransspace)
+                        FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
+                     ELSE pg_get_functiondef(p.oid) END
+            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE \(userSchemas) AND \(notExtensionMember("pg_proc", "p.oid")) \(bodyFilter)
+            """
+    }
+
     // MARK: Per database
 
     static let database: [CatalogCheck] = [
@@ -117,7 +149,7 @@ enum CatalogChecks {
         CatalogCheck(id: "verify.schemas", title: "Schemas match", subject: "") { _ in
             "SELECT quote_ident(n.nspname) || ' (schema)', 'schema' FROM pg_namespace n WHERE \(userSchemas) AND \(notExtensionMember("pg_namespace", "n.oid"))"
         },
-        CatalogCheck(id: "verify.tables", title: "Tables, views and their columns match", subject: "", comparison: .definition) { c in
+        CatalogCheck(id: "verify.tables", title: "Tables, views and their columns match", subject: "") { c in
             let generated = c.version >= 120000 ? "a.attgenerated <> ''" : "false"
             let compression = c.both(atLeast: 140000) ? "|| CASE WHEN a.attcompression::text <> '' THEN ' compression ' || a.attcompression::text ELSE '' END" : ""
             let accessMethod = c.version >= 120000 ? "CASE WHEN c.relkind IN ('r', 'm') THEN 'access method ' || am.amname END," : ""
@@ -182,7 +214,7 @@ enum CatalogChecks {
             WHERE c.relkind IN ('v', 'm') AND \(userSchemas) AND \(notExtensionMember("pg_class", "c.oid"))
             """
         },
-        CatalogCheck(id: "verify.indexes", title: "Indexes match", subject: "definition", comparison: .definition) { _ in
+        CatalogCheck(id: "verify.indexes", title: "Indexes match", subject: "definition") { _ in
             """
             SELECT \(relationKey), concat_ws(E'\\n', pg_get_indexdef(i.indexrelid), CASE WHEN i.indisclustered THEN 'clustered' END,
                      CASE WHEN i.indisreplident THEN 'replica identity' END, 'tablespace ' || ts.spcname)
@@ -191,7 +223,7 @@ enum CatalogChecks {
             WHERE \(userSchemas) AND \(notExtensionMember("pg_class", "i.indrelid"))
             """
         },
-        CatalogCheck(id: "verify.constraints", title: "Constraints match", subject: "definition", comparison: .definition) { _ in
+        CatalogCheck(id: "verify.constraints", title: "Constraints match", subject: "definition") { _ in
             // NOT NULL constraints (contype 'n', PostgreSQL 17+ for domains, 18+ for tables) are
             // compared as the columns' and domains' not-null flags.
             """
@@ -204,27 +236,14 @@ enum CatalogChecks {
               AND \(notExtensionMember("pg_type", "co.contypid"))
             """
         },
-        CatalogCheck(id: "verify.functions", title: "Function and procedure definitions match", subject: "definition", comparison: .definition) { c in
-            let kind = c.version >= 110000 ? "p.prokind" : "CASE WHEN p.proisagg THEN 'a' WHEN p.proiswindow THEN 'w' ELSE 'f' END"
-            let finalModify = c.both(atLeast: 110000) ? "'final modify ' || a.aggfinalmodify::text, 'moving final modify ' || a.aggmfinalmodify::text," : ""
-            return """
-                SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) || ' ('
-                         || CASE \(kind) WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'window function' END || ')',
-                       CASE WHEN \(kind) = 'a' THEN (SELECT concat_ws(E'\\n', 'aggregate ' || pg_get_function_arguments(p.oid), 'kind ' || a.aggkind::text,
-                              'state ' || a.aggtransfn::oid::regprocedure::text || ' ' || format_type(a.aggtranstype, NULL),
-                              'final ' || \(regproc("a.aggfinalfn")), 'final extra ' || a.aggfinalextra, 'combine ' || \(regproc("a.aggcombinefn")),
-                              'serial ' || \(regproc("a.aggserialfn")), 'deserial ' || \(regproc("a.aggdeserialfn")),
-                              'moving ' || \(regproc("a.aggmtransfn")), 'moving inverse ' || \(regproc("a.aggminvtransfn")),
-                              'moving final ' || \(regproc("a.aggmfinalfn")), \(finalModify)
-                              'initial ' || a.agginitval, 'moving initial ' || a.aggminitval, 'sort ' || nullif(a.aggsortop::oid, 0)::regoperator::text,
-                              'parallel ' || p.proparallel::text, 'transition space ' || a.aggtransspace)
-                            FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
-                         ELSE pg_get_functiondef(p.oid) END
-                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                WHERE \(userSchemas) AND \(notExtensionMember("pg_proc", "p.oid"))
-                """
+        CatalogCheck(id: "verify.functions", title: "Function and procedure definitions match", subject: "definition") { c in
+            functions(c, sqlBodies: false)
         },
-        CatalogCheck(id: "verify.triggers", title: "Triggers match", subject: "definition", comparison: .definition) { _ in
+        CatalogCheck(id: "verify.sql-functions", title: "Definitions of functions with SQL-standard bodies match", subject: "definition",
+                     comparison: .definition) { c in
+            functions(c, sqlBodies: true)
+        },
+        CatalogCheck(id: "verify.triggers", title: "Triggers match", subject: "definition") { _ in
             """
             SELECT format('%I.%I', n.nspname, c.relname) || ' ' || quote_ident(t.tgname) || ' (trigger)',
                    pg_get_triggerdef(t.oid) || E'\\nenabled ' || t.tgenabled::text
@@ -252,7 +271,7 @@ enum CatalogChecks {
             WHERE r.rulename <> '_RETURN' AND \(userSchemas) AND \(notExtensionMember("pg_class", "c.oid"))
             """
         },
-        CatalogCheck(id: "verify.types", title: "Types and domains match", subject: "definition", comparison: .definition) { c in
+        CatalogCheck(id: "verify.types", title: "Types and domains match", subject: "definition") { c in
             let multirange = c.both(atLeast: 140000) ? "'multirange ' || format_type(r.rngmultitypid, NULL)," : ""
             let subscripting = c.both(atLeast: 140000) ? "'subscript ' || \(regproc("t.typsubscript"))," : ""
             return """
@@ -297,7 +316,7 @@ enum CatalogChecks {
                 WHERE \(userSchemas) AND \(notExtensionMember("pg_class", "c.oid"))
                 """
         },
-        CatalogCheck(id: "verify.statistics-objects", title: "Extended statistics match", subject: "definition", comparison: .definition) { c in
+        CatalogCheck(id: "verify.statistics-objects", title: "Extended statistics match", subject: "definition") { c in
             guard c.both(atLeast: 100000) else { return nil }
             let target = c.both(atLeast: 130000) ? "|| CASE WHEN coalesce(s.stxstattarget, -1) <> -1 THEN E'\\nstatistics ' || s.stxstattarget ELSE '' END" : ""
             return """
