@@ -279,17 +279,21 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
             ALTER DATABASE \(copy.database) CONNECTION LIMIT -1;
             REVOKE pg_monitor FROM \(Self.reader);
             REVOKE \(Self.group) FROM \(Self.reader);
+            ALTER ROLE \(Self.reader) PASSWORD 'not-the-source-password';
             """)
         let changed = Self.failures(await copy.verifier.verify(database: copy.database) + (await copy.verifier.verifyRoles()))
         #expect(Set(changed.keys) == ["verify.checksums", "verify.materialized-view-checksums", "verify.functions", "verify.comments",
-                                      "verify.large-object-contents", "verify.database", "verify.role-memberships"], "\(changed)")
+                                      "verify.large-object-contents", "verify.database", "verify.role-memberships",
+                                      "verify.role-passwords"], "\(changed)")
+        // A password is compared, never printed (neither the hash nor anything derived from it).
+        #expect(changed["verify.role-passwords"] == ["\(Self.reader) (role): password differs"])
         #expect(changed["verify.checksums"] == ["app.orders"])
         #expect(changed["verify.materialized-view-checksums"] == ["app.order_stats"])
         #expect(changed["verify.functions"] == [
             "app.add(a integer, b integer) (function): definition differs at line 8 (source `-- add the numbers`, target `RETURN a + b; -- done`)"])
         #expect(changed["verify.comments"] == ["app.orders.customer (table column): missing on the target (source: who)"])
         #expect(changed["verify.large-object-contents"]?.count == 1)
-        #expect(changed["verify.large-object-contents"]?.first?.hasPrefix("424242 (large object): contents differs (source size 18 hash ") == true)
+        #expect(changed["verify.large-object-contents"]?.first?.hasPrefix("424242 (large object): contents differ (source size 18 hash ") == true)
         #expect(changed["verify.database"] == ["connection limit: differs (source 50, target -1)"])
         #expect(changed["verify.role-memberships"]?.sorted() == [
             "\(Self.reader) in \(Self.group) (role membership): missing on the target (source: admin true inherit true set true)",
@@ -305,6 +309,7 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         #expect(LocalServer.wait(try LocalServer.spawnAttached(arguments, output: log)) == 1)
         let report = try String(contentsOf: log, encoding: .utf8)
         #expect(report.contains("app.add(a integer, b integer) (function)"), "\(report.prefix(2000))")
+        #expect(!report.contains("not-the-source-password") && !report.contains("SCRAM"))
         try target.execute("""
             CREATE OR REPLACE FUNCTION app.add(a int, b int DEFAULT 1) RETURNS int LANGUAGE plpgsql IMMUTABLE STRICT SECURITY DEFINER
               SET search_path = app, public AS $$
@@ -318,6 +323,7 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
             ALTER DATABASE \(copy.database) CONNECTION LIMIT 50;
             GRANT pg_monitor TO \(Self.reader);
             GRANT \(Self.group) TO \(Self.reader) WITH ADMIN OPTION;
+            ALTER ROLE \(Self.reader) PASSWORD NULL;
             UPDATE app.orders SET total = total + 1 WHERE id = 1;
             REFRESH MATERIALIZED VIEW app.order_stats;
             """)

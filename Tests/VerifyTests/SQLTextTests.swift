@@ -60,3 +60,37 @@ import Testing
         #expect(!SQLText.sameDefinition("SELECT 'a.b'", "SELECT 'b'", acrossMajors: true))
     }
 }
+
+/// How differences are told: the object, what differs, and never a secret's value.
+@Suite struct DifferenceTextTests {
+    static func listed(_ rows: [String: String]) -> [String: Verifier.Listed] { rows.mapValues { Verifier.Listed(value: $0) } }
+
+    @Test func missingExtraAndChangedObjectsAreNamed() {
+        let check = CatalogCheck(id: "verify.comments", title: "Comments match", subject: "comment") { _ in nil }
+        let found = Verifier.compare(check, source: Self.listed(["app.t (table)": "orders", "app.t.c (table column)": "who"]),
+                                     target: Self.listed(["app.t (table)": "Orders", "app.u (table)": "new"]), acrossMajors: true)
+        #expect(found.map(\.description) == [
+            "app.t (table): comment differs (source orders, target Orders)",
+            "app.t.c (table column): missing on the target (source: who)",
+            "app.u (table): only on the target (target: new)",
+        ])
+    }
+
+    @Test func multiLineValuesShowTheFirstLineThatDiffers() {
+        #expect(Verifier.describe(source: "BEGIN\n  -- one\n  RETURN 1;\nEND", target: "BEGIN\n  RETURN 1;\nEND")
+                == "differs at line 2 (source `-- one`, target `RETURN 1;`)")
+        #expect(Verifier.describe(source: "a\nb", target: "a\nb\nc") == "differs at line 3 (source (no line 3), target `c`)")
+    }
+
+    @Test func secretsAreComparedButNeverPrinted() {
+        let check = CatalogCheck(id: "verify.user-mappings", title: "User mappings match", subject: "options", comparison: .secret) { _ in nil }
+        let found = Verifier.compare(check, source: Self.listed(["for bob server s (user mapping)": "hash-a", "for ann server s (user mapping)": "hash-c"]),
+                                     target: Self.listed(["for bob server s (user mapping)": "hash-b", "for eve server s (user mapping)": "hash-d"]),
+                                     acrossMajors: false)
+        #expect(found.map(\.description) == [
+            "for ann server s (user mapping): missing on the target",
+            "for bob server s (user mapping): options differ",
+            "for eve server s (user mapping): only on the target",
+        ])
+    }
+}

@@ -216,8 +216,10 @@ public struct Verifier: Sendable {
             case .definition: same = SQLText.sameDefinition(s, t, acrossMajors: acrossMajors)
             }
             if same { continue }
-            out.append(VerifyDifference(check: check.id, object: key,
-                                        detail: check.comparison == .secret ? "\(what)differs" : what + describe(source: s, target: t)))
+            // "comment differs", "privileges differ"
+            var detail = check.comparison == .secret ? "differs" : describe(source: s, target: t)
+            if check.subject.hasSuffix("s") { detail = "differ" + detail.dropFirst("differs".count) }
+            out.append(VerifyDifference(check: check.id, object: key, detail: what + detail))
         }
         if check.targetOnly == .reported {
             for key in target.keys.sorted() where source[key] == nil {
