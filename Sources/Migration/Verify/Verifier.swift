@@ -28,6 +28,11 @@ public struct Verifier: Sendable {
     public var parallelTables: Int
     /// A snapshot exported by a source session (`pg_export_snapshot()`): the source is read in it.
     public var sourceSnapshot: String?
+    /// false: no row counts or checksums of tables and materialized views (the caller compares
+    /// data itself); everything else is still compared.
+    public var tableData = true
+    /// Polled between tables: true ends the comparison of table data with MigrationCanceled.
+    public var shouldStop: @Sendable () -> Bool = { false }
 
     public init(source: ConnectionString, target: ConnectionString, checksums: Bool, parallelTables: Int = 4,
                 sourceSnapshot: String? = nil) {
@@ -70,13 +75,18 @@ public struct Verifier: Sendable {
 
     /// Every difference between the database `source` names and the one `target` names, the
     /// source read in `sourceSnapshot` when given (a source session can
-    /// `BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT …`). With `includeRoles`
-    /// the cluster's roles are compared too. A check that could not run is a difference too
-    /// (object `(check title)`, detail "could not compare: …"), so an empty list is the proof.
-    /// Blocking: call it from a thread of its own, or use the async overload.
+    /// `BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT …`). `data`: row counts,
+    /// or counts and checksums, of tables and materialized views (nil: not compared). With
+    /// `includeRoles` the cluster's roles are compared too. A check that could not run is a
+    /// difference too (object `(check title)`, detail "could not compare: …"), so an empty list
+    /// is the proof. Blocking: call it from a thread of its own, or use the async overload.
     public static func differences(source: ConnectionString, target: ConnectionString, sourceSnapshot: String? = nil,
-                                   checksums: Bool = true, includeRoles: Bool = false, jobs: Int = 4) -> [VerifyDifference] {
-        let verifier = Verifier(source: source, target: target, checksums: checksums, parallelTables: jobs, sourceSnapshot: sourceSnapshot)
+                                   data: VerifyMode? = .checksums, includeRoles: Bool = false, jobs: Int = 4,
+                                   shouldStop: @escaping @Sendable () -> Bool = { false }) -> [VerifyDifference] {
+        var verifier = Verifier(source: source, target: target, checksums: data == .checksums, parallelTables: jobs,
+                                sourceSnapshot: sourceSnapshot)
+        verifier.tableData = data != nil
+        verifier.shouldStop = shouldStop
         var outcomes = includeRoles ? verifier.roleOutcomes() : []
         outcomes += verifier.databaseOutcomes(source: source, target: target)
         return outcomes.flatMap { outcome in
@@ -86,9 +96,11 @@ public struct Verifier: Sendable {
     }
 
     public static func differences(source: ConnectionString, target: ConnectionString, sourceSnapshot: String? = nil,
-                                   checksums: Bool = true, includeRoles: Bool = false, jobs: Int = 4) async -> [VerifyDifference] {
+                                   data: VerifyMode? = .checksums, includeRoles: Bool = false, jobs: Int = 4,
+                                   shouldStop: @escaping @Sendable () -> Bool = { false }) async -> [VerifyDifference] {
         await offPool {
-            differences(source: source, target: target, sourceSnapshot: sourceSnapshot, checksums: checksums, includeRoles: includeRoles, jobs: jobs)
+            differences(source: source, target: target, sourceSnapshot: sourceSnapshot, data: data, includeRoles: includeRoles,
+                        jobs: jobs, shouldStop: shouldStop)
         }
     }
 
@@ -148,6 +160,7 @@ public struct Verifier: Sendable {
             outcomes.append(Self.largeObjectContents(source: source, target: target))
             return outcomes
         }, {
+            guard self.tableData else { return [Outcome]() }
             do {
                 let (source, target) = try Session.pair(source: sourceDB, target: targetDB, snapshot: self.sourceSnapshot)
                 defer { source.close(); target.close() }
@@ -385,7 +398,7 @@ public struct Verifier: Sendable {
             let compared = tables.filter(present) + views.filter(present)
             let viewNames = Set(views.map { "\($0.schema).\($0.name)" })
             let mismatches = try TableVerifier.compare(tables: compared, expectedRows: nil, source: sourceDB, snapshot: sourceSnapshot,
-                                                       target: targetDB, mode: mode, jobs: parallelTables)
+                                                       target: targetDB, mode: mode, jobs: parallelTables, shouldStop: shouldStop)
             let tableCount = compared.count - compared.filter { viewNames.contains("\($0.schema).\($0.name)") }.count
             tableOutcome.compared = tableCount; sumOutcome.compared = tableCount
             viewCounts.compared = compared.count - tableCount; viewSums.compared = viewCounts.compared
