@@ -437,11 +437,12 @@ enum CatalogChecks {
             """
         },
         CatalogCheck(id: "verify.user-mappings", title: "User mappings match", subject: "options", comparison: .secret) { _ in
-            // Options can hold passwords: compared, never printed.
+            // Options can hold passwords: compared, never printed. pg_user_mappings (not the
+            // catalog, which only superusers may read) shows them to those allowed to see them.
             """
-            SELECT 'for ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(u.umuser)) END || ' server ' || quote_ident(s.srvname) || ' (user mapping)',
+            SELECT 'for ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(u.usename) END || ' server ' || quote_ident(u.srvname) || ' (user mapping)',
                    md5(coalesce(array_to_string(ARRAY(SELECT o FROM unnest(u.umoptions) o ORDER BY 1), ','), ''))
-            FROM pg_user_mapping u JOIN pg_foreign_server s ON s.oid = u.umserver
+            FROM pg_user_mappings u
             """
         },
         CatalogCheck(id: "verify.publications", title: "Publications match", subject: "definition") { c in

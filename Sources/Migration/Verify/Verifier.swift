@@ -128,7 +128,9 @@ public struct Verifier: Sendable {
         else if outcome.differences.isEmpty { message = "\(outcome.compared) identical on both servers" }
         else { message = "\(outcome.differences.count) of \(max(outcome.compared, outcome.differences.count)) differ" }
         return RuleResult(rule: outcome.id, title: outcome.title, scope: database == nil ? .instance : .database, database: database,
-                          status: failed ? .failed : .succeeded, message: message, remedy: failed ? outcome.remedy : "",
+                          status: failed ? .failed : .succeeded, message: message,
+                          remedy: outcome.error != nil ? "Verify as a role that may read what the error names (a superuser), or remove its cause."
+                              : failed ? outcome.remedy : "",
                           objects: outcome.objects ?? outcome.differences.map(\.description),
                           startedAt: outcome.started, finishedAt: outcome.finished)
     }
