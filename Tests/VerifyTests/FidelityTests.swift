@@ -173,7 +173,7 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
     /// The fixture on 15, copied to 18 the way a DBA would: roles with pg_dumpall, the database
     /// with pg_dump --create (Debian 15's private `pg_attver` column options removed: no other
     /// server accepts them).
-    static func faithfulCopy(prefix: String, fixture: String) throws -> Copy {
+    static func faithfulCopy(prefix: String, fixture: String, roles: Bool = true) throws -> Copy {
         let database = "\(prefix)_\(pid)_\(Int.random(in: 1000...9999))"
         let admin15 = try TestServers.connect(TestServers.pg15)
         defer { admin15.close() }
@@ -187,9 +187,12 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let rolesFile = directory.appendingPathComponent("roles.sql"), dumpFile = directory.appendingPathComponent("db.sql")
-        try LocalServer.run(["\(bin)/pg_dumpall", "-h", "127.0.0.1", "-p", port15, "-U", "postgres", "--roles-only", "-f", rolesFile.path])
-        // Roles that exist already ("postgres", or from an earlier copy) make psql say so and go on.
-        _ = try? LocalServer.run(["\(bin)/psql", "-X", "-q", "-h", "127.0.0.1", "-p", port18, "-U", "postgres", "-d", "postgres", "-f", rolesFile.path])
+        if roles {
+            try LocalServer.run(["\(bin)/pg_dumpall", "-h", "127.0.0.1", "-p", port15, "-U", "postgres", "--roles-only", "-f", rolesFile.path])
+            // Roles that exist already ("postgres", or from an earlier copy) make psql say so and go on.
+            _ = try? LocalServer.run(["\(bin)/psql", "-X", "-q", "-h", "127.0.0.1", "-p", port18, "-U", "postgres", "-d", "postgres",
+                                      "-f", rolesFile.path])
+        }
         try LocalServer.run(["\(bin)/pg_dump", "-h", "127.0.0.1", "-p", port15, "-U", "postgres", "--create", "-f", dumpFile.path, database])
         try withoutAttver(String(contentsOf: dumpFile, encoding: .utf8)).write(to: dumpFile, atomically: true, encoding: .utf8)
         try LocalServer.run(["\(bin)/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port18, "-U", "postgres",
@@ -411,5 +414,60 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         }
         #expect(counts[1] <= counts[0] + 6, "\(counts)")
         #expect(counts[0] >= 3 && counts[1] < 40, "\(counts)")
+    }
+}
+
+/// What PostgreSQL 18 prints for views, rules, policies and SQL-standard function bodies that
+/// 15 printed otherwise (no table prefixes in single-relation queries) is the same definition:
+/// a faithful copy of many syntax forms verifies clean.
+@Suite struct DeparsedDefinitionTests {
+    static let fixture = """
+        CREATE SCHEMA s;
+        CREATE TYPE s.comp AS (x int, y text);
+        CREATE TABLE s.t (a int, b text, c int[], e timestamptz, f numeric, g s.comp, h varchar(20));
+        CREATE FUNCTION s.fn(a int, b int DEFAULT 0) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + b';
+        CREATE FUNCTION s.vf(VARIADIC int[]) RETURNS int LANGUAGE sql AS 'SELECT array_length($1, 1)';
+        CREATE OPERATOR s.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq);
+        CREATE VIEW s.w1 AS SELECT a, b COLLATE "C" AS bc FROM s.t ORDER BY b DESC NULLS LAST, a USING < FETCH FIRST 5 ROWS WITH TIES;
+        CREATE VIEW s.w2 AS SELECT a, count(*) FROM s.t GROUP BY DISTINCT ROLLUP (a), CUBE (b);
+        CREATE VIEW s.w3 AS SELECT CAST(b AS varchar(10)) AS v, interval '1' day AS d, (e, e + interval '1 hour') OVERLAPS (now(), now()) AS ov,
+          b SIMILAR TO 'a%' AS st, b IS NORMALIZED AS nz, COLLATION FOR (b) AS cf, CURRENT_ROLE AS cr, SESSION_USER AS su,
+          LOCALTIMESTAMP(2) AS lt, a = ANY (ARRAY[1,2]) AS an, a NOT IN (1, 2) AS ni, GREATEST(a, 1) AS gr, f::numeric(10,2) AS fn,
+          (g).x AS gx, s.vf(VARIADIC c) AS vv, s.fn(b => 1, a => a) AS named, a OPERATOR(s.===) 1 AS op FROM s.t;
+        CREATE VIEW s.w4 AS SELECT * FROM s.t TABLESAMPLE BERNOULLI (10) REPEATABLE (1);
+        CREATE VIEW s.w5 AS SELECT x.n, x.o FROM generate_series(1, 3) WITH ORDINALITY AS x(n, o),
+          ROWS FROM (generate_series(1,2), unnest(ARRAY['a','b'])) AS r(p, q);
+        CREATE VIEW s.w6 AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5), m AS MATERIALIZED (SELECT a FROM s.t)
+          SELECT r.n, (SELECT count(*) FROM m) AS c FROM r;
+        CREATE VIEW s.w7 AS SELECT a, ARRAY(SELECT u.a FROM s.t u WHERE u.a > t.a) AS arr, (a, b) IN (SELECT a, b FROM s.t) AS rin,
+          CASE WHEN a > 1 THEN 1 END AS ce FROM s.t t;
+        CREATE VIEW s.w8 AS VALUES (1, 'a'), (2, 'b');
+        CREATE VIEW s.w9 AS SELECT a, sum(a) OVER (ORDER BY a ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING EXCLUDE CURRENT ROW) AS s FROM s.t;
+        CREATE VIEW s.w10 AS SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS p, count(*) FILTER (WHERE a > 1) AS c FROM s.t;
+        CREATE TABLE s.log (id int, msg text);
+        CREATE RULE r1 AS ON INSERT TO s.t WHERE new.a > 100 DO ALSO INSERT INTO s.log VALUES (new.a, new.b);
+        CREATE RULE r2 AS ON UPDATE TO s.t DO ALSO (UPDATE s.log SET msg = new.b WHERE log.id = old.a; DELETE FROM s.log WHERE log.id < 0);
+        ALTER TABLE s.t ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY p1 ON s.t USING (a IN (SELECT l.id FROM s.log l WHERE l.msg = t.b))
+          WITH CHECK (EXISTS (SELECT 1 FROM s.log WHERE log.id = t.a));
+        CREATE FUNCTION s.sqlb(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM s.t WHERE t.a = x; SELECT max(a) FROM s.t; END;
+        CREATE FUNCTION s.sqlr(x int) RETURNS bigint LANGUAGE sql RETURN (SELECT count(*) FROM s.t WHERE t.a > x);
+        """
+
+    @Test func manySyntaxFormsPrintedBy18AreTheSameDefinitions() async throws {
+        let copy = try RoleChangingSuites.FidelityTests.faithfulCopy(prefix: "deparse", fixture: Self.fixture, roles: false)
+        let results = await copy.verifier.verify(database: copy.database)
+        for result in results where result.status != .succeeded {
+            Issue.record("\(result.rule): \(result.message) \(result.objects.prefix(4))")
+        }
+        #expect(results.first { $0.rule == "verify.views" }?.message == "10 identical on both servers")
+        #expect(results.first { $0.rule == "verify.rules" }?.message == "2 identical on both servers")
+        // And a definition changed on the target is still one.
+        let target = try TestServers.connect(TestServers.pg18, database: copy.database)
+        defer { target.close() }
+        try target.execute("CREATE OR REPLACE VIEW s.w2 AS SELECT a, count(*) FROM s.t GROUP BY DISTINCT ROLLUP (a), CUBE (a)")
+        let changed = await copy.verifier.verify(database: copy.database)
+        #expect(changed.first { $0.rule == "verify.views" }?.objects.first?.hasPrefix("s.w2 (view): definition differs") == true)
+        #expect(changed.first { $0.rule == "verify.view-dependencies" }?.objects.first?.hasPrefix("s.w2 (view): objects read differ") == true)
     }
 }
