@@ -52,6 +52,24 @@ struct CatalogCheck: Sendable {
 
 /// The SQL of every catalog comparison. Each is one query per server whatever the number of
 /// objects; `Verifier` sends all of a database's checks as a single UNION ALL.
+///
+/// Objects are named as pg_identify_object names them (schema-qualified, quoted, with their
+/// kind), never by OID (but large objects, whose OID is their name). Left out everywhere:
+/// system schemas, temporary objects, members of extensions (their extension is compared),
+/// objects of OIDs below 16384 (built in). What is only the version change is not a difference:
+/// - deparsed SQL of views, rules, policies and SQL-standard function bodies is compared in
+///   `SQLText` normal form when the majors differ (16+ print single-relation queries without
+///   table prefixes); `verify.view-dependencies` still compares, version-independently, the
+///   user objects each view reads;
+/// - MAINTAIN (17+) is left out of ACLs and default ACLs when only the target has it;
+/// - NOT NULL constraints as catalog rows (17+ domains, 18+ tables) are compared as the
+///   not-null flags both versions have; Debian 15's private `pg_attver` column option is ignored;
+/// - a membership a 16+ target makes by itself (the CREATEROLE creator of a role as its admin,
+///   granted by the bootstrap superuser) is not a difference from a source older than 16; the
+///   INHERIT and SET options of a pre-16 membership are those pg_dumpall's GRANT gives on 16+
+///   (the member's inherit flag, SET true), and grantors are compared when both are 16+;
+/// - catalog columns only one version has (compression, ICU rules, multiranges, …) are
+///   compared when both servers have them; a NULL ACL is the kind's default ACL for the owner.
 enum CatalogChecks {
     static let userSchemas = Catalog.userSchemaFilter
     static let firstUserOid = 16384
