@@ -471,3 +471,52 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         #expect(changed.first { $0.rule == "verify.view-dependencies" }?.objects.first?.hasPrefix("s.w2 (view): objects read differ") == true)
     }
 }
+
+/// Between two 18 databases everything both servers have is compared, MAINTAIN and NOT NULL
+/// constraints (with their names and inheritance) included.
+@Suite struct SameMajorTests {
+    @Test func a18CopyOf18VerifiesCleanWithNotNullConstraintsAndMaintain() async throws {
+        let server = TestServers.pg18
+        let source = try TestServers.freshDatabase(on: server, prefix: "same_src")
+        let target = try TestServers.freshDatabase(on: server, prefix: "same_dst")
+        let conn = try TestServers.connect(server, database: source)
+        defer { conn.close() }
+        try conn.execute(DeparsedDefinitionTests.fixture + """
+            CREATE TABLE s.base (id int NOT NULL, v text);
+            CREATE TABLE s.child (extra int NOT NULL) INHERITS (s.base);
+            GRANT ALL ON s.base TO PUBLIC;
+            ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT MAINTAIN ON TABLES TO PUBLIC;
+            """)
+        let bin = server.binDirectory.path, port = "\(server.port)"
+        let dump = FileManager.default.temporaryDirectory.appendingPathComponent("\(source).sql")
+        defer { try? FileManager.default.removeItem(at: dump) }
+        try LocalServer.run(["\(bin)/pg_dump", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-f", dump.path, source])
+        try LocalServer.run(["\(bin)/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port, "-U", "postgres",
+                             "-d", target, "-f", dump.path])
+        let endpoint = try ConnectionString(server.connectionString())
+        let verifier = Verifier(source: endpoint, target: endpoint, checksums: true)
+        let clean = await verifier.verify(database: source, targetDatabase: target)
+        for result in clean where result.status != .succeeded {
+            Issue.record("\(result.rule): \(result.message) \(result.objects.prefix(4))")
+        }
+        // base.id, child.id (inherited) and child.extra: NOT NULL constraints of 18.
+        #expect(clean.first { $0.rule == "verify.constraints" }?.message == "3 identical on both servers")
+
+        let copy = try TestServers.connect(server, database: target)
+        defer { copy.close() }
+        try copy.execute("""
+            ALTER TABLE s.base RENAME CONSTRAINT base_id_not_null TO base_id_required;
+            REVOKE MAINTAIN ON s.base FROM PUBLIC;
+            """)
+        let changed = await verifier.verify(database: source, targetDatabase: target)
+        let constraints = changed.first { $0.rule == "verify.constraints" }?.objects ?? []
+        #expect(constraints == [
+            "s.base base_id_not_null (constraint): missing on the target (source: NOT NULL id)",
+            "s.child base_id_not_null (constraint): missing on the target",
+            "s.base base_id_required (constraint): only on the target (target: NOT NULL id)",
+            "s.child base_id_required (constraint): only on the target",
+        ])
+        let privileges = changed.first { $0.rule == "verify.privileges" }?.objects ?? []
+        #expect(privileges.count == 1 && privileges.first?.hasPrefix("s.base (table): privileges differ") == true, "\(privileges)")
+    }
+}

@@ -241,16 +241,19 @@ enum CatalogChecks {
             WHERE \(userSchemas) AND \(notExtensionMember("pg_class", "i.indrelid"))
             """
         },
-        CatalogCheck(id: "verify.constraints", title: "Constraints match", subject: "definition") { _ in
-            // NOT NULL constraints (contype 'n', PostgreSQL 17+ for domains, 18+ for tables) are
-            // compared as the columns' and domains' not-null flags.
-            """
+        CatalogCheck(id: "verify.constraints", title: "Constraints match", subject: "definition") { c in
+            // NOT NULL constraints (contype 'n': PostgreSQL 17+ for domains, 18+ for tables, with
+            // their names and whether they are inherited) are compared when both servers have
+            // them; otherwise as the columns' and domains' not-null flags (verify.tables, verify.types).
+            let notNull = "(co.contype <> 'n'" + (c.both(atLeast: 170000) ? " OR co.contypid <> 0" : "")
+                + (c.both(atLeast: 180000) ? " OR co.conrelid <> 0" : "") + ")"
+            return """
             SELECT format('%I.%I', n.nspname, coalesce(cl.relname, t.typname)) || ' ' || quote_ident(co.conname)
                      || CASE WHEN co.contypid <> 0 THEN ' (domain constraint)' ELSE ' (constraint)' END,
                    pg_get_constraintdef(co.oid) || CASE WHEN co.conislocal THEN '' ELSE E'\\ninherited' END
             FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
             LEFT JOIN pg_class cl ON cl.oid = co.conrelid LEFT JOIN pg_type t ON t.oid = co.contypid
-            WHERE \(userSchemas) AND co.contype <> 'n' AND \(notExtensionMember("pg_class", "co.conrelid"))
+            WHERE \(userSchemas) AND \(notNull) AND \(notExtensionMember("pg_class", "co.conrelid"))
               AND \(notExtensionMember("pg_type", "co.contypid"))
             """
         },
