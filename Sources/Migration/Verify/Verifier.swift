@@ -193,8 +193,10 @@ public struct Verifier: Sendable {
     /// from the `verify.roles` rows.
     static func catalogOutcomes(_ checks: [CatalogCheck], source: Session, target: Session, sourceRoles: Set<String>?) -> [Outcome] {
         let started = Date()
-        let readable = (try? source.connection.query("SELECT has_table_privilege('pg_authid', 'SELECT')").rows.first?.bool(0)) == true
-            && (try? target.connection.query("SELECT has_table_privilege('pg_authid', 'SELECT')").rows.first?.bool(0)) == true
+        func readsPasswords(_ session: Session) -> Bool {
+            (try? session.query("SELECT has_table_privilege('pg_authid', 'SELECT')").rows.first?.bool(0)) == true
+        }
+        let readable = checks.contains { $0.roleScoped } && readsPasswords(source) && readsPasswords(target)
         func context(_ session: Session) -> VerifyContext {
             VerifyContext(version: session.version, sourceVersion: source.version, targetVersion: target.version, passwordsReadable: readable)
         }
