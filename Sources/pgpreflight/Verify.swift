@@ -8,8 +8,15 @@ import Validation
 /// `pgpreflight verify`: compares a source and a target at any time, with no migration state.
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare a source and a target: objects, owners, privileges, sequences, row counts (and checksums).",
-        discussion: "Exit codes: 0 identical, 1 something differs, 2 the tool could not do its job.")
+        abstract: "Compare a source and a target: definitions, comments, roles, privileges, database properties, contents.",
+        discussion: """
+            Compares roles (once), then per database the definitions of every object as the catalogs print them, \
+            comments and security labels, owners and privileges, database properties, extensions, sequences, \
+            large-object contents, and row counts (with --checksums, contents) of tables and materialized views. \
+            Differences that are only the version change (PostgreSQL 16+ printing views without table prefixes, \
+            MAINTAIN on 17+) are not reported. Read-only on both servers.
+            Exit codes: 0 identical, 1 something differs, 2 the tool could not do its job.
+            """)
 
     @OptionGroup var servers: ServerOptions
     @Flag(help: "Also compare an order-independent checksum of every table (reads every row on both servers).")
@@ -24,7 +31,7 @@ struct Verify: AsyncParsableCommand {
         let started = Date()
         let databases = try await servers.selectedDatabases()
         let verifier = Verifier(source: source, target: target, checksums: checksums)
-        var results: [RuleResult] = []
+        var results = await verifier.verifyRoles()
         for database in databases { results += await verifier.verify(database: database) }
         let run = ValidationRun(mode: .offline, startedAt: started, finishedAt: Date(),
                                 source: await ServerInfo.describe(source), target: await ServerInfo.describe(target),

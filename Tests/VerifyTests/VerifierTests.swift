@@ -6,8 +6,12 @@ import Testing
 import TestSupport
 import Validation
 
+/// The suites that change roles on the shared servers run one at a time: `verify` compares the
+/// cluster's roles, which a test running beside it would be creating.
+@Suite(.serialized) struct RoleChangingSuites {}
+
 /// `verify` on a real 15 → 18 copy made with pg_dump, before and after changes made on purpose.
-@Suite struct VerifierTests {
+extension RoleChangingSuites { @Suite struct VerifierTests {
     @Test func findsARowASequenceValueAndAGrantChangedOnTheTarget() async throws {
         let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "verify")
         let role = "verify_reader_\(ProcessInfo.processInfo.processIdentifier)"
@@ -74,4 +78,5 @@ import Validation
         let fewer = await verifier.verify(database: database)
         #expect(fewer.first { $0.rule == "verify.row-counts" }?.objects == ["public.lines: 500 rows on the source, 499 on the target"])
     }
+}
 }
