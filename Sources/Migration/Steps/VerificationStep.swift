@@ -32,5 +32,22 @@ extension Migrator {
             let shown = mismatches.prefix(10).map(\.description).joined(separator: "; ")
             throw MigrationFailure("verification failed for \(mismatches.count) table(s) of \(database): \(shown)")
         }
+        // The catalogs, with `pgpreflight verify`'s own verifier (the source read in the copy's
+        // snapshot): definitions, comments, labels, owners, privileges, database properties,
+        // large objects, sequences, materialized views; the roles with the first database.
+        // Not when the target refused objects: the run ends Failed with their list anyway.
+        guard lock.withLock({ refusedObjects.isEmpty }) else { return }
+        let differences = try timed("Verification (catalogs)") { () throws -> [VerifyDifference] in
+            let found = Verifier.differences(source: context.source, target: context.target, sourceSnapshot: context.snapshot,
+                                             data: nil, includeRoles: context.database == firstDatabase, onlyRoles: copiedRoles, jobs: options.jobs,
+                                             shouldStop: { [canceled] in canceled.isSet })
+            try checkCanceled()
+            return found
+        }
+        if !differences.isEmpty {
+            let shown = differences.prefix(20).map(\.description).joined(separator: "\n  ")
+            throw MigrationFailure("verification found \(differences.count) difference(s) between the source and the target database \(database)\(differences.count > 20 ? " (the first 20)" : ""):\n  \(shown)\n(`pgpreflight verify` lists them all)")
+        }
     }
+
 }

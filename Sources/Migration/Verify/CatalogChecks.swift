@@ -69,7 +69,16 @@ struct CatalogCheck: Sendable {
 ///   INHERIT and SET options of a pre-16 membership are those pg_dumpall's GRANT gives on 16+
 ///   (the member's inherit flag, SET true), and grantors are compared when both are 16+;
 /// - catalog columns only one version has (compression, ICU rules, multiranges, …) are
-///   compared when both servers have them; a NULL ACL is the kind's default ACL for the owner.
+///   compared when both servers have them; a NULL ACL is the kind's default ACL for the owner;
+/// - tablespaces are not compared: the migration puts everything in the target's default one;
+/// - across majors, names quoted only because a server's keyword list says so (`"json"` on
+///   16+) are the same names; `UPDATE t AS a` / `DELETE FROM t AS a` as 18 prints them (no AS);
+///   an extension at its server's default version (CREATE EXTENSION without a version, what
+///   pg_dump writes) is at "the server's default"; a collation for any encoding and one for
+///   the database's encoding are the same in that database;
+/// - foreign keys PostgreSQL derives on partitions are named by the constraint they derive
+///   from and the relation they reference (their own names depend on the order of creation);
+///   shell operators (no function: pg_dump has none) are left out.
 enum CatalogChecks {
     static let userSchemas = Catalog.userSchemaFilter
     static let firstUserOid = 16384
@@ -151,7 +160,6 @@ enum CatalogChecks {
                 UNION ALL SELECT 'allow connections', d.datallowconn::text FROM pg_database d WHERE d.datname = current_database()
                 UNION ALL SELECT 'is template', d.datistemplate::text FROM pg_database d WHERE d.datname = current_database()
                 UNION ALL SELECT 'owner', quote_ident(pg_get_userbyid(d.datdba)) FROM pg_database d WHERE d.datname = current_database()
-                UNION ALL SELECT 'tablespace', quote_ident(t.spcname) FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace
                   WHERE d.datname = current_database()
                 UNION ALL SELECT 'privileges', \(acl("d.datacl", kind: "d", owner: "d.datdba", c)) FROM pg_database d WHERE d.datname = current_database()
                 UNION ALL SELECT 'setting ' || split_part(s.setting, '=', 1) || coalesce(' for role ' || quote_ident(r.rolname), ''),
@@ -162,7 +170,14 @@ enum CatalogChecks {
                 """
         },
         CatalogCheck(id: "verify.extensions", title: "Extensions, versions and schemas match", subject: "") { _ in
-            "SELECT quote_ident(e.extname) || ' (extension)', 'version ' || e.extversion || ' schema ' || quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            // An extension at its server's default version is what CREATE EXTENSION gives there
+            // (pg_dump names no version): on a newer major that is a newer version, not a difference.
+            """
+            SELECT quote_ident(e.extname) || ' (extension)',
+                   'version ' || CASE WHEN e.extversion = a.default_version THEN 'the server''s default' ELSE e.extversion END
+                   || ' schema ' || quote_ident(n.nspname)
+            FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace LEFT JOIN pg_available_extensions a ON a.name = e.extname
+            """
         },
         CatalogCheck(id: "verify.schemas", title: "Schemas match", subject: "") { _ in
             "SELECT quote_ident(n.nspname) || ' (schema)', 'schema' FROM pg_namespace n WHERE \(userSchemas) AND \(notExtensionMember("pg_namespace", "n.oid"))"
@@ -176,7 +191,8 @@ enum CatalogChecks {
                 SELECT \(relationKey), concat_ws(E'\\n',
                   'persistence ' || c.relpersistence::text,
                   \(accessMethod)
-                  'tablespace ' || ts.spcname,
+                  -- not the tablespace: the migration puts everything in the target's default one
+                  -- (managed targets have no other; validation's objects.tablespaces says so)
                   'options ' || array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY 1), ','),
                   CASE WHEN c.relkind IN ('r', 'p', 'm') THEN 'replica identity ' || c.relreplident::text END,
                   CASE WHEN c.relrowsecurity THEN 'row security enabled' END,
@@ -235,7 +251,7 @@ enum CatalogChecks {
         CatalogCheck(id: "verify.indexes", title: "Indexes match", subject: "definition") { _ in
             """
             SELECT \(relationKey), concat_ws(E'\\n', pg_get_indexdef(i.indexrelid), CASE WHEN i.indisclustered THEN 'clustered' END,
-                     CASE WHEN i.indisreplident THEN 'replica identity' END, 'tablespace ' || ts.spcname)
+                     CASE WHEN i.indisreplident THEN 'replica identity' END)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace
             WHERE \(userSchemas) AND \(notExtensionMember("pg_class", "i.indrelid"))
@@ -247,8 +263,23 @@ enum CatalogChecks {
             // them; otherwise as the columns' and domains' not-null flags (verify.tables, verify.types).
             let notNull = "(co.contype <> 'n'" + (c.both(atLeast: 170000) ? " OR co.contypid <> 0" : "")
                 + (c.both(atLeast: 180000) ? " OR co.conrelid <> 0" : "") + ")"
+            // A foreign key PostgreSQL derives from a partitioned table's (on each partition, and
+            // one per partition of the referenced table) gets a generated name that depends on
+            // the order of creation: it is named by the constraint it derives from at the top
+            // (with that one's table) and the relation it references.
+            let name = c.both(atLeast: 110000)
+                ? """
+                  CASE WHEN co.conparentid <> 0 AND co.contype = 'f' THEN
+                    (WITH RECURSIVE up(oid, parent) AS (
+                       SELECT pc.oid, pc.conparentid FROM pg_constraint pc WHERE pc.oid = co.conparentid
+                       UNION ALL SELECT pc.oid, pc.conparentid FROM pg_constraint pc JOIN up ON pc.oid = up.parent)
+                     SELECT quote_ident(pc.conname) || ' of ' || pc.conrelid::regclass::text FROM up JOIN pg_constraint pc ON pc.oid = up.oid
+                     WHERE up.parent = 0 LIMIT 1) || ' → ' || co.confrelid::regclass::text
+                  ELSE quote_ident(co.conname) END
+                  """
+                : "quote_ident(co.conname)"
             return """
-            SELECT format('%I.%I', n.nspname, coalesce(cl.relname, t.typname)) || ' ' || quote_ident(co.conname)
+            SELECT format('%I.%I', n.nspname, coalesce(cl.relname, t.typname)) || ' ' || \(name)
                      || CASE WHEN co.contypid <> 0 THEN ' (domain constraint)' ELSE ' (constraint)' END,
                    pg_get_constraintdef(co.oid) || CASE WHEN co.conislocal THEN '' ELSE E'\\ninherited' END
             FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
@@ -352,7 +383,8 @@ enum CatalogChecks {
             return """
                 SELECT format('%I.%I', n.nspname, co.collname) || ' (collation)',
                        concat_ws(E'\\n', 'provider ' || co.collprovider::text, 'collate ' || co.collcollate, 'ctype ' || co.collctype,
-                                 'locale ' || \(locale), \(rules) 'deterministic ' || co.collisdeterministic, 'encoding ' || pg_encoding_to_char(co.collencoding))
+                                 'locale ' || \(locale), \(rules) 'deterministic ' || co.collisdeterministic, 'encoding ' || CASE WHEN co.collencoding IN (-1, (SELECT encoding FROM pg_database WHERE datname = current_database()))
+                                 THEN 'any, or the database''s' ELSE pg_encoding_to_char(co.collencoding) END)
                 FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
                 WHERE \(userSchemas) AND \(notExtensionMember("pg_collation", "co.oid"))
                 """
@@ -365,7 +397,7 @@ enum CatalogChecks {
                              'restrict ' || \(regproc("o.oprrest")), 'join ' || \(regproc("o.oprjoin")),
                              CASE WHEN o.oprcanmerge THEN 'merges' END, CASE WHEN o.oprcanhash THEN 'hashes' END)
             FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-            WHERE \(userSchemas) AND \(notExtensionMember("pg_operator", "o.oid"))
+            WHERE \(userSchemas) AND \(notExtensionMember("pg_operator", "o.oid")) AND o.oprcode <> 0  -- not shell operators: pg_dump has none
             UNION ALL
             SELECT \(identity("'pg_opclass'::regclass", "oc.oid")),
                    concat_ws(E'\\n', 'type ' || format_type(oc.opcintype, NULL), CASE WHEN oc.opcdefault THEN 'default' END,
@@ -503,7 +535,7 @@ enum CatalogChecks {
             FROM pg_conversion x JOIN pg_namespace n ON n.oid = x.connamespace WHERE \(userSchemas) AND \(notExtensionMember("pg_conversion", "x.oid"))
             UNION ALL
             SELECT \(identity("'pg_operator'::regclass", "x.oid")), quote_ident(pg_get_userbyid(x.oprowner))
-            FROM pg_operator x JOIN pg_namespace n ON n.oid = x.oprnamespace WHERE \(userSchemas) AND \(notExtensionMember("pg_operator", "x.oid"))
+            FROM pg_operator x JOIN pg_namespace n ON n.oid = x.oprnamespace WHERE \(userSchemas) AND \(notExtensionMember("pg_operator", "x.oid")) AND x.oprcode <> 0
             UNION ALL
             SELECT \(identity("'pg_opclass'::regclass", "x.oid")), quote_ident(pg_get_userbyid(x.opcowner))
             FROM pg_opclass x JOIN pg_namespace n ON n.oid = x.opcnamespace WHERE \(userSchemas) AND \(notExtensionMember("pg_opclass", "x.oid"))

@@ -121,8 +121,19 @@ enum SQLText {
         var out: [Token] = []
         var i = 0
         func isName(_ t: Token) -> Bool { t.kind == .word || t.kind == .quotedIdentifier }
+        /// True when `out` ends with `UPDATE <name>[.<name>]…` or `DELETE FROM <name>…`
+        /// (PostgreSQL 18 prints `UPDATE t alias` where 15 printed `UPDATE t AS alias`).
+        func afterUpdateTarget() -> Bool {
+            var j = out.count - 1
+            guard j >= 0, isName(out[j]) else { return false }
+            while j >= 2, out[j - 1].text == ".", isName(out[j - 2]) { j -= 2 }
+            guard j >= 1, out[j - 1].kind == .word else { return false }
+            let before = out[j - 1].text.lowercased()
+            return before == "update" || (before == "from" && j >= 2 && out[j - 2].text.lowercased() == "delete")
+        }
         while i < input.count {
             let t = input[i]
+            if t.kind == .word, t.text.lowercased() == "as", afterUpdateTarget() { i += 1; continue }
             if isName(t), i + 2 < input.count, input[i + 1].text == ".", isName(input[i + 2]) || input[i + 2].text == "*" {
                 // Find the end of the dotted name a.b.c and what follows it.
                 var end = i + 2
@@ -142,6 +153,14 @@ enum SQLText {
             i += 1
         }
         return out.map(\.text).joined(separator: " ")
+    }
+
+    /// `"json"` → `json`: double quotes around a name that needs none but for the server's
+    /// keyword list (lower-case letters, digits, `_`, `$`). Quoted names with anything else
+    /// keep their quotes.
+    static func unquotingPlainIdentifiers(_ text: String) -> String {
+        guard text.contains("\"") else { return text }
+        return text.replacingOccurrences(of: #""([a-z_][a-z0-9_$]*)""#, with: "$1", options: .regularExpression)
     }
 
     /// Whether two deparsed texts are the same definition: equal, or (across majors) equal
