@@ -44,6 +44,9 @@ public struct MigrationOptions: Sendable {
     /// Split by integer key even on a 14+ source (which uses ctid ranges): the split sources
     /// older than 14 get, for tests.
     var keyRangesOnly = false
+    /// Online mode: refuse tables without a primary key or replica identity instead of
+    /// streaming their INSERTs and copying them again at cutover.
+    public var strictKeys = false
 
     public init(name: String, source: ConnectionString, target: ConnectionString, databases: [String] = [],
                 mode: MigrationMode = .offline, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,

@@ -60,6 +60,8 @@ struct MigrationArguments: ParsableArguments {
     var pgBin: String?
     @Option(help: "Split a table larger than this many MB into ranges copied in parallel when it dwarfs the rest of the data (more than twice what each other worker copies).")
     var splitTablesLargerThanMb: Int = 256
+    @Flag(help: "Online mode: refuse tables without a primary key or replica identity (by default their INSERTs stream and they are copied again at cutover, while writes are stopped).")
+    var strictKeys = false
 
     func makeOptions() throws -> MigrationOptions {
         guard let modeValue = MigrationMode(rawValue: mode) else { throw MigrationUsageError("--mode must be offline or online") }
@@ -68,12 +70,14 @@ struct MigrationArguments: ParsableArguments {
         let sourceString: ConnectionString, targetString: ConnectionString
         do { sourceString = try ConnectionString(source) } catch { throw MigrationUsageError("--source: \(error)") }
         do { targetString = try ConnectionString(target) } catch { throw MigrationUsageError("--target: \(error)") }
-        return MigrationOptions(name: name, source: sourceString, target: targetString, databases: databases, mode: modeValue,
+        var options = MigrationOptions(name: name, source: sourceString, target: targetString, databases: databases, mode: modeValue,
                                 jobs: jobs, overwrite: overwrite, force: force,
                                 stateDirectory: URL(fileURLWithPath: stateDir), verify: verifyValue,
                                 pgBin: pgBin.map { URL(fileURLWithPath: $0) },
                                 splitThresholdBytes: Int64(max(1, splitTablesLargerThanMb)) << 20,
                                 showProgress: true)
+        options.strictKeys = strictKeys
+        return options
     }
 }
 

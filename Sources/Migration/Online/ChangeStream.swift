@@ -32,6 +32,10 @@ public final class ChangeStream {
     private let wal2json = Wal2JSONDecoder()
     private var receivedLSN: LSN = .zero
     private var lastFeedback = Date.distantPast
+    private var lastProgress = Date.distantPast
+    /// False when the source's wal2json is older than 2.6 (no `numeric-data-types-as-string`):
+    /// it then sends NaN and ±Infinity of float and numeric columns as null.
+    public private(set) var exactNumerics = true
 
     public convenience init(replication: ReplicationConnection, applier: ChangeApplier, slot: String, publication: String) {
         self.init(replication: replication, applier: applier, slot: slot, format: .pgoutput(publication: publication))
@@ -55,7 +59,12 @@ public final class ChangeStream {
         case .pgoutput(let publication):
             try replication.startReplication(slot: slot, start: start, options: [("proto_version", "1"), ("publication_names", publication)])
         case .wal2json:
-            try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options)
+            do {
+                try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options + [Wal2JSONDecoder.numericsAsStrings])
+            } catch let error as ClientError where "\(error)".contains("unknown") || "\(error)".contains("unrecognized") {
+                exactNumerics = false
+                try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options)
+            }
         }
         defer { replication.stopStreaming() }
         var lastServerTime = Date()
@@ -70,8 +79,9 @@ public final class ChangeStream {
                 case .pgoutput: try applyWithRetry(PgOutputMessage.decode(payload))
                 case .wal2json: for decoded in try wal2json.decode(payload) { try applyWithRetry(decoded) }
                 }
-                // A full batch was committed: report progress even while the stream is busy.
-                if applier.appliedTransactions == batchesBefore { continue }
+                // A full batch was committed (or a second passed inside a large transaction):
+                // report progress even while the stream is busy.
+                if applier.appliedTransactions == batchesBefore && Date().timeIntervalSince(lastProgress) < 1 { continue }
             case .keepalive(let end, let serverTime, let replyRequested)?:
                 lastServerTime = serverTime
                 // The walsender has decoded up to `end`: nothing before it is outstanding.
@@ -92,6 +102,7 @@ public final class ChangeStream {
             let progress = Progress(appliedLSN: applier.appliedLSN, receivedLSN: receivedLSN,
                                     appliedTransactions: applier.appliedTransactions, appliedChanges: applier.appliedChanges,
                                     latencySeconds: latency, lastBatchDelaySeconds: applier.lastBatchDelaySeconds, caughtUp: caughtUp)
+            lastProgress = Date()
             onProgress(progress)
             if shouldStop(progress) { return }
         }
@@ -116,7 +127,8 @@ public final class ChangeStream {
 
     private func applyWithRetry(_ message: PgOutputMessage) throws {
         do { try applier.handle(message) } catch {
-            applier.recover()
+            guard applier.canRetry else { try? applier.recover(); throw error }
+            try applier.recover()
             try applier.handle(message)
         }
     }
@@ -124,7 +136,8 @@ public final class ChangeStream {
     private func flushAndReport(force: Bool) throws {
         if applier.hasPending {
             do { try applier.flush() } catch {
-                applier.recover()
+                guard applier.canRetry else { try? applier.recover(); throw error }
+                try applier.recover()
                 try applier.flush()
             }
         }
