@@ -71,6 +71,12 @@ public final class ChangeApplier {
     /// key they cannot be matched; the cutover copies them again.
     public var insertOnlyTables: Set<String> = []
     public static func tableKey(schema: String, name: String) -> String { schema + "\u{0}" + name }
+    /// Told about schema differences that do not stop the stream (each once).
+    public var onNotice: (String) -> Void = { _ in }
+    private var noticed: Set<String> = []
+    private func notice(_ text: String) {
+        if noticed.insert(text).inserted { onNotice(text) }
+    }
 
     /// Output settings every apply session pins, so values are read and compared the same
     /// way whatever the target's (or its database's, or its role's) defaults are.
@@ -391,6 +397,10 @@ public final class ChangeApplier {
         }
         // wal2json sends names only (type 0), and an UPDATE leaves unchanged TOAST columns out.
         let partial = d.columns.allSatisfy { $0.typeOID == 0 }
+        // A column the target lacks stops the stream: its values have nowhere to go. The other
+        // differences do not: changes made before the DDL still come with the old shape once the
+        // target is fixed (a resumed stream replays them), so insisting on either shape would
+        // stop the stream for good. They are noticed instead.
         var statements: [String] = []
         for column in d.columns {
             let quoted = try target.quoteIdentifier(column.name)
@@ -400,18 +410,21 @@ public final class ChangeApplier {
             }
             // Built-in types have the same OID everywhere; others are compared by name elsewhere.
             if !partial, column.typeOID < 16384, column.typeOID != mine.typeOID || (column.typeModifier != mine.typeModifier && !mine.generated) {
-                statements.append("ALTER TABLE \(name) ALTER COLUMN \(quoted) TYPE \(try typeName(column));")
+                notice("column \(quoted) of \(name) is \(try typeName(column)) on the source but \(mine.fullTypeName) on the target "
+                       + "(ALTER TABLE on the source during streaming?): its values are applied as text; if the target refuses them, "
+                       + "run `ALTER TABLE \(name) ALTER COLUMN \(quoted) TYPE \(try typeName(column));` on the target, then rerun")
             }
         }
         if !partial {
             let sent = Set(d.columns.map(\.name))
             // pgoutput before 18 does not send generated columns.
             for extra in order where !sent.contains(extra) && !byName[extra]!.generated {
-                statements.append("ALTER TABLE \(name) DROP COLUMN \(try target.quoteIdentifier(extra));")
+                notice("column \(try target.quoteIdentifier(extra)) of \(name) is not on the source (dropped during streaming?): "
+                       + "rows streamed from now on leave it NULL (or its default); drop it on the target after the cutover, not before")
             }
         }
         if !statements.isEmpty {
-            throw ChangeStreamError("the source's table \(name) no longer matches the target's (DDL on the source during streaming?); "
+            throw ChangeStreamError("the source's table \(name) has a column the target's lacks (DDL on the source during streaming?); "
                 + "run on the target: \(statements.joined(separator: " ")) — \(hint)")
         }
         return d.columns.map { byName[$0.name]! }

@@ -226,6 +226,7 @@ extension Migrator {
         let source = try open(sourceDB, what: "source database \(database)")
         defer { source.close() }
         let applier = try ChangeApplier(target: target, originName: capture.slotName)
+        applier.onNotice = { [self] text in note("\(database): \(text)") }
         let format: ChangeStream.Format
         if usesWal2JSON {
             format = .wal2json
