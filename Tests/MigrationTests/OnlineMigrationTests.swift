@@ -172,12 +172,15 @@ import TestSupport
     /// pgbench's own tables: pgbench_history has no key (and no REPLICA IDENTITY FULL). Its
     /// INSERTs stream, UPDATE/DELETE on it keep working on the source, and the cutover copies it
     /// again; `--strict-keys` refuses it instead.
-    @Test func tablesWithoutKeyStreamTheirInsertsAndAreCopiedAgainAtCutover() throws {
+    @Test(arguments: ["pgoutput", "wal2json"])
+    func tablesWithoutKeyStreamTheirInsertsAndAreCopiedAgainAtCutover(plugin: String) throws {
+        if plugin == "wal2json" { setenv("PGPREFLIGHT_OUTPUT_PLUGIN", "wal2json", 1) }
+        defer { unsetenv("PGPREFLIGHT_OUTPUT_PLUGIN") }
         let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "onlinekeyless")
         #expect(LocalServer.wait(pgbench(["-i", "-s", "2", "-q"], database: database)) == 0)
         try TestServers.pg15.psql("CREATE TABLE log_lines (at timestamptz DEFAULT now(), line text); "
                                   + "INSERT INTO log_lines (line) SELECT 'seed ' || g FROM generate_series(1, 100) g", database: database)
-        let name = "onkeyless-\(ProcessInfo.processInfo.processIdentifier)"
+        let name = "onkeyless-\(plugin)-\(ProcessInfo.processInfo.processIdentifier)"
         let state = Fixtures.stateDirectory()
         let output = state.appendingPathExtension("log")
         let store = try StateStore(directory: state)
@@ -338,10 +341,21 @@ import TestSupport
         let second = Fixtures.spawn(arguments(name, database, state), output: output)
         #expect(try waitForRunner(store, name, second))
         #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        // A table created on the source: the stream stops until the target has it too.
+        try TestServers.pg15.psql("CREATE TABLE added (id int PRIMARY KEY, v text); INSERT INTO added VALUES (1, 'one'), (2, 'two')",
+                                  database: database)
+        #expect(LocalServer.wait(second) != 0)
+        #expect(log(output).contains(#"table "public"."added" is on the source but not on the target"#), "\(log(output))")
+        try Self.target.psql("CREATE TABLE added (id int PRIMARY KEY, v text)", database: database)
+
+        let third = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForRunner(store, name, third))
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
         let (code, text) = cutover(name, state)
         #expect(code == 0, "\(text)")
-        if code != 0 { kill(second, SIGTERM) }
-        #expect(LocalServer.wait(second) == 0, "\(log(output))")
+        if code != 0 { kill(third, SIGTERM) }
+        #expect(LocalServer.wait(third) == 0, "\(log(output))")
+        #expect(try Fixtures.listing(Self.target, database, "SELECT id, v FROM added ORDER BY id") == ["1 | one", "2 | two"])
         let sql = "SELECT id, body, tag FROM notes ORDER BY id"
         #expect(try Fixtures.listing(TestServers.pg15, database, sql) == Fixtures.listing(Self.target, database, sql))
         #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
