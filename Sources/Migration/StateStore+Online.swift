@@ -91,12 +91,19 @@ extension StateStore {
         return fields.count > 19 ? String(fields[19]) : nil
     }
 
+    /// This machine's name (gethostname: no name-service lookup).
+    static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "" }
+        return String(cString: buffer)
+    }
+
     /// Called in the transaction that marks the migration InProgress.
     static func recordRunner(_ db: GRDB.Database, _ migration: String) throws {
         try db.execute(sql: runnerSchema)
         let pid = getpid()
         try db.execute(sql: "INSERT OR REPLACE INTO runner (migration, pid, startTime, host) VALUES (?, ?, ?, ?)",
-                       arguments: [migration, Int(pid), processStartTime(pid), ProcessInfo.processInfo.hostName])
+                       arguments: [migration, Int(pid), processStartTime(pid), hostName])
     }
 
     /// The recorded runner: nil when none was recorded; `alive` false when its process is gone
@@ -109,7 +116,7 @@ extension StateStore {
         guard let row else { return nil }
         let pid: Int = row["pid"]
         let host: String = row["host"]
-        guard host == ProcessInfo.processInfo.hostName else { return (pid, true) }
+        guard host == Self.hostName else { return (pid, true) }
         if pid == Int(getpid()) { return (pid, true) }
         guard kill(pid_t(pid), 0) == 0 || errno == EPERM else { return (pid, false) }
         // A zombie (killed, not yet reaped by its parent) is gone too.

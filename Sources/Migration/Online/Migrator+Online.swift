@@ -51,8 +51,13 @@ extension Migrator {
     var changeFormat: ChangeStream.Format { usesWal2JSON ? .wal2json : .pgoutput(publication: publicationName) }
 
     /// Publication and slot names: lower-case letters, digits and `_` (slots allow nothing else).
-    var publicationName: String {
-        "pgpreflight_" + String(options.name.lowercased().map { $0 == "-" ? "_" : $0 }.prefix(40))
+    var publicationName: String { Self.publicationNames(migration: options.name)[0] }
+
+    /// The publications an online migration creates in each source database (the keyed
+    /// tables', the insert-only one of tables without a key), for `cancel` too.
+    public static func publicationNames(migration: String) -> [String] {
+        let base = "pgpreflight_" + String(migration.lowercased().map { $0 == "-" ? "_" : $0 }.prefix(40))
+        return [base, base + "_ins"]
     }
 
     func slotName(_ database: String) throws -> String {
@@ -65,7 +70,7 @@ extension Migrator {
     /// Publication of the tables without a key: INSERT and TRUNCATE only, so UPDATE and DELETE
     /// on them keep working on the source (a publication that publishes them would make the
     /// source refuse them). They are copied again at cutover.
-    var insertOnlyPublicationName: String { publicationName + "_ins" }
+    var insertOnlyPublicationName: String { Self.publicationNames(migration: options.name)[1] }
 
     /// The ordinary tables of a source database (partitions included, each as itself), split
     /// into those whose UPDATEs and DELETEs can be streamed and those without a primary key or
@@ -309,7 +314,9 @@ extension Migrator {
             if !mismatches.isEmpty {
                 let shown = mismatches.prefix(10).map(\.description).joined(separator: "; ")
                 throw MigrationFailure("verification after cutover failed for \(mismatches.count) table(s) of \(database): \(shown). "
-                    + "Were applications still writing to the source? The slot is kept: rerun the command to stream again, then cut over.")
+                    + "The slot is kept. If applications still write to the source (see pg_stat_activity), stop them, rerun the "
+                    + "same migrate command and cut over again; otherwise the streamed changes of these tables differ: compare them "
+                    + "with `pgpreflight verify --checksums`, and report it (the target cannot be trusted as it is)")
             }
         }
         dropChangeCapture(databases)
