@@ -266,4 +266,46 @@ import TestSupport
             #expect(try rows(c.targetEndpoint, "specials").count == 3)
         }
     }
+
+    /// pgoutput streams a transaction larger than logical_decoding_work_mem (64 kB here) while
+    /// it is still open (PostgreSQL 14+): what a rolled-back savepoint or transaction made never
+    /// reaches the target, two large transactions interleave, and the rest is applied exactly.
+    @Test func streamedTransactionsWithSavepointsAndAbortsAreAppliedExactly() throws {
+        let c = try makeCase(schema: """
+            CREATE TABLE items (id int PRIMARY KEY, owner text, payload text);
+            CREATE TABLE events (at int, note text);
+            ALTER TABLE events REPLICA IDENTITY FULL;
+            """, seed: "INSERT INTO items SELECT g, 'seed', md5(g::text) FROM generate_series(1, 1000) g",
+            tables: ["items", "events"], plugin: "pgoutput", sourceSettings: ["SET logical_decoding_work_mem = '64kB'"])
+        defer { cleanup(c) }
+        let other = try Connection.open(c.sourceEndpoint)
+        defer { other.close() }
+        try c.source.execute("""
+            BEGIN;
+            INSERT INTO items SELECT g, 'big', repeat(md5(g::text), 4) FROM generate_series(1001, 6000) g;
+            SAVEPOINT s1;
+            INSERT INTO items SELECT g, 'rolled back', repeat(md5(g::text), 4) FROM generate_series(6001, 9000) g;
+            UPDATE items SET owner = 'rolled back' WHERE id <= 500;
+            ROLLBACK TO SAVEPOINT s1;
+            SAVEPOINT s2;
+            UPDATE items SET owner = 'kept' WHERE id BETWEEN 200 AND 700;
+            RELEASE SAVEPOINT s2;
+            INSERT INTO events SELECT g, 'e' || g FROM generate_series(1, 3000) g;
+            DELETE FROM events WHERE at % 7 = 0;
+            COMMIT;
+            """)
+        try c.source.execute("BEGIN; INSERT INTO items SELECT g, 'aborted', repeat('x', 200) FROM generate_series(20001, 26000) g; ROLLBACK")
+        // Two large transactions at once, committed in the other order.
+        try c.source.execute("BEGIN; INSERT INTO items SELECT g, 'first open', repeat(md5(g::text), 4) FROM generate_series(30001, 33000) g")
+        try other.execute("BEGIN; INSERT INTO items SELECT g, 'second', repeat(md5(g::text), 4) FROM generate_series(40001, 43000) g")
+        try c.source.execute("UPDATE items SET payload = 'changed' WHERE id BETWEEN 1001 AND 2000")
+        try other.execute("UPDATE events SET note = 'by second' WHERE at < 100; COMMIT")
+        try c.source.execute("DELETE FROM items WHERE id BETWEEN 30001 AND 30100; COMMIT")
+        try catchUp(c)
+        try assertSame(c)
+        // The source did stream them (and did not just decode them at commit).
+        let streamed = try c.source.query("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1", c.slotName).first?.int(0)
+        #expect((streamed ?? 0) >= 3)
+        #expect(try rows(c.targetEndpoint, "items").count == 1000 + 5000 + 3000 + 3000 - 100)
+    }
 }

@@ -184,8 +184,8 @@ public final class ChangeApplier {
             if pendingFirstCommitTime == nil { pendingFirstCommitTime = commitTime }
             pendingTransactions += 1
             if pending.count >= batchLimit || targetTransactionOpen { try flush() }
-        case .origin, .message:
-            break
+        case .origin, .message, .streamStart, .streamStop, .streamCommit, .streamAbort:
+            break  // stream messages are ChangeStream's: it replays a streamed transaction at its commit
         }
     }
 
@@ -251,6 +251,12 @@ public final class ChangeApplier {
     }
 
     // MARK: Building statements
+
+    /// The relation descriptions as they stand, to restore after a streamed transaction is
+    /// replayed: its RELATION messages describe the tables for that transaction only.
+    public struct RelationCache { fileprivate let relations: [UInt32: Relation] }
+    public func relationCache() -> RelationCache { RelationCache(relations: relations) }
+    public func restore(_ cache: RelationCache) { relations = cache.relations }
 
     private func isInsertOnly(_ id: UInt32) -> Bool {
         guard !insertOnlyTables.isEmpty, let relation = relations[id] else { return false }
