@@ -78,6 +78,7 @@ public final class ChangeStream {
             for spill in spills.values { spill.remove() }
             spills.removeAll()
             streamXid = nil
+            try? FileManager.default.removeItem(at: SpillFile.directory(slot: slot))
         }
         var lastServerTime = Date()
         while true {
@@ -215,10 +216,15 @@ final class SpillFile {
     /// Subtransactions rolled back (STREAM ABORT with a subxid): their changes are skipped.
     var aborted: Set<UInt32> = []
 
+    /// One directory per process and slot (each database streams on a thread of its own).
+    static func directory(slot: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-spill-\(getpid())-\(slot)", isDirectory: true)
+    }
+
     init(slot: String, xid: UInt32) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-spill-\(getpid())", isDirectory: true)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        url = directory.appendingPathComponent("\(slot)-\(xid)")
+        let directory = Self.directory(slot: slot)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        url = directory.appendingPathComponent("\(xid)")
         guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = FileHandle(forWritingAtPath: url.path) else {
             throw ChangeStreamError("cannot create the spill file \(url.path) for a large transaction")
