@@ -50,6 +50,9 @@ public struct MigrationOptions: Sendable {
     /// How long any statement (and pg_dump) waits for a lock before the run fails naming the
     /// blocker (0: forever).
     public var lockTimeoutSeconds = 300
+    /// Online mode: refuse tables without a primary key or replica identity instead of
+    /// streaming their INSERTs and copying them again at cutover.
+    public var strictKeys = false
 
     public init(name: String, source: ConnectionString, target: ConnectionString, databases: [String] = [],
                 mode: MigrationMode = .offline, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,

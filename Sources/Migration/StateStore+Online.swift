@@ -73,3 +73,65 @@ extension StateStore {
         }
     }
 }
+
+/// Liveness: the process that runs a migration is recorded with its start time (a pid alone
+/// may be reused), so `status` and `cutover` can tell a running migrator from one that is gone.
+extension StateStore {
+    static let runnerSchema = """
+        CREATE TABLE IF NOT EXISTS runner (migration TEXT PRIMARY KEY, pid INTEGER NOT NULL, startTime TEXT, host TEXT NOT NULL);
+        """
+
+    /// The start time of a process as the kernel gives it (Linux: clock ticks since boot, field
+    /// 22 of /proc/PID/stat); nil where there is no /proc.
+    static func processStartTime(_ pid: Int32) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name (which may hold spaces): state is field 3, starttime 22.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? String(fields[19]) : nil
+    }
+
+    /// This machine's name (gethostname: no name-service lookup).
+    static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "" }
+        return String(cString: buffer)
+    }
+
+    /// Called in the transaction that marks the migration InProgress.
+    static func recordRunner(_ db: GRDB.Database, _ migration: String) throws {
+        try db.execute(sql: runnerSchema)
+        let pid = getpid()
+        try db.execute(sql: "INSERT OR REPLACE INTO runner (migration, pid, startTime, host) VALUES (?, ?, ?, ?)",
+                       arguments: [migration, Int(pid), processStartTime(pid), hostName])
+    }
+
+    /// The recorded runner: nil when none was recorded; `alive` false when its process is gone
+    /// (no such pid, or a different process now has it). On another host it counts as alive.
+    public func runner(_ migration: String) throws -> (pid: Int, alive: Bool)? {
+        let row = try pool.write { db -> GRDB.Row? in
+            try db.execute(sql: Self.runnerSchema)
+            return try GRDB.Row.fetchOne(db, sql: "SELECT pid, startTime, host FROM runner WHERE migration = ?", arguments: [migration])
+        }
+        guard let row else { return nil }
+        let pid: Int = row["pid"]
+        let host: String = row["host"]
+        guard host == Self.hostName else { return (pid, true) }
+        if pid == Int(getpid()) { return (pid, true) }
+        guard kill(pid_t(pid), 0) == 0 || errno == EPERM else { return (pid, false) }
+        // A zombie (killed, not yet reaped by its parent) is gone too.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+           stat[stat.index(after: close)...].split(separator: " ").first == "Z" { return (pid, false) }
+        let recorded: String? = row["startTime"]
+        if let recorded, let now = Self.processStartTime(pid_t(pid)), recorded != now { return (pid, false) }
+        return (pid, true)
+    }
+
+    /// Whether a migration that says it runs (InProgress / WaitingForUserAction) has lost its
+    /// process: then it is Interrupted.
+    func isInterrupted(_ migration: String, state: String) throws -> Bool {
+        guard state == MigrationState.inProgress.rawValue || state == MigrationState.waitingForUserAction.rawValue else { return false }
+        guard let runner = try runner(migration) else { return false }
+        return !runner.alive
+    }
+}

@@ -99,6 +99,7 @@ public final class StateStore: Sendable {
                 ON CONFLICT (name) DO UPDATE SET state = 'InProgress', substate = 'PerformingPreRequisiteSteps',
                     updatedAt = excluded.updatedAt, finishedAt = NULL, message = NULL, pid = excluded.pid
                 """, arguments: [name, mode, now, now, source, target, Int(getpid())])
+            try Self.recordRunner(db, name)
         }
     }
 
@@ -312,6 +313,9 @@ public final class StateStore: Sendable {
 
     public func status(_ name: String) throws -> Status? {
         let streaming = try streamFigures(name)
+        let current = try migration(name)
+        let interrupted = try current.map { try isInterrupted(name, state: $0.state.rawValue) } ?? false
+        let runnerPID = interrupted ? try runner(name)?.pid : nil
         return try pool.read { db in
             guard let m = try GRDB.Row.fetchOne(db, sql: "SELECT * FROM migration WHERE name = ?", arguments: [name]) else { return nil }
             var databases: [DatabaseStatus] = []
@@ -337,6 +341,13 @@ public final class StateStore: Sendable {
                 databases.append(DatabaseStatus(name: database, state: dbRow["state"], tables: counts, rowsCopied: rows,
                                                 bytesCopied: bytes, latencySeconds: streaming[database]?.latency,
                                                 pendingBytes: streaming[database]?.pending))
+            }
+            // The recorded process is gone: the migration is not running, whatever the record says.
+            if interrupted {
+                return Status(name: m["name"], state: "Interrupted", substate: m["substate"], mode: m["mode"], startedAt: m["startedAt"],
+                              finishedAt: m["finishedAt"],
+                              message: "the migrator (process \(runnerPID ?? 0)) is no longer running: rerun the same `pgpreflight migrate` "
+                                + "command to resume", databases: databases)
             }
             return Status(name: m["name"], state: m["state"], substate: m["substate"], mode: m["mode"], startedAt: m["startedAt"],
                           finishedAt: m["finishedAt"], message: m["message"], databases: databases)

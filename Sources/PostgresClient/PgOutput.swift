@@ -25,7 +25,10 @@ public struct RelationDescription: Sendable, Equatable {
     public let columns: [RelationColumn]
 }
 
-/// The messages of the `pgoutput` plugin (protocol version 1), decoded.
+/// The messages of the `pgoutput` plugin (protocol versions 1 and 2), decoded. Version 2
+/// (PostgreSQL 14+, `streaming 'on'`) adds the stream messages: a large transaction arrives
+/// in blocks between STREAM START and STREAM STOP before its STREAM COMMIT (or ABORT); inside
+/// a block every change message carries its (sub)transaction's xid after the tag.
 public enum PgOutputMessage: Sendable, Equatable {
     case begin(finalLSN: LSN, commitTime: Date, xid: UInt32)
     case commit(commitLSN: LSN, endLSN: LSN, commitTime: Date)
@@ -38,11 +41,42 @@ public enum PgOutputMessage: Sendable, Equatable {
     case origin(name: String, lsn: LSN)
     case type(oid: UInt32, schema: String, name: String)
     case message(prefix: String, content: [UInt8], transactional: Bool)
+    case streamStart(xid: UInt32, firstSegment: Bool)
+    case streamStop
+    case streamCommit(xid: UInt32, commitLSN: LSN, endLSN: LSN, commitTime: Date)
+    /// `subxid == xid`: the whole transaction; otherwise that subtransaction only.
+    case streamAbort(xid: UInt32, subxid: UInt32)
 
     public static func decode(_ payload: [UInt8]) throws -> PgOutputMessage {
+        try decode(payload, inStream: false).message
+    }
+
+    /// Decodes one message; inside a stream block (`inStream`), change messages start with
+    /// the xid of the (sub)transaction that made them, returned as `xid`.
+    public static func decode(_ payload: [UInt8], inStream: Bool) throws -> (message: PgOutputMessage, xid: UInt32?) {
         var r = ByteReader(bytes: payload)
         let tag = r.uint8()
+        var xid: UInt32?
+        if inStream, "RYIUDTM".utf8.contains(tag) { xid = r.uint32() }
+        return (try decodeBody(tag, &r), xid)
+    }
+
+    private static func decodeBody(_ tag: UInt8, _ r: inout ByteReader) throws -> PgOutputMessage {
         switch tag {
+        case UInt8(ascii: "S"):
+            let xid = r.uint32()
+            return .streamStart(xid: xid, firstSegment: r.uint8() == 1)
+        case UInt8(ascii: "E"):
+            return .streamStop
+        case UInt8(ascii: "c"):
+            let xid = r.uint32()
+            _ = r.uint8()  // flags, unused
+            let commit = LSN(r.uint64()), end = LSN(r.uint64())
+            return .streamCommit(xid: xid, commitLSN: commit, endLSN: end,
+                                 commitTime: ReplicationConnection.date(fromPostgresMicroseconds: Int64(bitPattern: r.uint64())))
+        case UInt8(ascii: "A"):
+            let xid = r.uint32()
+            return .streamAbort(xid: xid, subxid: r.uint32())
         case UInt8(ascii: "B"):
             let lsn = LSN(r.uint64())
             let time = ReplicationConnection.date(fromPostgresMicroseconds: Int64(bitPattern: r.uint64()))

@@ -43,7 +43,11 @@ public final class ReplicationConnection: @unchecked Sendable {
     private var streaming = false
 
     public static func open(_ endpoint: ConnectionString, applicationName: String = "pgpreflight-replication") throws -> ReplicationConnection {
-        let replicationEndpoint = endpoint.with("replication", "database")
+        // The walsender renders the values it sends with its session's settings: pinned, so a
+        // source whose defaults differ (DateStyle, float digits before 12, …) sends exact,
+        // unambiguous text.
+        let pinned = (endpoint.value("options").map { $0 + " " } ?? "") + Self.pinnedOptions
+        let replicationEndpoint = endpoint.with("replication", "database").with("options", pinned)
         let pairs = replicationEndpoint.keywordsAndValues(defaults: [("application_name", applicationName), ("connect_timeout", "10")])
         let keywords = pairs.map { strdup($0.0) } + [nil]
         let values = pairs.map { strdup($0.1) } + [nil]
@@ -61,6 +65,8 @@ public final class ReplicationConnection: @unchecked Sendable {
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
         return ReplicationConnection(handle: handle, endpoint: endpoint)
     }
+
+    public static let pinnedOptions = "-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex -c TimeZone=UTC"
 
     private init(handle: OpaquePointer, endpoint: ConnectionString) {
         self.handle = handle

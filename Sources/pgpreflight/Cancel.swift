@@ -26,8 +26,16 @@ struct Cancel: AsyncParsableCommand {
         print("migration \(name): Canceled (nothing rolled back)")
         if record.mode == "online", case let slots = try store.slots(name), !slots.isEmpty {
             // A running `migrate` drops them itself; after a crash nothing else will.
-            print("if no `pgpreflight migrate \(name)` is running, drop its replication slots on the source (they retain WAL): "
+            let running = try store.runner(name)?.alive ?? false
+            print((running ? "the running `pgpreflight migrate \(name)` drops what it made; if it does not, drop"
+                           : "no `pgpreflight migrate \(name)` is running: drop")
+                  + " its replication slots on the source (they retain WAL): "
                   + slots.map { "SELECT pg_drop_replication_slot('\($0)');" }.joined(separator: " "))
+            print("in each source database: DROP PUBLICATION IF EXISTS "
+                  + Migrator.publicationNames(migration: name).joined(separator: ", ") + ";")
+            print("in each target database: "
+                  + slots.map { "SELECT pg_replication_origin_drop('\($0)') FROM pg_replication_origin WHERE roname = '\($0)';" }
+                      .joined(separator: " "))
         }
         let databases = try store.createdDatabases(name)
         if !databases.isEmpty {

@@ -28,12 +28,24 @@ struct Cutover: AsyncParsableCommand {
             print("migration \(name) is \(record.state.rawValue); nothing to cut over")
             throw ExitCode(record.state == .succeeded ? 0 : 1)
         }
+        // Nobody would act on the request: say so now rather than wait for the timeout.
+        if let runner = try store.runner(name), !runner.alive {
+            print("migration \(name) is not running (its migrator, process \(runner.pid), is gone): nothing would apply the last changes. "
+                  + "Rerun the same `pgpreflight migrate \(name) --mode online …` command; once it is streaming again "
+                  + "(WaitingForCutoverTrigger), run `pgpreflight cutover \(name)`")
+            throw ExitCode(1)
+        }
         let started = Date()
         _ = try store.requestCutover(name)
         print("cutover of \(name) requested; waiting for the last changes to be applied …")
         while Date().timeIntervalSince(started) < Double(timeout) {
             try await Task.sleep(nanoseconds: 200_000_000)
             guard let now = try store.migration(name) else { continue }
+            if let runner = try store.runner(name), !runner.alive, !now.state.isFinal, now.state != .failed {
+                print("migration \(name): its migrator (process \(runner.pid)) stopped before finishing the cutover; "
+                      + "rerun the same `pgpreflight migrate` command, then `pgpreflight cutover \(name)` again")
+                throw ExitCode(1)
+            }
             switch now.state {
             case .succeeded:
                 print(String(format: "migration \(name): Succeeded (cutover took %.1f s)", Date().timeIntervalSince(started)))

@@ -64,6 +64,8 @@ struct MigrationArguments: ParsableArguments {
     var lockTimeout: Int = 300
     @Option(help: "Split a table larger than this many MB into ranges copied in parallel when it dwarfs the rest of the data (more than twice what each other worker copies).")
     var splitTablesLargerThanMb: Int = 256
+    @Flag(help: "Online mode: refuse tables without a primary key or replica identity (by default their INSERTs stream and they are copied again at cutover, while writes are stopped).")
+    var strictKeys = false
 
     func makeOptions() throws -> MigrationOptions {
         guard let modeValue = MigrationMode(rawValue: mode) else { throw MigrationUsageError("--mode must be offline or online") }
@@ -81,6 +83,7 @@ struct MigrationArguments: ParsableArguments {
         options.continueOnError = continueOnError
         guard lockTimeout >= 0 else { throw MigrationUsageError("--lock-timeout must be 0 (no limit) or a number of seconds") }
         options.lockTimeoutSeconds = lockTimeout
+        options.strictKeys = strictKeys
         return options
     }
 }

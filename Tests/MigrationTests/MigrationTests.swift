@@ -205,7 +205,7 @@ struct MigrationTests {
         kill(pid, SIGKILL)
         _ = LocalServer.wait(pid)
         let killed = try #require(try store.status(name))
-        #expect(killed.state == "InProgress")  // what a crash leaves behind
+        #expect(killed.state == "Interrupted")  // the record says InProgress; its process is gone
         #expect(killed.databases[0].tables.copied < killed.databases[0].tables.total)
 
         // `status` from another terminal, in the design's JSON shape.

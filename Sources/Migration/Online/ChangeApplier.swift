@@ -22,24 +22,76 @@ public final class ChangeApplier {
     public private(set) var lastBatchDelaySeconds: Double = 0
     private var pendingFirstCommitTime: Date?
 
-    private var relations: [UInt32: (description: RelationDescription, qualifiedName: String, generation: Int)] = [:]
+    /// A column as the target has it.
+    struct TargetColumn {
+        let name: String
+        /// GENERATED ALWAYS AS IDENTITY: written only with OVERRIDING SYSTEM VALUE.
+        let identityAlways: Bool
+        /// A stored generated column: never written (wal2json sends its values).
+        let generated: Bool
+        /// `format_type` without the modifier, for casting a parameter.
+        let typeName: String
+        let typeOID: UInt32
+        let typeModifier: Int32
+        /// With its type modifier, for the statements a schema difference needs.
+        let fullTypeName: String
+        /// The type (or an array's element) has a default btree operator class: `=` is exact.
+        /// Otherwise rows are compared by their text, rendered on the target on both sides.
+        let hasEquality: Bool
+    }
+
+    struct Relation {
+        let description: RelationDescription
+        let qualifiedName: String
+        let generation: Int
+        /// Per source column, the target's; filled on the first change that uses the relation.
+        var target: [TargetColumn]?
+    }
+
+    private var relations: [UInt32: Relation] = [:]
+    private var typeNames: [UInt32: String] = [:]
     private var generation = 0
     private var preparedStatements: Set<String> = []
     private var pending: [(name: String, sql: String, values: [SQLValue])] = []
+    /// Statements in `pending` before this index belong to complete source transactions.
+    private var completeCount = 0
     private var pendingEnd: LSN?
     private var pendingCommitTime: Date?
     private var pendingTransactions = 0
+    private var pendingChanges = 0
     private var skippingTransaction = false
-    /// Flush once a batch holds this many statements (at a transaction boundary).
+    /// A target transaction holds statements sent before their source transaction's COMMIT
+    /// arrived (a large transaction, written through so memory stays bounded). It commits
+    /// with that source transaction, never before.
+    private var targetTransactionOpen = false
+    /// Flush once a batch holds this many statements (at a transaction boundary); inside a
+    /// larger source transaction, statements are sent to the target in chunks of this size.
     public var batchLimit = 5000
+    /// Tables (`tableKey(schema:name:)`) whose UPDATEs and DELETEs are not applied: without a
+    /// key they cannot be matched; the cutover copies them again.
+    public var insertOnlyTables: Set<String> = []
+    public static func tableKey(schema: String, name: String) -> String { schema + "\u{0}" + name }
+    /// Told about schema differences that do not stop the stream (each once).
+    public var onNotice: (String) -> Void = { _ in }
+    private var noticed: Set<String> = []
+    private func notice(_ text: String) {
+        if noticed.insert(text).inserted { onNotice(text) }
+    }
+
+    /// Output settings every apply session pins, so values are read and compared the same
+    /// way whatever the target's (or its database's, or its role's) defaults are.
+    public static let sessionSettings = """
+        SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; \
+        SET extra_float_digits = 3; SET bytea_output = 'hex'
+        """
 
     /// Prepares `target` (a superuser session on the target database): replica role so
-    /// triggers and foreign keys do not fire twice, and the replication origin that tracks
-    /// progress (created on first use).
+    /// triggers and foreign keys do not fire twice, pinned output settings, and the
+    /// replication origin that tracks progress (created on first use).
     public init(target: Connection, originName: String) throws {
         self.target = target
         self.originName = originName
-        try target.execute("SET session_replication_role = replica; SET synchronous_commit = off")
+        try target.execute("SET session_replication_role = replica; SET synchronous_commit = off; " + Self.sessionSettings)
         try target.query("""
             SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT FROM pg_replication_origin WHERE roname = $1)
             """, originName)
@@ -53,9 +105,11 @@ public final class ChangeApplier {
     public func startPosition(consistentPoint: LSN) -> LSN { max(appliedLSN, consistentPoint) }
 
     /// Whether statements are waiting for `flush()`.
-    public var hasPending: Bool { !pending.isEmpty || pendingEnd != nil }
+    public var hasPending: Bool { !pending.isEmpty || pendingEnd != nil || targetTransactionOpen }
     /// Inside a source transaction whose COMMIT has not arrived yet.
     public private(set) var inTransaction = false
+    /// A failed batch can be sent again only while nothing of it was sent in an earlier chunk.
+    public var canRetry: Bool { !targetTransactionOpen }
 
     public func handle(_ message: PgOutputMessage) throws {
         switch message {
@@ -66,58 +120,105 @@ public final class ChangeApplier {
         case .relation(let description):
             generation += 1
             let name = try target.quoteQualified(description.schema, description.name)
-            relations[description.id] = (description, name, generation)
+            relations[description.id] = Relation(description: description, qualifiedName: name, generation: generation, target: nil)
+        case .type(let oid, let schema, let name):
+            typeNames[oid] = try target.quoteQualified(schema, name)
         case .insert(let id, let new):
-            guard !skippingTransaction, let relation = relations[id] else { return }
-            let columns = relation.description.columns
-            let indices = columns.indices.filter { new[$0] != .unchangedToast }
-            let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }
-            let statement = "i\(relation.generation)_\(mask(indices))"
-            let sql = "INSERT INTO \(relation.qualifiedName) (\(names.joined(separator: ", "))) VALUES ("
-                + indices.indices.map { "$\($0 + 1)" }.joined(separator: ", ") + ")"
-            enqueue(statement, sql, indices.map { value(new[$0]) })
+            guard !skippingTransaction, let relation = try relation(id) else { return }
+            try insert(relation, new)
         case .update(let id, let old, let oldIsKeyOnly, let new):
-            guard !skippingTransaction, let relation = relations[id] else { return }
-            let columns = relation.description.columns
-            let setIndices = columns.indices.filter { new[$0] != .unchangedToast }
+            guard !skippingTransaction, !isInsertOnly(id), let relation = try relation(id) else { return }
+            let columns = relation.description.columns, targetColumns = relation.target!
+            func knownChanged(_ i: Int) -> Bool {
+                guard let old, i < old.count, !oldIsKeyOnly || columns[i].isKey, old[i] != .unchangedToast else { return false }
+                return old[i] != new[i]
+            }
+            // An identity column that is always generated can only be set to DEFAULT: left out
+            // unless it changed (then the row is deleted and inserted again).
+            if columns.indices.contains(where: { targetColumns[$0].identityAlways && knownChanged($0) }) {
+                guard !new.contains(.unchangedToast) else {
+                    throw ChangeStreamError("an UPDATE on \(relation.qualifiedName) changed an identity column (GENERATED ALWAYS) and "
+                        + "left TOASTed values unchanged: it cannot be applied; make the column GENERATED BY DEFAULT on the target, then rerun")
+                }
+                try delete(relation, old: old!, keyOnly: oldIsKeyOnly)
+                try insert(relation, new)
+                return
+            }
+            let setIndices = columns.indices.filter {
+                new[$0] != .unchangedToast && !targetColumns[$0].generated && !targetColumns[$0].identityAlways
+            }
+            // Only unchanged TOAST values (or columns never written): the row stays as it is.
+            guard !setIndices.isEmpty else { return }
             let (whereSQL, whereValues, whereMask) = try match(relation, old: old ?? new, keyOnly: old == nil || oldIsKeyOnly,
                                                                firstParameter: setIndices.count + 1)
             let assignments = try setIndices.enumerated().map { "\(try target.quoteIdentifier(columns[$0.element].name)) = $\($0.offset + 1)" }
             let statement = "u\(relation.generation)_\(mask(setIndices))_\(whereMask)"
-            let sql = "UPDATE \(relation.qualifiedName) SET \(assignments.joined(separator: ", ")) WHERE \(whereSQL)"
-            enqueue(statement, sql, setIndices.map { value(new[$0]) } + whereValues)
+            let sql = "UPDATE ONLY \(relation.qualifiedName) SET \(assignments.joined(separator: ", ")) WHERE \(whereSQL)"
+            try enqueue(statement, sql, setIndices.map { value(new[$0]) } + whereValues)
         case .delete(let id, let old, let oldIsKeyOnly):
-            guard !skippingTransaction, let relation = relations[id] else { return }
-            let (whereSQL, whereValues, whereMask) = try match(relation, old: old, keyOnly: oldIsKeyOnly, firstParameter: 1)
-            enqueue("d\(relation.generation)_\(whereMask)", "DELETE FROM \(relation.qualifiedName) WHERE \(whereSQL)", whereValues)
+            guard !skippingTransaction, !isInsertOnly(id), let relation = try relation(id) else { return }
+            try delete(relation, old: old, keyOnly: oldIsKeyOnly)
         case .truncate(let ids, let cascade, let restartIdentity):
             guard !skippingTransaction else { return }
-            let names = ids.compactMap { relations[$0]?.qualifiedName }
+            // pgoutput lists every relation the source truncated (inheritance children and
+            // cascaded tables included): each is truncated alone, as the source did.
+            let names = try ids.compactMap { id in try relation(id)?.qualifiedName }
             guard !names.isEmpty else { return }
-            let sql = "TRUNCATE \(names.joined(separator: ", "))" + (restartIdentity ? " RESTART IDENTITY" : "") + (cascade ? " CASCADE" : "")
-            pending.append(("", sql, []))
+            let options = (restartIdentity ? " RESTART IDENTITY" : "") + (cascade ? " CASCADE" : "")
+            // wal2json sends one message per truncated table: tables truncated one after the
+            // other in a transaction go in one statement, so a foreign key between them passes.
+            // (Quoted names end with `"`: what follows the last one is the options.)
+            if let last = pending.last, last.name.isEmpty, pending.count > completeCount, last.sql.hasPrefix("TRUNCATE "),
+               last.sql.split(separator: "\"", omittingEmptySubsequences: false).last.map(String.init) == options {
+                let head = last.sql.dropLast(options.count)
+                pending[pending.count - 1].sql = head + ", " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options
+                return
+            }
+            try enqueue("", "TRUNCATE " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options, [])
         case .commit(_, let endLSN, let commitTime):
             inTransaction = false
             if skippingTransaction { skippingTransaction = false; return }
+            completeCount = pending.count
             pendingEnd = endLSN
             pendingCommitTime = commitTime
             if pendingFirstCommitTime == nil { pendingFirstCommitTime = commitTime }
             pendingTransactions += 1
-            if pending.count >= batchLimit { try flush() }
-        case .origin, .type, .message:
-            break
+            if pending.count >= batchLimit || targetTransactionOpen { try flush() }
+        case .origin, .message, .streamStart, .streamStop, .streamCommit, .streamAbort:
+            break  // stream messages are ChangeStream's: it replays a streamed transaction at its commit
         }
     }
 
     /// Commits everything received up to the last complete source transaction, with the
-    /// origin position, in one target transaction.
+    /// origin position, in one target transaction. Statements of a source transaction still
+    /// open stay pending (or, already sent, in the open target transaction until its COMMIT).
     public func flush() throws {
         guard let end = pendingEnd else { return }
-        let statements = pending
+        if targetTransactionOpen && inTransaction { return }
+        let statements = pending[0..<completeCount]
         let commitTime = pendingCommitTime ?? Date()
+        try send(statements, commit: (end, commitTime))
+        appliedLSN = end
+        lastAppliedCommitTime = commitTime
+        lastBatchDelaySeconds = max(0, Date().timeIntervalSince(pendingFirstCommitTime ?? commitTime))
+        pendingFirstCommitTime = nil
+        appliedTransactions += pendingTransactions
+        appliedChanges += pendingChanges + statements.count
+        pendingChanges = 0
+        pending.removeFirst(completeCount)
+        completeCount = 0
+        pendingEnd = nil
+        pendingCommitTime = nil
+        pendingTransactions = 0
+    }
+
+    /// Sends statements in one pipeline: BEGIN first unless a target transaction is open,
+    /// the origin position and COMMIT last when `commit` is given.
+    private func send(_ statements: ArraySlice<(name: String, sql: String, values: [SQLValue])>, commit: (LSN, Date)?) throws {
         var prepared = preparedStatements
+        let begin = !targetTransactionOpen
         try target.pipeline { batch in
-            batch.statement("BEGIN")
+            if begin { batch.statement("BEGIN") }
             for statement in statements {
                 if statement.name.isEmpty {
                     batch.statement(statement.sql)
@@ -126,35 +227,79 @@ public final class ChangeApplier {
                 if prepared.insert(statement.name).inserted { batch.prepare(statement.name, statement.sql) }
                 batch.execute(statement.name, statement.values)
             }
-            batch.statement("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::timestamptz)",
-                            [.text(end.description), .text(Self.timestampFormatter.string(from: commitTime))])
-            batch.statement("COMMIT")
+            if let (end, commitTime) = commit {
+                batch.statement("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::timestamptz)",
+                                [.text(end.description), .text(Self.timestampFormatter.string(from: commitTime))])
+                batch.statement("COMMIT")
+            }
         }
         preparedStatements = prepared
-        appliedLSN = end
-        lastAppliedCommitTime = commitTime
-        lastBatchDelaySeconds = max(0, Date().timeIntervalSince(pendingFirstCommitTime ?? commitTime))
-        pendingFirstCommitTime = nil
-        appliedTransactions += pendingTransactions
-        appliedChanges += statements.count
-        pending.removeAll(keepingCapacity: true)
-        pendingEnd = nil
-        pendingCommitTime = nil
-        pendingTransactions = 0
+        targetTransactionOpen = commit == nil
     }
 
     /// Rolls back a failed batch so the session can be reused (the statements stay pending).
-    public func recover() {
+    /// Throws when part of the batch was sent in earlier chunks: those are gone with the
+    /// rollback, so the stream must start again from the last committed position.
+    public func recover() throws {
+        let lost = targetTransactionOpen
+        targetTransactionOpen = false
         try? target.execute("ROLLBACK")
         // A failed pipeline may have left some prepares undone; prepare everything again.
         preparedStatements.removeAll()
         try? target.execute("DEALLOCATE ALL")
+        if lost { throw ChangeStreamError("a large transaction failed on the target after part of it was sent") }
     }
 
     // MARK: Building statements
 
-    private func enqueue(_ name: String, _ sql: String, _ values: [SQLValue]) {
+    /// The relation descriptions as they stand, to restore after a streamed transaction is
+    /// replayed: its RELATION messages describe the tables for that transaction only.
+    public struct RelationCache { fileprivate let relations: [UInt32: Relation] }
+    public func relationCache() -> RelationCache { RelationCache(relations: relations) }
+    public func restore(_ cache: RelationCache) { relations = cache.relations }
+
+    private func isInsertOnly(_ id: UInt32) -> Bool {
+        guard !insertOnlyTables.isEmpty, let relation = relations[id] else { return false }
+        return insertOnlyTables.contains(Self.tableKey(schema: relation.description.schema, name: relation.description.name))
+    }
+
+    /// The relation of a change, its target columns looked up (and compared) on first use.
+    private func relation(_ id: UInt32) throws -> Relation? {
+        guard var relation = relations[id] else { return nil }
+        if relation.target == nil {
+            relation.target = try targetColumns(relation)
+            relations[id] = relation
+        }
+        return relation
+    }
+
+    private func insert(_ relation: Relation, _ new: [TupleValue]) throws {
+        let columns = relation.description.columns, targetColumns = relation.target!
+        let indices = columns.indices.filter { new[$0] != .unchangedToast && !targetColumns[$0].generated }
+        let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }
+        let overriding = indices.contains { targetColumns[$0].identityAlways } ? " OVERRIDING SYSTEM VALUE" : ""
+        let statement = "i\(relation.generation)_\(mask(indices))"
+        let sql = "INSERT INTO \(relation.qualifiedName) (\(names.joined(separator: ", ")))\(overriding) VALUES ("
+            + indices.indices.map { "$\($0 + 1)" }.joined(separator: ", ") + ")"
+        try enqueue(statement, sql, indices.map { value(new[$0]) })
+    }
+
+    private func delete(_ relation: Relation, old: [TupleValue], keyOnly: Bool) throws {
+        let (whereSQL, whereValues, whereMask) = try match(relation, old: old, keyOnly: keyOnly, firstParameter: 1)
+        try enqueue("d\(relation.generation)_\(whereMask)", "DELETE FROM ONLY \(relation.qualifiedName) WHERE \(whereSQL)", whereValues)
+    }
+
+    private func enqueue(_ name: String, _ sql: String, _ values: [SQLValue]) throws {
         pending.append((name, sql, values))
+        // Inside a large source transaction: send what it has so far (memory stays bounded);
+        // complete transactions before it go along in the same target transaction.
+        if inTransaction && pending.count >= batchLimit {
+            // A failed chunk cannot be sent again on its own: the stream restarts instead.
+            do { try send(pending[...], commit: nil) } catch { targetTransactionOpen = true; throw error }
+            pendingChanges += pending.count
+            pending.removeAll(keepingCapacity: true)
+            completeCount = 0
+        }
     }
 
     private func value(_ tuple: TupleValue) -> SQLValue {
@@ -171,15 +316,15 @@ public final class ChangeApplier {
     }
 
     /// The WHERE clause that finds the old row: its key columns for REPLICA IDENTITY
-    /// DEFAULT/INDEX; for FULL every sent column, compared as text (so types without an
-    /// equality operator work) on one physical row, since duplicates are possible.
-    private func match(_ relation: (description: RelationDescription, qualifiedName: String, generation: Int),
-                       old: [TupleValue], keyOnly: Bool, firstParameter: Int) throws -> (String, [SQLValue], String) {
-        let columns = relation.description.columns
+    /// DEFAULT/INDEX; for FULL every sent column, compared as typed values (`IS NULL` for
+    /// NULLs), or, for a type without a btree equality, as the text the target renders for
+    /// both sides; one physical row, since duplicates are possible.
+    private func match(_ relation: Relation, old: [TupleValue], keyOnly: Bool, firstParameter: Int) throws -> (String, [SQLValue], String) {
+        let columns = relation.description.columns, targetColumns = relation.target!
         let full = relation.description.replicaIdentity == "f" && !keyOnly
         let indices = columns.indices.filter { i in
             guard i < old.count, old[i] != .unchangedToast else { return false }
-            return full || columns[i].isKey
+            return full ? !targetColumns[i].generated : columns[i].isKey
         }
         guard !indices.isEmpty else {
             throw ChangeStreamError("table \(relation.qualifiedName) has no replica identity to find rows by")
@@ -189,8 +334,15 @@ public final class ChangeApplier {
         for i in indices {
             let column = try target.quoteIdentifier(columns[i].name)
             let parameter = "$\(firstParameter + values.count)"
+            let type = targetColumns[i].typeName
             if full {
-                conditions.append(old[i] == .null ? "\(column) IS NULL" : "\(column)::text = \(parameter)::text")
+                if old[i] == .null {
+                    conditions.append("\(column) IS NULL")
+                } else if targetColumns[i].hasEquality {
+                    conditions.append("\(column) = \(parameter)::\(type)")
+                } else {
+                    conditions.append("\(column)::text = (\(parameter)::\(type))::text")
+                }
             } else {
                 conditions.append("\(column) = \(parameter)")
             }
@@ -200,9 +352,98 @@ public final class ChangeApplier {
         let nullMask = mask(indices.filter { old[$0] == .null })
         let clause = conditions.joined(separator: " AND ")
         if full {
-            return ("ctid = (SELECT ctid FROM \(relation.qualifiedName) WHERE \(clause) LIMIT 1)", values, "f\(mask(indices))n\(nullMask)")
+            return ("ctid = (SELECT ctid FROM ONLY \(relation.qualifiedName) WHERE \(clause) LIMIT 1)", values, "f\(mask(indices))n\(nullMask)")
         }
         return (clause, values, "k\(mask(indices))")
+    }
+
+    // MARK: The target's table
+
+    /// The target's columns for each of the relation's, or an error that says what differs
+    /// and what to run on the target (DDL on the source during streaming).
+    private func targetColumns(_ relation: Relation) throws -> [TargetColumn] {
+        let d = relation.description
+        let v = target.serverVersionNumber
+        let generated = v >= 120000 ? "a.attgenerated::text" : "''"
+        let identity = v >= 100000 ? "a.attidentity::text" : "''"
+        let rows = try target.query("""
+            SELECT a.attname, \(identity), \(generated), format_type(a.atttypid, NULL), a.atttypid::int8, a.atttypmod,
+                   format_type(a.atttypid, a.atttypmod),
+                   bt.typtype <> 'c' AND et.typtype <> 'c' AND EXISTS (
+                       SELECT FROM pg_opclass o JOIN pg_am m ON m.oid = o.opcmethod
+                       WHERE m.amname = 'btree' AND o.opcdefault
+                         AND (o.opcintype = et.oid
+                              OR (et.typtype IN ('e', 'r', 'm') AND o.opcintype::regtype::text
+                                  = CASE et.typtype WHEN 'e' THEN 'anyenum' WHEN 'r' THEN 'anyrange' ELSE 'anymultirange' END)
+                              OR EXISTS (SELECT FROM pg_cast c WHERE c.castsource = et.oid AND c.casttarget = o.opcintype AND c.castmethod = 'b')))
+            FROM pg_attribute a
+            JOIN pg_type t ON t.oid = a.atttypid
+            JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+            JOIN pg_type et ON et.oid = CASE WHEN bt.typelem <> 0 AND bt.typlen = -1 THEN bt.typelem ELSE bt.oid END
+            WHERE a.attrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))
+              AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """, d.schema, d.name).rows
+        let name = relation.qualifiedName
+        let hint = "then rerun the same command: streaming resumes where it stopped"
+        guard !rows.isEmpty else {
+            throw ChangeStreamError("table \(name) is on the source but not on the target (created on the source during streaming?): "
+                + "create it on the target, e.g. `pg_dump --schema-only --table='\(name)' SOURCE | psql TARGET`, \(hint)")
+        }
+        var byName: [String: TargetColumn] = [:]
+        var order: [String] = []
+        for row in rows {
+            let column = TargetColumn(name: row.string(0) ?? "", identityAlways: row.string(1) == "a",
+                                      generated: !(row.string(2) ?? "").isEmpty, typeName: row.string(3) ?? "text",
+                                      typeOID: UInt32(row.int(4) ?? 0), typeModifier: Int32(row.int(5) ?? -1),
+                                      fullTypeName: row.string(6) ?? "text", hasEquality: row.bool(7) ?? false)
+            byName[column.name] = column
+            order.append(column.name)
+        }
+        // wal2json sends names only (type 0), and an UPDATE leaves unchanged TOAST columns out.
+        let partial = d.columns.allSatisfy { $0.typeOID == 0 }
+        // A column the target lacks stops the stream: its values have nowhere to go. The other
+        // differences do not: changes made before the DDL still come with the old shape once the
+        // target is fixed (a resumed stream replays them), so insisting on either shape would
+        // stop the stream for good. They are noticed instead.
+        var statements: [String] = []
+        for column in d.columns {
+            let quoted = try target.quoteIdentifier(column.name)
+            guard let mine = byName[column.name] else {
+                statements.append("ALTER TABLE \(name) ADD COLUMN \(quoted) \(try typeName(column));")
+                continue
+            }
+            // Built-in types have the same OID everywhere; others are compared by name elsewhere.
+            if !partial, column.typeOID < 16384, column.typeOID != mine.typeOID || (column.typeModifier != mine.typeModifier && !mine.generated) {
+                notice("column \(quoted) of \(name) is \(try typeName(column)) on the source but \(mine.fullTypeName) on the target "
+                       + "(ALTER TABLE on the source during streaming?): its values are applied as text; if the target refuses them, "
+                       + "run `ALTER TABLE \(name) ALTER COLUMN \(quoted) TYPE \(try typeName(column));` on the target, then rerun")
+            }
+        }
+        if !partial {
+            let sent = Set(d.columns.map(\.name))
+            // pgoutput before 18 does not send generated columns.
+            for extra in order where !sent.contains(extra) && !byName[extra]!.generated {
+                notice("column \(try target.quoteIdentifier(extra)) of \(name) is not on the source (dropped during streaming?): "
+                       + "rows streamed from now on leave it NULL (or its default); drop it on the target after the cutover, not before")
+            }
+        }
+        if !statements.isEmpty {
+            throw ChangeStreamError("the source's table \(name) has a column the target's lacks (DDL on the source during streaming?); "
+                + "run on the target: \(statements.joined(separator: " ")) — \(hint)")
+        }
+        return d.columns.map { byName[$0.name]! }
+    }
+
+    /// The source column's type as SQL: built-in types by OID (the same on both servers),
+    /// others by the name pgoutput sent in its TYPE message.
+    private func typeName(_ column: RelationColumn) throws -> String {
+        if column.typeOID != 0, column.typeOID < 16384,
+           let text = try target.query("SELECT format_type($1::int8::oid, $2::int4)", Int(column.typeOID), Int(column.typeModifier)).first?.string(0) {
+            return text
+        }
+        return typeNames[column.typeOID] ?? "<the column's type on the source>"
     }
 
     nonisolated(unsafe) static let timestampFormatter: ISO8601DateFormatter = {

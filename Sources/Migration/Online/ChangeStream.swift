@@ -32,6 +32,10 @@ public final class ChangeStream {
     private let wal2json = Wal2JSONDecoder()
     private var receivedLSN: LSN = .zero
     private var lastFeedback = Date.distantPast
+    private var lastProgress = Date.distantPast
+    /// False when the source's wal2json is older than 2.6 (no `numeric-data-types-as-string`):
+    /// it then sends NaN and ±Infinity of float and numeric columns as null.
+    public private(set) var exactNumerics = true
 
     public convenience init(replication: ReplicationConnection, applier: ChangeApplier, slot: String, publication: String) {
         self.init(replication: replication, applier: applier, slot: slot, format: .pgoutput(publication: publication))
@@ -53,11 +57,29 @@ public final class ChangeStream {
         receivedLSN = start
         switch format {
         case .pgoutput(let publication):
-            try replication.startReplication(slot: slot, start: start, options: [("proto_version", "1"), ("publication_names", publication)])
+            // 14+: large transactions arrive while still in progress (protocol 2) and wait in
+            // a spill file of ours, not in memory, until their commit.
+            if replication.serverVersionNumber >= 140000 {
+                try replication.startReplication(slot: slot, start: start, options: [("proto_version", "2"), ("publication_names", publication),
+                                                                                      ("streaming", "on")])
+            } else {
+                try replication.startReplication(slot: slot, start: start, options: [("proto_version", "1"), ("publication_names", publication)])
+            }
         case .wal2json:
-            try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options)
+            do {
+                try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options + [Wal2JSONDecoder.numericsAsStrings])
+            } catch let error as ClientError where "\(error)".contains("unknown") || "\(error)".contains("unrecognized") {
+                exactNumerics = false
+                try replication.startReplication(slot: slot, start: start, options: Wal2JSONDecoder.options)
+            }
         }
-        defer { replication.stopStreaming() }
+        defer {
+            replication.stopStreaming()
+            for spill in spills.values { spill.remove() }
+            spills.removeAll()
+            streamXid = nil
+            try? FileManager.default.removeItem(at: SpillFile.directory(slot: slot))
+        }
         var lastServerTime = Date()
         while true {
             let message = try replication.next(timeout: 0.2)
@@ -67,11 +89,12 @@ public final class ChangeStream {
                 lastServerTime = serverTime
                 let batchesBefore = applier.appliedTransactions
                 switch format {
-                case .pgoutput: try applyWithRetry(PgOutputMessage.decode(payload))
+                case .pgoutput: try handlePgOutput(payload)
                 case .wal2json: for decoded in try wal2json.decode(payload) { try applyWithRetry(decoded) }
                 }
-                // A full batch was committed: report progress even while the stream is busy.
-                if applier.appliedTransactions == batchesBefore { continue }
+                // A full batch was committed (or a second passed inside a large transaction):
+                // report progress even while the stream is busy.
+                if applier.appliedTransactions == batchesBefore && Date().timeIntervalSince(lastProgress) < 1 { continue }
             case .keepalive(let end, let serverTime, let replyRequested)?:
                 lastServerTime = serverTime
                 // The walsender has decoded up to `end`: nothing before it is outstanding.
@@ -92,6 +115,7 @@ public final class ChangeStream {
             let progress = Progress(appliedLSN: applier.appliedLSN, receivedLSN: receivedLSN,
                                     appliedTransactions: applier.appliedTransactions, appliedChanges: applier.appliedChanges,
                                     latencySeconds: latency, lastBatchDelaySeconds: applier.lastBatchDelaySeconds, caughtUp: caughtUp)
+            lastProgress = Date()
             onProgress(progress)
             if shouldStop(progress) { return }
         }
@@ -114,9 +138,52 @@ public final class ChangeStream {
         }
     }
 
+    // MARK: Streamed transactions (pgoutput protocol 2)
+
+    /// The transaction whose stream block is open (between STREAM START and STREAM STOP).
+    private var streamXid: UInt32?
+    private var spills: [UInt32: SpillFile] = [:]
+
+    private func handlePgOutput(_ payload: [UInt8]) throws {
+        if let xid = streamXid {
+            if payload.first == UInt8(ascii: "E") { streamXid = nil; return }  // STREAM STOP
+            if spills[xid] == nil { spills[xid] = try SpillFile(slot: slot, xid: xid) }
+            try spills[xid]!.append(payload)
+            return
+        }
+        let message = try PgOutputMessage.decode(payload)
+        switch message {
+        case .streamStart(let xid, _):
+            streamXid = xid
+        case .streamAbort(let xid, let subxid):
+            if subxid == xid || subxid == 0 {
+                spills.removeValue(forKey: xid)?.remove()
+            } else {
+                spills[xid]?.aborted.insert(subxid)
+            }
+        case .streamCommit(let xid, let commitLSN, let endLSN, let commitTime):
+            // Applied like any transaction, from the spill file; its RELATION messages are for
+            // it alone (pgoutput tracks what it sent per streamed transaction).
+            let cache = applier.relationCache()
+            defer { applier.restore(cache) }
+            let spill = spills.removeValue(forKey: xid)
+            defer { spill?.remove() }
+            try applyWithRetry(.begin(finalLSN: commitLSN, commitTime: commitTime, xid: xid))
+            try spill?.forEach { stored in
+                let (change, subxid) = try PgOutputMessage.decode(stored, inStream: true)
+                if let subxid, spill!.aborted.contains(subxid) { return }
+                try applyWithRetry(change)
+            }
+            try applyWithRetry(.commit(commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime))
+        default:
+            try applyWithRetry(message)
+        }
+    }
+
     private func applyWithRetry(_ message: PgOutputMessage) throws {
         do { try applier.handle(message) } catch {
-            applier.recover()
+            guard applier.canRetry else { try? applier.recover(); throw error }
+            try applier.recover()
             try applier.handle(message)
         }
     }
@@ -124,7 +191,8 @@ public final class ChangeStream {
     private func flushAndReport(force: Bool) throws {
         if applier.hasPending {
             do { try applier.flush() } catch {
-                applier.recover()
+                guard applier.canRetry else { try? applier.recover(); throw error }
+                try applier.recover()
                 try applier.flush()
             }
         }
@@ -136,5 +204,71 @@ public final class ChangeStream {
             try replication.sendStatus(written: max(confirmed, receivedLSN), flushed: confirmed, applied: confirmed)
             lastFeedback = Date()
         }
+    }
+}
+
+/// The changes of one streamed transaction, on disk until its STREAM COMMIT: each message
+/// as a 4-byte length and its bytes, written in 1 MB blocks.
+final class SpillFile {
+    let url: URL
+    private let handle: FileHandle
+    private var buffer = Data()
+    /// Subtransactions rolled back (STREAM ABORT with a subxid): their changes are skipped.
+    var aborted: Set<UInt32> = []
+
+    /// One directory per process and slot (each database streams on a thread of its own).
+    static func directory(slot: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-spill-\(getpid())-\(slot)", isDirectory: true)
+    }
+
+    init(slot: String, xid: UInt32) throws {
+        let directory = Self.directory(slot: slot)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        url = directory.appendingPathComponent("\(xid)")
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: url.path) else {
+            throw ChangeStreamError("cannot create the spill file \(url.path) for a large transaction")
+        }
+        self.handle = handle
+    }
+
+    func append(_ payload: [UInt8]) throws {
+        withUnsafeBytes(of: UInt32(payload.count).bigEndian) { buffer.append(contentsOf: $0) }
+        buffer.append(contentsOf: payload)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    private func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func forEach(_ body: ([UInt8]) throws -> Void) throws {
+        try flush()
+        guard let reader = FileHandle(forReadingAtPath: url.path) else { throw ChangeStreamError("cannot read the spill file \(url.path)") }
+        defer { try? reader.close() }
+        var block = Data()
+        var offset = 0
+        func take(_ count: Int) throws -> Data? {
+            while block.count - offset < count {
+                let more = try reader.read(upToCount: max(1 << 20, count)) ?? Data()
+                if more.isEmpty { return nil }
+                block = block.subdata(in: offset..<block.count) + more
+                offset = 0
+            }
+            defer { offset += count }
+            return block.subdata(in: offset..<offset + count)
+        }
+        while let header = try take(4) {
+            let length = header.reduce(0) { $0 << 8 | Int($1) }
+            guard let payload = try take(length) else { throw ChangeStreamError("the spill file \(url.path) is truncated") }
+            try body([UInt8](payload))
+        }
+    }
+
+    func remove() {
+        try? handle.close()
+        try? FileManager.default.removeItem(at: url)
     }
 }

@@ -51,8 +51,13 @@ extension Migrator {
     var changeFormat: ChangeStream.Format { usesWal2JSON ? .wal2json : .pgoutput(publication: publicationName) }
 
     /// Publication and slot names: lower-case letters, digits and `_` (slots allow nothing else).
-    var publicationName: String {
-        "pgpreflight_" + String(options.name.lowercased().map { $0 == "-" ? "_" : $0 }.prefix(40))
+    var publicationName: String { Self.publicationNames(migration: options.name)[0] }
+
+    /// The publications an online migration creates in each source database (the keyed
+    /// tables', the insert-only one of tables without a key), for `cancel` too.
+    public static func publicationNames(migration: String) -> [String] {
+        let base = "pgpreflight_" + String(migration.lowercased().map { $0 == "-" ? "_" : $0 }.prefix(40))
+        return [base, base + "_ins"]
     }
 
     func slotName(_ database: String) throws -> String {
@@ -60,29 +65,60 @@ extension Migrator {
         return "\(publicationName)_\(oid)"
     }
 
-    /// Online mode refuses tables whose UPDATEs and DELETEs cannot be streamed: once a
-    /// publication covers them, the source itself would reject those statements.
+    /// Publication of the tables streamed in full (a key, or REPLICA IDENTITY FULL/INDEX).
+    var keyedPublicationName: String { publicationName }
+    /// Publication of the tables without a key: INSERT and TRUNCATE only, so UPDATE and DELETE
+    /// on them keep working on the source (a publication that publishes them would make the
+    /// source refuse them). They are copied again at cutover.
+    var insertOnlyPublicationName: String { Self.publicationNames(migration: options.name)[1] }
+
+    /// The ordinary tables of a source database (partitions included, each as itself), split
+    /// into those whose UPDATEs and DELETEs can be streamed and those without a primary key or
+    /// replica identity (with their size).
+    func tablesByKey(_ conn: Connection) throws -> (keyed: [String], keyless: [(name: String, bytes: Int, key: String)]) {
+        let rows = try conn.query("""
+            SELECT format('%I.%I', n.nspname, c.relname),
+                   (c.relreplident = 'n'
+                    OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+                    OR (c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))),
+                   pg_total_relation_size(c.oid), n.nspname, c.relname
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+              AND \(Catalog.userSchemaFilter)
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """).rows
+        var keyed: [String] = [], keyless: [(String, Int, String)] = []
+        for row in rows {
+            guard let name = row.string(0) else { continue }
+            if row.bool(1) == true {
+                keyless.append((name, row.int(2) ?? 0, ChangeApplier.tableKey(schema: row.string(3) ?? "", name: row.string(4) ?? "")))
+            } else {
+                keyed.append(name)
+            }
+        }
+        return (keyed, keyless)
+    }
+
+    /// Tables without a primary key or replica identity: their UPDATEs and DELETEs cannot be
+    /// streamed. By default they stream their INSERTs and are copied again at cutover (said
+    /// here, with what that adds to the cutover); `--strict-keys` refuses them instead.
     func checkReplicaIdentities(_ databases: [String]) throws {
         for database in databases {
             let conn = try open(options.source.with(database: database), what: "source database \(database)")
             defer { conn.close() }
-            // relispartition exists from 10; older sources have no declarative partitions.
-            let partitionFilter = conn.serverVersionNumber >= 100000 ? "AND NOT c.relispartition" : ""
-            let missing = try conn.query("""
-                SELECT format('%I.%I', n.nspname, c.relname)
-                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relkind = 'r' AND c.relpersistence = 'p' \(partitionFilter)
-                  AND \(Catalog.userSchemaFilter)
-                  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-                  AND (c.relreplident = 'n'
-                       OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-                       OR (c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
-                ORDER BY 1
-                """).rows.compactMap { $0.string(0) }
-            if !missing.isEmpty {
-                throw MigrationFailure("online migration refused: tables of \(database) without a primary key or replica identity: "
-                    + "\(missing.prefix(10).joined(separator: ", ")); add a primary key or run ALTER TABLE … REPLICA IDENTITY FULL on each")
+            let keyless = try tablesByKey(conn).keyless
+            guard !keyless.isEmpty else { continue }
+            let names = keyless.prefix(10).map(\.name).joined(separator: ", ") + (keyless.count > 10 ? ", …" : "")
+            if options.strictKeys {
+                throw MigrationFailure("online migration refused (--strict-keys): tables of \(database) without a primary key or replica identity: "
+                    + "\(names); add a primary key or run ALTER TABLE … REPLICA IDENTITY FULL on each")
             }
+            let bytes = keyless.reduce(0) { $0 + $1.bytes }
+            // About 50 MB/s for a COPY from source to target: a rough guide, not a promise.
+            printer.say("\(database): \(keyless.count) table(s) without a primary key or replica identity (\(names); "
+                        + "\(formatBytes(bytes)) in all): their INSERTs stream, UPDATEs and DELETEs do not; they are copied again "
+                        + String(format: "at cutover, while writes are stopped (about %.0f s more)", max(1, Double(bytes) / 50e6)))
         }
     }
 
@@ -99,9 +135,18 @@ extension Migrator {
         }
         let conn = try open(sourceDB, what: "source database \(database)")
         defer { conn.close() }
-        let publication = try conn.quoteIdentifier(publicationName)
-        if !usesWal2JSON, try conn.query("SELECT 1 FROM pg_publication WHERE pubname = $1", publicationName).rows.isEmpty {
-            try conn.execute("CREATE PUBLICATION \(publication) FOR ALL TABLES")
+        if !usesWal2JSON, try conn.query("SELECT 1 FROM pg_publication WHERE pubname IN ($1, $2)",
+                                          keyedPublicationName, insertOnlyPublicationName).rows.isEmpty {
+            let (keyed, keyless) = try tablesByKey(conn)
+            let publication = try conn.quoteIdentifier(keyedPublicationName)
+            if keyless.isEmpty {
+                // Every table has a key: tables created while streaming are published too.
+                try conn.execute("CREATE PUBLICATION \(publication) FOR ALL TABLES")
+            } else {
+                if !keyed.isEmpty { try conn.execute("CREATE PUBLICATION \(publication) FOR TABLE \(keyed.joined(separator: ", "))") }
+                try conn.execute("CREATE PUBLICATION \(try conn.quoteIdentifier(insertOnlyPublicationName)) FOR TABLE "
+                                 + keyless.map(\.name).joined(separator: ", ") + " WITH (publish = 'insert, truncate')")
+            }
         }
         let replication: ReplicationConnection
         do { replication = try ReplicationConnection.open(sourceDB, applicationName: "pgpreflight migrate \(options.name) (replication)") }
@@ -186,7 +231,25 @@ extension Migrator {
         let source = try open(sourceDB, what: "source database \(database)")
         defer { source.close() }
         let applier = try ChangeApplier(target: target, originName: capture.slotName)
-        let changes = ChangeStream(replication: replication, applier: applier, slot: capture.slotName, format: changeFormat)
+        applier.onNotice = { [self] text in note("\(database): \(text)") }
+        let format: ChangeStream.Format
+        if usesWal2JSON {
+            format = .wal2json
+            // wal2json streams every table: the UPDATEs and DELETEs of tables without a key
+            // cannot be matched, and the cutover copies those tables again anyway.
+            applier.insertOnlyTables = Set(try tablesByKey(source).keyless.map(\.key))
+        } else {
+            let names = try source.query("SELECT pubname FROM pg_publication WHERE pubname IN ($1, $2) ORDER BY 1",
+                                         keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) }
+            format = .pgoutput(publication: try names.map { try source.quoteIdentifier($0) }.joined(separator: ","))
+        }
+        let changes = ChangeStream(replication: replication, applier: applier, slot: capture.slotName, format: format)
+        // What the slot has not confirmed yet, against the source's WAL: the changes still to apply.
+        let pendingSQL = source.serverVersionNumber >= 100000
+            ? "SELECT greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::int8 FROM pg_replication_slots WHERE slot_name = $1"
+            : source.serverVersionNumber >= 90600
+            ? "SELECT greatest(0, pg_xlog_location_diff(pg_current_xlog_location(), confirmed_flush_lsn))::int8 FROM pg_replication_slots WHERE slot_name = $1"
+            : "SELECT greatest(0, pg_xlog_location_diff(pg_current_xlog_location(), restart_lsn))::int8 FROM pg_replication_slots WHERE slot_name = $1"
         var end: LSN?
         var lastReport = Date.distantPast
         // The first catch-up applies what was written during the base copy; the steady-state
@@ -200,18 +263,24 @@ extension Migrator {
                                + "longest apply delay since then %.2f s", database, applied.transactions, applied.changes,
                                catchUp ?? -1, maxDelay))
         }
+        var warnedNumerics = false
         try changes.run(consistentPoint: capture.consistentPoint, onProgress: { [self] progress in
+            if !changes.exactNumerics && !warnedNumerics {
+                warnedNumerics = true
+                note("\(database): the source's wal2json is older than 2.6 and sends NaN and ±Infinity of float and numeric columns "
+                     + "as NULL; such values changed during streaming arrive as NULL on the target (upgrade wal2json, or check them "
+                     + "with --verify checksums)")
+            }
             if catchUp != nil { maxDelay = max(maxDelay, progress.lastBatchDelaySeconds) }
             if catchUp == nil && progress.caughtUp { catchUp = Date().timeIntervalSince(streamStart) }
             applied = (progress.appliedTransactions, progress.appliedChanges)
             if progress.caughtUp || progress.latencySeconds < 1 { control.markCaughtUp(database) }
             guard Date().timeIntervalSince(lastReport) >= 1 else { return }
             lastReport = Date()
-            let current = (try? source.query("SELECT pg_current_wal_lsn()::text").first?.string(0)).flatMap { $0.flatMap(LSN.init) }
-            let pending = current.map { $0.value > progress.appliedLSN.value ? Int($0.value - progress.appliedLSN.value) : 0 } ?? 0
+            let pending = ((try? source.query(pendingSQL, capture.slotName).first?.int(0)) ?? nil) ?? 0
             // Caught up: 0. Otherwise how far the last applied commit is behind the source's clock.
             try? store.streamProgress(options.name, database, latencySeconds: progress.caughtUp ? 0 : progress.latencySeconds,
-                                      pendingBytes: progress.caughtUp ? 0 : pending,
+                                      pendingBytes: pending,
                                       appliedLSN: progress.appliedLSN.description, caughtUp: progress.caughtUp)
         }, shouldStop: { progress in
             if control.stopRequested { return true }
@@ -220,7 +289,8 @@ extension Migrator {
             guard let end else { return false }
             return progress.caughtUp && progress.receivedLSN >= end
         })
-        try? store.streamProgress(options.name, database, latencySeconds: 0, pendingBytes: 0,
+        let pending = ((try? source.query(pendingSQL, capture.slotName).first?.int(0)) ?? nil) ?? 0
+        try? store.streamProgress(options.name, database, latencySeconds: 0, pendingBytes: pending,
                                   appliedLSN: applier.appliedLSN.description, caughtUp: true)
     }
 
@@ -233,6 +303,8 @@ extension Migrator {
             defer { source.close() }
             let target = try open(options.target.with(database: database), what: "target database \(database)")
             defer { target.close() }
+            try timed("Cutover: tables without a key copied again") { try copyKeylessTablesAgain(source: source, target: target, database) }
+            try timed("Cutover: materialized views refreshed") { try refreshMaterializedViews(source: source, target: target) }
             for sequence in try Catalog.sequences(source) {
                 try target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)",
                                  sequence.qualified, sequence.lastValue, sequence.isCalled)
@@ -242,7 +314,9 @@ extension Migrator {
             if !mismatches.isEmpty {
                 let shown = mismatches.prefix(10).map(\.description).joined(separator: "; ")
                 throw MigrationFailure("verification after cutover failed for \(mismatches.count) table(s) of \(database): \(shown). "
-                    + "Were applications still writing to the source? The slot is kept: rerun the command to stream again, then cut over.")
+                    + "The slot is kept. If applications still write to the source (see pg_stat_activity), stop them, rerun the "
+                    + "same migrate command and cut over again; otherwise the streamed changes of these tables differ: compare them "
+                    + "with `pgpreflight verify --checksums`, and report it (the target cannot be trusted as it is)")
             }
         }
         dropChangeCapture(databases)
@@ -263,12 +337,108 @@ extension Migrator {
                 Thread.sleep(forTimeInterval: 0.1)
             }
             if let conn = try? open(options.source.with(database: database), what: "source database \(database)") {
-                if !usesWal2JSON, let name = try? conn.quoteIdentifier(publicationName) { try? conn.execute("DROP PUBLICATION IF EXISTS \(name)") }
+                if !usesWal2JSON {
+                    for publication in [keyedPublicationName, insertOnlyPublicationName] {
+                        if let name = try? conn.quoteIdentifier(publication) { try? conn.execute("DROP PUBLICATION IF EXISTS \(name)") }
+                    }
+                }
                 conn.close()
             }
             if let conn = try? open(options.target.with(database: database), what: "target database \(database)") {
                 _ = try? conn.query("SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1", slot)
                 conn.close()
+            }
+        }
+    }
+
+    /// At cutover, writes stopped and every change applied: the tables without a key (whose
+    /// UPDATEs and DELETEs were not streamed) are emptied and copied again on the target.
+    /// Also refuses tables the publications missed (created on the source while streaming).
+    private func copyKeylessTablesAgain(source: Connection, target: Connection, _ database: String) throws {
+        let (keyed, keyless) = try tablesByKey(source)
+        if !usesWal2JSON, try source.query("SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables", keyedPublicationName).rows.isEmpty {
+            let published = Set(try source.query("""
+                SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname IN ($1, $2)
+                """, keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) })
+            let missed = (keyed + keyless.map(\.name)).filter { !published.contains($0) }
+            if !missed.isEmpty {
+                throw MigrationFailure("tables of \(database) were created on the source after the online migration started and were not "
+                    + "streamed: \(missed.prefix(10).joined(separator: ", ")). Create them on the target and copy their rows "
+                    + "(e.g. `pg_dump --data-only --table=…` | psql), or cancel and start the migration again")
+            }
+        }
+        guard !keyless.isEmpty else { return }
+        try target.execute("SET session_replication_role = replica")
+        defer { try? target.execute("RESET session_replication_role") }
+        for table in keyless.map(\.name) {
+            let columns = try source.query("""
+                SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped\(source.serverVersionNumber >= 120000 ? " AND attgenerated = ''" : "")
+                """, table).first?.string(0) ?? ""
+            try target.execute("BEGIN; SAVEPOINT empty")
+            do {
+                do { try target.execute("TRUNCATE ONLY \(table)") } catch {
+                    // Referenced by a foreign key: TRUNCATE refuses, DELETE (triggers off) does not.
+                    try target.execute("ROLLBACK TO SAVEPOINT empty; DELETE FROM ONLY \(table)")
+                }
+                let copied = try source.pipeCopy("COPY \(table) (\(columns)) TO STDOUT", into: target,
+                                                 "COPY \(table) (\(columns)) FROM STDIN") { _ in true }
+                try target.execute("COMMIT")
+                printer.say("\(database): \(table) (no key) copied again: \(copied.targetRows) rows")
+            } catch {
+                try? target.execute("ROLLBACK")
+                throw MigrationFailure("copying \(table) of \(database) again at cutover failed: \(error); the slot is kept, rerun the command")
+            }
+        }
+    }
+
+    /// Refreshes, on the target, every materialized view that is populated on the source, each
+    /// after the ones it reads (through views too): they then hold what the copied and
+    /// streamed data gives, not what the snapshot gave.
+    private func refreshMaterializedViews(source: Connection, target: Connection) throws {
+        let populated = Set(try source.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'm' AND c.relispopulated
+            """).rows.compactMap { $0.string(0) })
+        guard !populated.isEmpty else { return }
+        let views = try target.query("""
+            SELECT c.oid::int8, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'm'
+            """).rows
+        var names: [Int: String] = [:]
+        for row in views { if let oid = row.int(0), let name = row.string(1) { names[oid] = name } }
+        // Which materialized views each one reads, directly or through plain views.
+        let edges = try target.query("""
+            WITH RECURSIVE reads(mv, ref) AS (
+                SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+                JOIN pg_class m ON m.oid = r.ev_class AND m.relkind = 'm'
+                JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                                AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+                UNION
+                SELECT reads.mv, d.refobjid FROM reads
+                JOIN pg_class v ON v.oid = reads.ref AND v.relkind = 'v'
+                JOIN pg_rewrite r ON r.ev_class = v.oid
+                JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                                AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid)
+            SELECT DISTINCT reads.mv::int8, reads.ref::int8 FROM reads JOIN pg_class c ON c.oid = reads.ref AND c.relkind = 'm'
+            """).rows
+        var dependsOn: [Int: Set<Int>] = [:]
+        for row in edges { if let mv = row.int(0), let ref = row.int(1) { dependsOn[mv, default: []].insert(ref) } }
+        var done: Set<Int> = [], visiting: Set<Int> = []
+        var order: [Int] = []
+        func visit(_ oid: Int) {
+            guard !done.contains(oid), !visiting.contains(oid) else { return }
+            visiting.insert(oid)
+            for ref in dependsOn[oid, default: []].sorted() { visit(ref) }
+            visiting.remove(oid)
+            done.insert(oid)
+            order.append(oid)
+        }
+        for oid in names.keys.sorted() { visit(oid) }
+        for oid in order {
+            guard let name = names[oid], populated.contains(name) else { continue }
+            do { try target.execute("REFRESH MATERIALIZED VIEW \(name)") } catch {
+                throw MigrationFailure("refreshing the materialized view \(name) on the target at cutover failed: \(error)")
             }
         }
     }
