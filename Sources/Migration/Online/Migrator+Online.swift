@@ -305,10 +305,7 @@ extension Migrator {
             defer { target.close() }
             try timed("Cutover: tables without a key copied again") { try copyKeylessTablesAgain(source: source, target: target, database) }
             try timed("Cutover: materialized views refreshed") { try refreshMaterializedViews(source: source, target: target) }
-            for sequence in try Catalog.sequences(source) {
-                try target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)",
-                                 sequence.qualified, sequence.lastValue, sequence.isCalled)
-            }
+            try timed("Cutover: sequences") { try Sequences.reset(from: source, to: target) }
             let mismatches = try TableVerifier.verify(source: options.source, target: options.target, database: database,
                                                       mode: options.verify, jobs: options.jobs)
             if !mismatches.isEmpty {
@@ -317,6 +314,16 @@ extension Migrator {
                     + "The slot is kept. If applications still write to the source (see pg_stat_activity), stop them, rerun the "
                     + "same migrate command and cut over again; otherwise the streamed changes of these tables differ: compare them "
                     + "with `pgpreflight verify --checksums`, and report it (the target cannot be trusted as it is)")
+            }
+            // The catalogs too, with verify's verifier: DDL on the source during streaming, say.
+            let differences = try timed("Cutover: verification (catalogs)") { () throws -> [VerifyDifference] in
+                Verifier.differences(source: options.source.with(database: database), target: options.target.with(database: database),
+                                     data: nil, includeRoles: database == databases.first, onlyRoles: copiedRoles, jobs: options.jobs)
+            }
+            if !differences.isEmpty {
+                let shown = differences.prefix(20).map(\.description).joined(separator: "\n  ")
+                throw MigrationFailure("verification after cutover found \(differences.count) difference(s) in \(database); the slot is kept:\n  \(shown)\n"
+                    + "Fix them on the target (or the source), then rerun the same migrate command and cut over again")
             }
         }
         dropChangeCapture(databases)
