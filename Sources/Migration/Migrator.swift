@@ -29,8 +29,9 @@ public final class Migrator: @unchecked Sendable {
     let sessions = SessionRegistry()
     /// The roles (cluster-wide) are verified with this database's catalogs.
     var firstDatabase: String?
-    /// The source's roles when they were copied (those the catalog verification compares).
-    var copiedRoles: Set<String>?
+    /// The roles this run created on the target: those the catalog verification compares
+    /// (a role the target had already was not copied; after a resume, none are compared).
+    var copiedRoles: Set<String> = []
     private(set) var lockWatch: LockWatch?
     var pgDump: PgDump!
     var sourceAdmin: Connection!
@@ -68,6 +69,12 @@ public final class Migrator: @unchecked Sendable {
                 if existing.source != options.source.description || existing.target != options.target.description {
                     return MigrationOutcome(name: name, state: .failed, substate: existing.substate,
                                             message: "migration \(name) already exists for \(existing.source) → \(existing.target); choose another name",
+                                            targetDatabases: [], summary: "")
+                }
+                // One runner per migration: a second start would fight the first over the target.
+                if !existing.state.isFinal, let runner = try store.runner(name), runner.alive, runner.pid != Int(getpid()) {
+                    return MigrationOutcome(name: name, state: existing.state, substate: existing.substate,
+                                            message: "migration \(name) is running (pid \(runner.pid)): follow it with `pgpreflight status \(name)`, or stop it with `pgpreflight cancel \(name)`",
                                             targetDatabases: [], summary: "")
                 }
                 printer.say("resuming migration \(name) (was \(existing.state.rawValue)/\(existing.substate.rawValue))")
@@ -226,10 +233,11 @@ public final class Migrator: @unchecked Sendable {
         }
         tracker.time("Prerequisites", Date().timeIntervalSince(prerequisites))
 
-        copiedRoles = Set(try sourceAdmin.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
         if try !store.isDone(name, "", .roles) {
             try timed("Roles") {
-                for text in try Roles.copy(source: sourceAdmin, target: targetAdmin) { note(text) }
+                var created = Set<String>()
+                for text in try Roles.copy(source: sourceAdmin, target: targetAdmin, created: &created) { note(text) }
+                copiedRoles = created
             }
             try store.markDone(name, "", .roles)
         }

@@ -53,6 +53,12 @@ enum Roles {
 
     /// Returns notes for the user (roles created without passwords, attributes dropped).
     static func copy(source: Connection, target: Connection) throws -> [String] {
+        var created = Set<String>()
+        return try copy(source: source, target: target, created: &created)
+    }
+
+    /// As `copy`, and `created` gets the names of the roles it created on the target.
+    static func copy(source: Connection, target: Connection, created: inout Set<String>) throws -> [String] {
         var notes: [String] = []
         let existing = Set(try target.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
         var passwords: [String: String] = [:]
@@ -95,6 +101,7 @@ enum Roles {
                 try target.execute("CREATE ROLE \(quoted) WITH \(attributes.joined(separator: " "))")
                 notes.append("role \(name) created without \(privileged.joined(separator: ", ")): the target user may not grant it")
             }
+            created.insert(name)
             if role.bool(9)! { notes.append("role \(name) is a superuser on the source; it was created without SUPERUSER") }
             for setting in roleSettings[name] ?? [] {
                 guard let clause = try setClause(setting, target) else { continue }

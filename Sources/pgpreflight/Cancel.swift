@@ -23,6 +23,17 @@ struct Cancel: AsyncParsableCommand {
             print("migration \(name) is already \(record.state.rawValue); nothing to cancel")
             return
         }
+        // The running migrator notices within a second, cancels its statements on both servers
+        // and ends its children: wait for it, so that a Canceled migration has stopped.
+        if let runner = try store.runner(name), runner.alive, runner.pid != Int(getpid()) {
+            say("waiting for the migrator (pid \(runner.pid)) to stop…")
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, (try store.runner(name)?.alive) == true { usleep(200_000) }
+            if (try store.runner(name)?.alive) == true {
+                print("migration \(name): Canceled, but its migrator (pid \(runner.pid)) is still running after 2 minutes: stop it with `kill \(runner.pid)`")
+                throw ExitCode(1)
+            }
+        }
         print("migration \(name): Canceled (nothing rolled back)")
         if record.mode == "online", case let slots = try store.slots(name), !slots.isEmpty {
             // A running `migrate` drops them itself; after a crash nothing else will.

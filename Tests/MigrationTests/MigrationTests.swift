@@ -196,7 +196,8 @@ struct MigrationTests {
                          "--database", database, "--state-dir", state.path, "--jobs", "2", "--verify", "checksums"]
         let log = state.appendingPathExtension("log")
         let pid = Fixtures.spawn(arguments, output: log)
-        let store = try #require(try? waitForStore(state))
+        defer { kill(pid, SIGKILL) }  // never left running to block the other tests' target
+        let store = try waitForStore(state)
         let copying = try Fixtures.waitUntil {
             (try store.status(name)?.databases.first?.tables.copying ?? 0) > 0
         }

@@ -74,4 +74,35 @@ extension MigrationTests {
         #expect(outcome.summary.contains("--jobs 10000 lowered to"), "\(outcome.summary)")
         #expect(try Fixtures.listing(Fixtures.target, database, "SELECT count(*) FROM locked") == ["1000"])
     }
+
+    /// A second start of a running migration is refused (the first goes on and succeeds), and
+    /// `cancel` returns once the migrator has stopped.
+    @Test func aSecondStartIsRefusedAndCancelWaitsForTheMigrator() async throws {
+        let database = try Fixtures.makeSource(Self.lockedSource, prefix: "mig_twice")
+        let holder = try TestServers.connect(Fixtures.source, database: database)
+        defer { holder.close() }
+        try holder.execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")  // keeps the first run busy
+        let state = Fixtures.stateDirectory()
+        let name = "twice-\(database.replacingOccurrences(of: "_", with: "-"))"
+        let log = state.appendingPathExtension("log")
+        let pid = Fixtures.spawn(["migrate", name, "--source", Fixtures.source.connectionString(), "--target", Fixtures.target.connectionString(),
+                                  "--database", database, "--state-dir", state.path, "--force", "--lock-timeout", "0"], output: log)
+        let waiting = try Fixtures.waitUntil(seconds: 60) {
+            try Fixtures.listing(Fixtures.source, "postgres", """
+                SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(name)%' AND wait_event_type = 'Lock'
+                """) != ["0"]
+        }
+        #expect(waiting)
+        var options = try Fixtures.options(name, database: database, stateDirectory: state, force: true)
+        options.lockTimeoutSeconds = 0
+        let second = await (try Migrator(options)).run()
+        #expect(second.message?.contains("is running (pid \(pid))") == true, "\(second.message ?? "")")
+        #expect(try Migrator(options).store.migration(name)?.state == .inProgress)  // the first run's record is untouched
+
+        let cancel = try LocalServer.run([Fixtures.binary, "cancel", name, "--state-dir", state.path])
+        #expect(cancel.contains("Canceled"), "\(cancel)")
+        #expect(kill(pid, 0) != 0 || LocalServer.wait(pid) >= 0)  // gone (or exiting: reaped here)
+        #expect(try Fixtures.listing(Fixtures.source, "postgres",
+                                     "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(name)%'") == ["0"])
+    }
 }

@@ -318,7 +318,7 @@ extension Migrator {
             // The catalogs too, with verify's verifier: DDL on the source during streaming, say.
             let differences = try timed("Cutover: verification (catalogs)") { () throws -> [VerifyDifference] in
                 Verifier.differences(source: options.source.with(database: database), target: options.target.with(database: database),
-                                     data: nil, includeRoles: database == databases.first, onlyRoles: copiedRoles, jobs: options.jobs)
+                                     data: nil, includeRoles: database == databases.first && !copiedRoles.isEmpty, onlyRoles: copiedRoles, jobs: options.jobs)
             }
             if !differences.isEmpty {
                 let shown = differences.prefix(20).map(\.description).joined(separator: "\n  ")

@@ -39,7 +39,7 @@ extension Migrator {
         guard lock.withLock({ refusedObjects.isEmpty }) else { return }
         let differences = try timed("Verification (catalogs)") { () throws -> [VerifyDifference] in
             let found = Verifier.differences(source: context.source, target: context.target, sourceSnapshot: context.snapshot,
-                                             data: nil, includeRoles: context.database == firstDatabase, onlyRoles: copiedRoles, jobs: options.jobs,
+                                             data: nil, includeRoles: context.database == firstDatabase && !copiedRoles.isEmpty, onlyRoles: copiedRoles, jobs: options.jobs,
                                              shouldStop: { [canceled] in canceled.isSet })
             try checkCanceled()
             return found
