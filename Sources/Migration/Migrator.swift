@@ -85,7 +85,7 @@ public final class Migrator: @unchecked Sendable {
                                     message: "\(error)", targetDatabases: [], summary: "")
         }
         let monitor = startCancelMonitor()
-        defer { monitor.stop() }
+        defer { monitor.stop(); try? store.clearRunner(name) }
         do {
             try perform()
             try store.setState(name, .succeeded, .completed)

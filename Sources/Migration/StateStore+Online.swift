@@ -106,6 +106,16 @@ extension StateStore {
                        arguments: [migration, Int(pid), processStartTime(pid), hostName])
     }
 
+    /// Forgets this process as the migration's runner (its run ended): `cancel` and a second
+    /// start then know nothing runs it, even while this process lives on (tests, an embedder).
+    func clearRunner(_ migration: String) throws {
+        try pool.write { db in
+            try db.execute(sql: Self.runnerSchema)
+            try db.execute(sql: "DELETE FROM runner WHERE migration = ? AND pid = ? AND host = ?",
+                           arguments: [migration, Int(getpid()), Self.hostName])
+        }
+    }
+
     /// The recorded runner: nil when none was recorded; `alive` false when its process is gone
     /// (no such pid, or a different process now has it). On another host it counts as alive.
     public func runner(_ migration: String) throws -> (pid: Int, alive: Bool)? {
