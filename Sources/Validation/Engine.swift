@@ -367,32 +367,13 @@ public final class ValidationEngine: @unchecked Sendable {
             }
             let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
                 ?? "Grant the \(probe.runsOn.rawValue) migration user read access to the catalogs this rule reads."
-            let worstFinding = findings.map(\.status).max()
-            if !unseen.isEmpty && (worstFinding ?? .succeeded) == .succeeded {
-                return result(.warning, "could not check: " + unseen.joined(separator: "; "), grant, [])
-            }
-            guard let worst = worstFinding else {
-                return result(.succeeded, TemplatePlaceholder.render(rule.messages[.succeeded] ?? "No problem found",
-                                                                     values: values.merging(["count": "0", "objects": "", "remedies": ""]) { $1 },
-                                                                     firstRow: [:]), "", [])
-            }
-            let relevant = worst == .succeeded ? findings : findings.filter { $0.status != .succeeded }
-            let objects = relevant.compactMap { $0.row.string("object") }
-            let remedies = relevant.compactMap { $0.row.string("remedy") }
-            var filled = values
-            filled["count"] = String(relevant.count)
-            filled["objects"] = objects.joined(separator: ", ")
-            filled["remedies"] = remedies.joined(separator: "\n")
-            let first = relevant.first?.row.dictionary ?? [:]
-            let message = TemplatePlaceholder.render(rule.messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: filled, firstRow: first)
-            let remedyTemplate = rule.remedy.isEmpty ? "{remedies}" : rule.remedy
-            let remedy = TemplatePlaceholder.render(remedyTemplate, values: filled, firstRow: first)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            if !unseen.isEmpty {
-                return result(worst, message + " (and could not check everything: " + unseen.joined(separator: "; ") + ")",
-                              remedy + "\n" + grant, objects)
-            }
-            return result(worst, message, remedy, objects)
+            let rendering = FindingRendering(
+                findings: findings.map { FindingRendering.Finding(status: $0.status, row: $0.row.dictionary) },
+                messages: rule.messages, remedy: rule.remedy, values: values, unseen: unseen, grant: grant)
+            let rendered = rendering.render()
+            var outcome = result(rendered.status, rendered.message, rendered.remedy, rendered.objects)
+            outcome.rendering = rendering
+            return outcome
         } catch let error as ServerError {
             if error.sqlState == "42501" {
                 let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }

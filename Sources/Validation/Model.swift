@@ -41,6 +41,13 @@ public struct RuleResult: Codable, Sendable, Equatable {
     /// Set when a suppression or the baseline accepts this finding: it keeps its status in
     /// every report but does not count toward the exit code.
     public var suppressed: Acceptance?
+    /// What the message and remedy were rendered from (probe results only; not encoded): lets a
+    /// policy `exclude` render them again without the excluded objects.
+    public var rendering: FindingRendering?
+
+    enum CodingKeys: String, CodingKey {
+        case rule, title, scope, database, status, message, remedy, objects, documentation, startedAt, finishedAt, suppressed
+    }
 
     public var durationMs: Int { Int((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()) }
 
