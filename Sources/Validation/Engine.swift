@@ -301,6 +301,14 @@ public final class ValidationEngine: @unchecked Sendable {
             for row in rows.rows { if let name = row.string(0) { outcome.extensions[name] = row.string(1) ?? "" } }
         } catch {}
 
+        // {database.columns}: one pass over pg_attribute for every rule that asks about column
+        // types, instead of one pass per rule.
+        var context = context
+        if rules.contains(where: { $0.probe?.allSQL.contains { $0.contains("{database.columns}") } == true }) {
+            let version = context.servers[.source]?.facts?.versionNumber ?? source.connection.serverVersionNumber
+            context.columnCensus = (try? await source.query(DatabaseCensus.columnsSQL(version: version), []).rows.first?.string(0)) ?? nil
+        }
+
         // The target session: the database of the same name when the target has it, else the
         // target's maintenance session.
         var target: Session?
@@ -514,6 +522,8 @@ struct EvaluationContext: Sendable {
     let request: ValidationRequest
     let databases: [String]
     var servers: [ServerRole: ServerState]
+    /// `{database.columns}` of the database being probed (see `DatabaseCensus`).
+    var columnCensus: String?
 
     func parameter(_ name: String, database: String?) throws -> any SQLParameter {
         switch name {
@@ -522,6 +532,7 @@ struct EvaluationContext: Sendable {
         case "databases": return TextArray(databases)
         case "database_count": return databases.count
         case "database": return database
+        case "database.columns": return columnCensus ?? "{}"
         case "knowledge.settings": return VersionKnowledge.settingsJSON
         case "knowledge.extensions": return VersionKnowledge.extensionsJSON
         default:

@@ -60,3 +60,24 @@ public enum VersionKnowledge {
     static let settingsJSON = json(settings)
     static let extensionsJSON = json(extensions)
 }
+
+/// Per-database facts read once for every rule that needs them: `{database.columns}` is jsonb
+/// `{"types": [type oid, …], "compression": ["l", …]}` over the columns of every relation the
+/// user created (oid ≥ 16384, attnum > 0, not dropped). A rule gates its own pass over pg_attribute on it, so that a
+/// database without xml, lz4 or catalog row-type columns costs one pass, not one per rule.
+enum DatabaseCensus {
+    static func columnsSQL(version: Int) -> String {
+        let compression = version >= 140000 ? "a.attcompression::text" : "''"
+        return """
+            WITH used AS MATERIALIZED (
+              SELECT a.atttypid, \(compression) AS compression
+              FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid >= 16384 AND a.attnum > 0 AND NOT a.attisdropped   -- user relations only
+              GROUP BY 1, 2
+            )
+            SELECT jsonb_build_object(
+                     'types', COALESCE((SELECT jsonb_agg(DISTINCT atttypid::int) FROM used), '[]'::jsonb),
+                     'compression', COALESCE((SELECT jsonb_agg(DISTINCT compression) FROM used WHERE compression <> ''), '[]'::jsonb))::text
+            """
+    }
+}

@@ -30,6 +30,7 @@ enum SQLPlaceholder {
         "databases": "text[]",
         "database_count": "integer",
         "database": "text",
+        "database.columns": "jsonb",
         "knowledge.settings": "jsonb",
         "knowledge.extensions": "jsonb",
     ]
