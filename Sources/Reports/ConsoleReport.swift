@@ -24,6 +24,7 @@ public enum ConsoleReport {
         lines.append(dim("\(clean(options.serverName ?? run.source.endpoint))\(version(run.source)) → "
                          + "\(clean(run.target.endpoint))\(version(run.target)), \(run.mode.rawValue) mode"))
         if let platform = run.platformName { lines.append(dim("Source platform: \(clean(platform))")) }
+        if let profile = run.targetProfileName { lines.append(dim("Target profile: \(clean(profile))")) }
         lines.append("")
         lines.append(bold("\(pad("RULE", ruleWidth))  \(pad("DATABASE", dbWidth))  \(pad("STATUS", statusWidth))  MESSAGE"))
         for result in rows {

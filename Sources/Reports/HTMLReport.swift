@@ -41,6 +41,7 @@ public enum HTMLReport {
             </div>
             <p class="verdict">\(escape(verdict(run, options: options)))</p>
             \(run.platformName.map { "<p class=\"platform\">Source platform: <strong>\(escape($0))</strong></p>" } ?? "")
+            \(run.targetProfileName.map { "<p class=\"platform\">Target profile: <strong>\(escape($0))</strong></p>" } ?? "")
             <dl class="meta">
             \(meta("Source", run.source.endpoint, run.source.serverVersion.map { "PostgreSQL \($0)" }))
             \(meta("Target", run.target.endpoint, run.target.serverVersion.map { "PostgreSQL \($0)" }))

@@ -39,6 +39,7 @@ public enum JSONReport {
         let source, target: ServerInfo
         let databases: [String]
         let platform: String?
+        let targetProfile: String?
         let notices: [String]
         let results: [Result]
     }
@@ -47,7 +48,7 @@ public enum JSONReport {
         let document = Document(
             mode: run.mode.rawValue, status: run.status.rawValue, startedAt: run.startedAt, finishedAt: run.finishedAt,
             durationMs: run.durationMs, source: run.source, target: run.target, databases: run.databases,
-            platform: run.platform, notices: run.notices,
+            platform: run.platform, targetProfile: run.targetProfile, notices: run.notices,
             results: run.results.map {
                 .init(rule: $0.rule, title: $0.title, scope: $0.scope.rawValue, database: $0.database, status: $0.status.rawValue,
                       message: $0.message, remedy: $0.remedy, objects: $0.objects, documentation: $0.documentation,

@@ -122,6 +122,7 @@ public enum JUnitReport {
         if let version = run.source.serverVersion { list.append(("source.version", version)) }
         if let version = run.target.serverVersion { list.append(("target.version", version)) }
         if let platform = run.platform { list.append(("platform", platform)) }
+        if let profile = run.targetProfile { list.append(("target.profile", profile)) }
         if let database = group.database { list.append(("database", database)) }
         // The suite's status as the exit code sees it: accepted findings do not count.
         list.append(("status", group.results.map(\.blockingStatus).max()?.rawValue ?? Status.succeeded.rawValue))

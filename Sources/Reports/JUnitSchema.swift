@@ -72,6 +72,7 @@ extension JUnitReport {
       <xs:enumeration value="source.version"/>
       <xs:enumeration value="target.version"/>
       <xs:enumeration value="platform"/>
+      <xs:enumeration value="target.profile"/>
       <xs:enumeration value="database"/>
       <xs:enumeration value="status"/>
     </xs:restriction>

@@ -71,6 +71,7 @@ public enum MarkdownReport {
         head.append("| **Source** | \(server(run.source)) |")
         if let platform = run.platformName { head.append("| **Source platform** | \(cell(platform)) |") }
         head.append("| **Target** | \(server(run.target)) |")
+        if let profile = run.targetProfileName { head.append("| **Target profile** | \(cell(profile)) |") }
         head.append("| **Mode** | \(run.mode.rawValue) |")
         head.append("| **Databases** | \(run.databases.isEmpty ? "none" : run.databases.map(cell).joined(separator: ", ")) |")
         head.append("| **Run** | \(ReportTime.readable(run.startedAt)), \(ReportTime.duration(ms: run.durationMs)) |")

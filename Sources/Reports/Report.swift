@@ -74,6 +74,9 @@ extension ValidationRun {
 
     /// "Azure Database for PostgreSQL" for the detected platform profile, nil when none was detected.
     var platformName: String? { platform.map(PlatformNames.name(of:)) }
+
+    /// "self-managed PostgreSQL, the migration user is a superuser", … for the target's profile.
+    var targetProfileName: String? { targetProfile.map(PlatformNames.profileName(of:)) }
 }
 
 extension RuleResult {
@@ -96,6 +99,15 @@ extension Acceptance {
 }
 
 enum PlatformNames {
+    /// The target's profile: a platform, or self-managed with or without a superuser.
+    static func profileName(of profile: String) -> String {
+        switch profile.lowercased() {
+        case "self-managed-superuser": "self-managed PostgreSQL, the migration user is a superuser"
+        case "self-managed": "self-managed PostgreSQL, the migration user is not a superuser"
+        default: name(of: profile)
+        }
+    }
+
     static func name(of platform: String) -> String {
         switch platform.lowercased() {
         case "azure": "Azure Database for PostgreSQL"

@@ -57,6 +57,11 @@ enum ConnectivityAdvice {
             return ("Cannot connect to the \(server): no connection slot is free (max_connections reached)",
                     "Close idle sessions on the \(server), or raise max_connections (restart needed); validation needs "
                     + "one session per server plus up to 4 for databases.")
+        case .other where failure.message.contains("invalid database"):
+            // PQescapeIdentifier's quoting (always double quotes), without a session to ask.
+            let quoted = "\"" + database.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            return ("Database \(database) on the \(server) is invalid (datconnlimit = -2: a DROP DATABASE was interrupted) and cannot be connected to",
+                    "Finish dropping it (its data is already partly gone): DROP DATABASE \(quoted);")
         case .other:
             return ("Cannot connect to the \(server): \(failure.message)",
                     "Try the same connection string with psql from this machine; check host, port, user, sslmode.")

@@ -59,7 +59,8 @@ public struct ValidationOutcome: Sendable {
 public final class ValidationEngine: @unchecked Sendable {
     /// Never selected by default: templates, the maintenance database, the platforms' own
     /// databases. Databases that do not allow connections are not selected either.
-    public static let excludedDatabases: Set<String> = ["template0", "template1", "postgres", "azure_maintenance", "azure_sys", "rdsadmin"]
+    /// (Kept for callers that have not moved to `DatabaseSelection` yet.)
+    public static let excludedDatabases: Set<String> = Set(DatabaseSelection.systemDatabases.keys)
 
     let request: ValidationRequest
     private let counter = QueryCounter()
@@ -78,15 +79,23 @@ public final class ValidationEngine: @unchecked Sendable {
         var servers: [ServerRole: ServerState] = [.source: await sourceState, .target: await targetState]
         defer { servers.values.forEach { $0.session?.connection.close() } }
 
-        // Databases: given, or every user database of the source.
+        // Databases: given, or the default selection (DatabaseSelection: the same for every command).
         var selected: [String] = []
         var missing: [String] = []
-        if let given = request.databases {
+        var refused: [DatabaseSelection.LeftOut] = []
+        var notices: [String] = []
+        if let facts = servers[.source]?.facts {
+            let selection = DatabaseSelection(catalog: facts.databaseCatalog, given: request.databases)
+            selected = selection.selected; missing = selection.missing; refused = selection.refused
+            notices = selection.notices
+            if let given = request.databases, !given.isEmpty {
+                // Named databases are reported in the order given, missing and refused ones included.
+                var listed: [String] = []
+                for name in given where !listed.contains(name) { listed.append(name) }
+                selected = listed
+            }
+        } else if let given = request.databases {
             for name in given where !selected.contains(name) { selected.append(name) }
-            if let known = servers[.source]?.facts?.databases { missing = selected.filter { !known.contains($0) } }
-        } else if let known = servers[.source]?.facts?.connectableDatabases {
-            // Databases that refuse connections (RDS's rdsadmin, …) cannot be migrated either.
-            selected = known.filter { !Self.excludedDatabases.contains($0) }
         }
 
         var context = EvaluationContext(request: request, databases: selected, servers: servers)
@@ -96,7 +105,7 @@ public final class ValidationEngine: @unchecked Sendable {
         // Database phase: one source session (and a target session when needed) per database.
         let databaseRules = rules.filter { $0.scope == .database && $0.builtin == nil }
         if servers[.source]?.session != nil {
-            let toProbe = selected.filter { !missing.contains($0) }
+            let toProbe = selected.filter { name in !missing.contains(name) && !refused.contains { $0.name == name } }
             let outcomes = await probeDatabases(toProbe, rules: databaseRules, context: context)
             for outcome in outcomes {
                 for result in outcome.results { results[result.rule, default: []].append(result) }
@@ -132,7 +141,7 @@ public final class ValidationEngine: @unchecked Sendable {
         let now = Date()
         for name in missing {
             let skipped = databaseRules.count
-            let names = (servers[.source]?.facts?.databases ?? []).filter { !Self.excludedDatabases.contains($0) }
+            let names = (servers[.source]?.facts?.databases ?? []).filter { DatabaseSelection.systemDatabases[$0] == nil }
             results[BuiltinCheck.connectivitySource.rawValue, default: []].append(RuleResult(
                 rule: BuiltinCheck.connectivitySource.rawValue, title: title(of: .connectivitySource, in: allRules), scope: .database,
                 database: name, status: .failed,
@@ -140,6 +149,14 @@ public final class ValidationEngine: @unchecked Sendable {
                 remedy: "Check the name given with --database (names are case-sensitive). Databases on the source: "
                     + (names.isEmpty ? "none besides the system ones" : names.prefix(20).joined(separator: ", ")),
                 objects: [name], startedAt: now, finishedAt: now))
+        }
+        for item in refused {
+            let skipped = databaseRules.count
+            results[BuiltinCheck.connectivitySource.rawValue, default: []].append(RuleResult(
+                rule: BuiltinCheck.connectivitySource.rawValue, title: title(of: .connectivitySource, in: allRules), scope: .database,
+                database: item.name, status: .failed,
+                message: "Database \(item.name) cannot be migrated: \(item.reason); \(skipped) database rule\(skipped == 1 ? " was" : "s were") skipped for it",
+                remedy: item.remedy, objects: [item.name], startedAt: now, finishedAt: now))
         }
         for failure in databaseFailures {
             let check: BuiltinCheck = failure.role == .source ? .connectivitySource : .connectivityTarget
@@ -168,7 +185,8 @@ public final class ValidationEngine: @unchecked Sendable {
 
         let run = ValidationRun(mode: request.mode, startedAt: startedAt, finishedAt: Date(),
                                 source: servers[.source]!.info, target: servers[.target]!.info,
-                                databases: selected, results: all, platform: servers[.source]?.facts?.platform)
+                                databases: selected, results: all, notices: notices,
+                                platform: servers[.source]?.facts?.platform, targetProfile: servers[.target]?.facts?.profile)
         return ValidationOutcome(run: run, statistics: counter.statistics)
     }
 
@@ -283,6 +301,14 @@ public final class ValidationEngine: @unchecked Sendable {
             for row in rows.rows { if let name = row.string(0) { outcome.extensions[name] = row.string(1) ?? "" } }
         } catch {}
 
+        // {database.columns}: one pass over pg_attribute for every rule that asks about column
+        // types, instead of one pass per rule.
+        var context = context
+        if rules.contains(where: { $0.probe?.allSQL.contains { $0.contains("{database.columns}") } == true }) {
+            let version = context.servers[.source]?.facts?.versionNumber ?? source.connection.serverVersionNumber
+            context.columnCensus = (try? await source.query(DatabaseCensus.columnsSQL(version: version), []).rows.first?.string(0)) ?? nil
+        }
+
         // The target session: the database of the same name when the target has it, else the
         // target's maintenance session.
         var target: Session?
@@ -332,7 +358,11 @@ public final class ValidationEngine: @unchecked Sendable {
             let parameters = try names.map { try context.parameter($0, database: database) }
             let rows = try await session.query(sql, parameters).rows
             var findings: [(status: Status, row: Row)] = []
+            // A row with a `could_not_check` column says what the probe could not see with the
+            // user's privileges: the result says so, with the grant of `requires`.
+            var unseen: [String] = []
             for row in rows {
+                if let reason = row.string("could_not_check") { unseen.append(reason); continue }
                 var status = rule.status[request.mode] ?? .failed
                 if let text = row.string("status") {
                     guard let parsed = Status(rawValue: text) else {
@@ -343,24 +373,15 @@ public final class ValidationEngine: @unchecked Sendable {
                 }
                 findings.append((status, row))
             }
-            guard let worst = findings.map(\.status).max() else {
-                return result(.succeeded, TemplatePlaceholder.render(rule.messages[.succeeded] ?? "No problem found",
-                                                                     values: values.merging(["count": "0", "objects": "", "remedies": ""]) { $1 },
-                                                                     firstRow: [:]), "", [])
-            }
-            let relevant = worst == .succeeded ? findings : findings.filter { $0.status != .succeeded }
-            let objects = relevant.compactMap { $0.row.string("object") }
-            let remedies = relevant.compactMap { $0.row.string("remedy") }
-            var filled = values
-            filled["count"] = String(relevant.count)
-            filled["objects"] = objects.joined(separator: ", ")
-            filled["remedies"] = remedies.joined(separator: "\n")
-            let first = relevant.first?.row.dictionary ?? [:]
-            let message = TemplatePlaceholder.render(rule.messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: filled, firstRow: first)
-            let remedyTemplate = rule.remedy.isEmpty ? "{remedies}" : rule.remedy
-            let remedy = TemplatePlaceholder.render(remedyTemplate, values: filled, firstRow: first)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            return result(worst, message, remedy, objects)
+            let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
+                ?? "Grant the \(probe.runsOn.rawValue) migration user read access to the catalogs this rule reads."
+            let rendering = FindingRendering(
+                findings: findings.map { FindingRendering.Finding(status: $0.status, row: $0.row.dictionary) },
+                messages: rule.messages, remedy: rule.remedy, values: values, unseen: unseen, grant: grant)
+            let rendered = rendering.render()
+            var outcome = result(rendered.status, rendered.message, rendered.remedy, rendered.objects)
+            outcome.rendering = rendering
+            return outcome
         } catch let error as ServerError {
             if error.sqlState == "42501" {
                 let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
@@ -501,6 +522,8 @@ struct EvaluationContext: Sendable {
     let request: ValidationRequest
     let databases: [String]
     var servers: [ServerRole: ServerState]
+    /// `{database.columns}` of the database being probed (see `DatabaseCensus`).
+    var columnCensus: String?
 
     func parameter(_ name: String, database: String?) throws -> any SQLParameter {
         switch name {
@@ -509,6 +532,9 @@ struct EvaluationContext: Sendable {
         case "databases": return TextArray(databases)
         case "database_count": return databases.count
         case "database": return database
+        case "database.columns": return columnCensus ?? "{}"
+        case "knowledge.settings": return VersionKnowledge.settingsJSON
+        case "knowledge.extensions": return VersionKnowledge.extensionsJSON
         default:
             let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2, let role = ServerRole(rawValue: parts[0]), let state = servers[role] else {

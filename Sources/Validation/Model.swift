@@ -41,6 +41,13 @@ public struct RuleResult: Codable, Sendable, Equatable {
     /// Set when a suppression or the baseline accepts this finding: it keeps its status in
     /// every report but does not count toward the exit code.
     public var suppressed: Acceptance?
+    /// What the message and remedy were rendered from (probe results only; not encoded): lets a
+    /// policy `exclude` render them again without the excluded objects.
+    public var rendering: FindingRendering?
+
+    enum CodingKeys: String, CodingKey {
+        case rule, title, scope, database, status, message, remedy, objects, documentation, startedAt, finishedAt, suppressed
+    }
 
     public var durationMs: Int { Int((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()) }
 
@@ -88,12 +95,16 @@ public struct ValidationRun: Codable, Sendable {
     public var notices: [String]
     /// The managed platform detected on the source (`azure`, `rds`, `cloudsql`), if any.
     public var platform: String?
+    /// What the target is: `azure`, `rds`, `cloudsql`, `self-managed-superuser` (the migration
+    /// user is a superuser) or `self-managed`; nil when the target could not be read.
+    public var targetProfile: String?
 
     public init(mode: MigrationMode, startedAt: Date, finishedAt: Date, source: ServerInfo, target: ServerInfo,
-                databases: [String], results: [RuleResult], notices: [String] = [], platform: String? = nil) {
+                databases: [String], results: [RuleResult], notices: [String] = [], platform: String? = nil,
+                targetProfile: String? = nil) {
         self.mode = mode; self.startedAt = startedAt; self.finishedAt = finishedAt; self.source = source
         self.target = target; self.databases = databases; self.results = results
-        self.notices = notices; self.platform = platform
+        self.notices = notices; self.platform = platform; self.targetProfile = targetProfile
     }
 
     /// The worst status of all results that were not accepted (Succeeded when there are none):

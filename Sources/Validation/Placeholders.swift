@@ -15,6 +15,10 @@ enum SQLPlaceholder {
         "user": "text",
         "extensions": "jsonb",
         "platform": "text",
+        "profile": "text",
+        "superuser": "boolean",
+        "build": "jsonb",
+        "catalog_columns": "text[]",
     ]
     /// Facts only one server has: extensions installed in the selected databases are read
     /// from the source's database sessions.
@@ -26,6 +30,9 @@ enum SQLPlaceholder {
         "databases": "text[]",
         "database_count": "integer",
         "database": "text",
+        "database.columns": "jsonb",
+        "knowledge.settings": "jsonb",
+        "knowledge.extensions": "jsonb",
     ]
 
     static let pattern = try! NSRegularExpression(pattern: #"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}"#)

@@ -143,7 +143,13 @@ public struct Policy: Sendable, Equatable {
             if let exclude = rule?.exclude, !exclude.isEmpty, result.status != .succeeded, !result.objects.isEmpty {
                 let kept = result.objects.filter { object in !exclude.contains { $0.matches(object) } }
                 let excluded = result.objects.count - kept.count
-                if excluded > 0 {
+                if excluded > 0, let rendering = result.rendering {
+                    // Rendered again without them: the count, the list and the remedy leave them out.
+                    let without = rendering.without { object in exclude.contains { $0.matches(object) } }
+                    let rendered = without.render()
+                    result.status = rendered.status; result.message = rendered.message + " (\(excluded) excluded by policy)"
+                    result.remedy = rendered.remedy; result.objects = rendered.objects; result.rendering = without
+                } else if excluded > 0 {
                     result.objects = kept
                     result.message += " (\(excluded) excluded by policy)"
                     if kept.isEmpty {

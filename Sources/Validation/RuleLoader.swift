@@ -262,7 +262,7 @@ private struct RuleParser {
                 for name in SQLPlaceholder.names(in: sql) {
                     let node = map["probe"]?.value
                     if case .failure(let error) = SQLPlaceholder.type(of: name) { throw fail(node, error.description) }
-                    if name == "database" && scope != .database {
+                    if (name == "database" || name == "database.columns") && scope != .database {
                         throw fail(node, "{database} is only bound for database-scope rules")
                     }
                     if let role = ServerRole(rawValue: String(name.split(separator: ".")[0])), name.contains("."), !servers.contains(role) {

@@ -7,8 +7,12 @@ import TestSupport
 /// errors, no secrets. Runs the binary `swift build` / `swift test` built.
 @Suite(.serialized) struct CLITests {
     static let binary: URL? = {
+        // .build, or the scratch path of a worktree build (--scratch-path .build-<name>)
+        let scratch = ((try? FileManager.default.contentsOfDirectory(atPath: TestServers.projectRoot.path)) ?? [])
+            .filter { $0.hasPrefix(".build-") }.sorted()
+            .map { TestServers.projectRoot.appendingPathComponent($0).appendingPathComponent("debug/pgpreflight") }
         let candidates = [TestServers.projectRoot.appendingPathComponent(".build/debug/pgpreflight"),
-                          Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("pgpreflight")]
+                          Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("pgpreflight")] + scratch
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }()
 

@@ -1,0 +1,61 @@
+import Foundation
+
+/// What a probe's result is rendered from: its findings and the rule's templates. A result
+/// keeps it so that a policy `exclude` can leave objects out and render the message, the count
+/// and the remedy again without them.
+public struct FindingRendering: Sendable, Equatable {
+    public struct Finding: Sendable, Equatable {
+        public var status: Status
+        /// The probe's row: column → value (NULL columns left out).
+        public var row: [String: String]
+        public var object: String? { row["object"] }
+    }
+
+    public var findings: [Finding]
+    /// Message templates per status.
+    public var messages: [Status: String]
+    public var remedy: String
+    /// {database}, {mode}, {source.user}, … for the templates.
+    public var values: [String: String]
+    /// `could_not_check` reasons.
+    public var unseen: [String]
+    /// The grant to suggest with them.
+    public var grant: String
+
+    /// The result's status, message, remedy and objects.
+    public func render() -> (status: Status, message: String, remedy: String, objects: [String]) {
+        let worstFinding = findings.map(\.status).max()
+        if !unseen.isEmpty && (worstFinding ?? .succeeded) == .succeeded {
+            return (.warning, "could not check: " + unseen.joined(separator: "; "), grant, [])
+        }
+        guard let worst = worstFinding else {
+            let message = TemplatePlaceholder.render(messages[.succeeded] ?? "No problem found",
+                                                     values: values.merging(["count": "0", "objects": "", "remedies": ""]) { $1 },
+                                                     firstRow: [:])
+            return (.succeeded, message, "", [])
+        }
+        let relevant = worst == .succeeded ? findings : findings.filter { $0.status != .succeeded }
+        let objects = relevant.compactMap(\.object)
+        let remedies = relevant.compactMap { $0.row["remedy"] }
+        var filled = values
+        filled["count"] = String(relevant.count)
+        filled["objects"] = objects.joined(separator: ", ")
+        filled["remedies"] = remedies.joined(separator: "\n")
+        let first = relevant.first?.row ?? [:]
+        var message = TemplatePlaceholder.render(messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: filled, firstRow: first)
+        var remedy = TemplatePlaceholder.render(self.remedy.isEmpty ? "{remedies}" : self.remedy, values: filled, firstRow: first)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if !unseen.isEmpty {
+            message += " (and could not check everything: " + unseen.joined(separator: "; ") + ")"
+            remedy += "\n" + grant
+        }
+        return (worst, message, worst == .succeeded ? "" : remedy, objects)
+    }
+
+    /// The same without the findings whose object `excluded` matches.
+    public func without(_ excluded: (String) -> Bool) -> FindingRendering {
+        var copy = self
+        copy.findings = findings.filter { finding in finding.object.map { !excluded($0) } ?? true }
+        return copy
+    }
+}
