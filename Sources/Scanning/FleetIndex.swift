@@ -4,13 +4,20 @@ import Validation
 /// `index.html` over all servers of a scan: status, counts, what changed, and the trend of the
 /// last runs as a small inline chart. Self-contained (no network).
 public enum FleetIndex {
-    public static func render(summary: FleetScan.Summary, runs: [String: ValidationRun], trends: [String: [ScanHistory.TrendPoint]]) -> String {
+    public static func render(summary: FleetScan.Summary) -> String {
         func esc(_ s: String) -> String {
             s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
         func keys(_ list: [ScanHistory.Key]) -> String {
             list.isEmpty ? "<span class=muted>–</span>" : list.map { esc($0.rule + ($0.database.map { " (\($0))" } ?? "")) }.joined(separator: "<br>")
+        }
+        func findings(_ list: [ScanHistory.Finding]) -> String {
+            guard !list.isEmpty else { return "<span class=muted>–</span>" }
+            let shown = list.prefix(8).map { f in
+                "<span class=\"finding \(f.status.rawValue)\">" + esc(f.rule + (f.database.map { " (\($0))" } ?? "")) + (f.object.map { ": <code>\(esc($0))</code>" } ?? "") + "</span>"
+            }
+            return shown.joined(separator: "<br>") + (list.count > 8 ? "<br><span class=muted>and \(list.count - 8) more (summary.json)</span>" : "")
         }
         func sparkline(_ points: [ScanHistory.TrendPoint]) -> String {
             guard !points.isEmpty else { return "" }
@@ -33,9 +40,11 @@ public enum FleetIndex {
             <tr><td><a href="\(esc(server.name)).html">\(esc(server.name))</a></td>
             <td><span class="badge \(server.status.rawValue)">\(server.status.rawValue)</span></td>
             <td class=num>\(server.failed)</td><td class=num>\(server.warnings)</td>
-            <td>\(keys(server.newFailures))</td><td>\(keys(server.newWarnings))</td><td>\(keys(server.resolved))</td>
-            <td>\(sparkline(trends[server.name] ?? []))</td>
-            <td><a href="\(esc(server.name)).json">json</a> · <a href="\(esc(server.name)).junit.xml">junit</a></td></tr>
+            <td class=num>\(server.newFindings.count)</td><td>\(findings(server.newFindings))</td>
+            <td class=num>\(server.resolvedFindings.count)</td><td>\(findings(server.resolvedFindings))</td>
+            <td>\(keys(server.newFailures))</td>
+            <td>\(sparkline(server.trend))</td>
+            <td>\(server.problem.map { esc($0) } ?? "")</td><td><a href="\(esc(server.name)).json">json</a> · <a href="\(esc(server.name)).junit.xml">junit</a></td></tr>
             """
         }.joined(separator: "\n")
         let finished = ISO8601DateFormatter().string(from: summary.finishedAt)
@@ -47,11 +56,13 @@ public enum FleetIndex {
             table{border-collapse:collapse;width:100%;margin-top:1rem} th,td{padding:.5rem .6rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
             th{background:#f9fafb;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
             .badge{padding:.1rem .5rem;border-radius:999px;font-weight:600;font-size:.8rem}
+            code{font-size:.8rem} .finding.Failed code{color:#991b1b} .finding.Warning code{color:#92400e}
             .Succeeded{background:#dcfce7;color:#166534}.Warning{background:#fef3c7;color:#92400e}.Failed{background:#fee2e2;color:#991b1b}
             </style></head><body>
             <h1>pgpreflight fleet scan <span class="badge \(summary.status.rawValue)">\(summary.status.rawValue)</span></h1>
-            <div class=muted>\(summary.servers.count) servers · finished \(finished) · red: failed, amber: warnings over recent scans</div>
-            <table><thead><tr><th>Server</th><th>Status</th><th>Failed</th><th>Warnings</th><th>New failures</th><th>New warnings</th><th>Resolved</th><th>Trend</th><th>Files</th></tr></thead>
+            <div class=muted>\(summary.servers.count) servers · finished \(finished)\(summary.shard.map { " · shard \($0)" } ?? "") · red: failed, amber: warnings over recent scans</div>
+            <p id=changes><strong>\(summary.newFindings)</strong> new findings · <strong>\(summary.resolvedFindings)</strong> resolved since the previous scan (a finding is a rule's object on a server's database)</p>
+            <table><thead><tr><th>Server</th><th>Status</th><th>Failed</th><th>Warnings</th><th>New</th><th>New findings</th><th>Resolved</th><th>Resolved findings</th><th>Rules newly Failed</th><th>Trend</th><th>Problem</th><th>Files</th></tr></thead>
             <tbody>
             \(rows)
             </tbody></table></body></html>
