@@ -62,8 +62,8 @@ if workflow["jobs"]["merge"].get("needs") != "scan":
 commands += [scan_run, merge_run]
 
 helps = {}
-for sub in (["scan"], ["scan", "merge"]):
-    helps[" ".join(sub)] = subprocess.run([binary, *sub, "--help"], capture_output=True, text=True).stdout
+for sub in (["scan", "run"], ["scan", "merge"]):
+    helps[" ".join(sub).replace("scan run", "scan")] = subprocess.run([binary, *sub, "--help"], capture_output=True, text=True).stdout
 for command in commands:
     which = "scan merge" if "scan merge" in command else "scan"
     for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", command):

@@ -4,17 +4,24 @@ import PostgresClient
 import Scanning
 import Validation
 
-/// `pgpreflight scan`: the nightly readiness scan over a fleet.
+/// `pgpreflight scan`: the nightly readiness scan over a fleet (`scan [run]`), and `scan merge`
+/// of shard outputs. A group, so that the two share no option names.
 struct Scan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Validate every server of an inventory (scan run, the default), or merge shard outputs (scan merge).",
+        subcommands: [ScanRun.self, Merge.self], defaultSubcommand: ScanRun.self)
+}
+
+struct ScanRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Validate every server of an inventory; write reports, history and what got worse since the last scan.",
         discussion: """
             A server whose entry cannot be used (an unset ${VAR}), that cannot be reached or that misses its deadline \
             is reported Failed with the cause; the other servers are scanned and the reports written all the same.
             Exit codes: 0 the --fail-on condition is not met, 1 it is (default: some server has a Failed result), \
             2 bad inventory, rules or options.
-            """,
-        subcommands: [Merge.self])
+            """)
 
     @Option(help: ArgumentHelp("The inventory (YAML): servers with name, source, target, databases, mode, rules.", valueName: "file"))
     var inventory: String
@@ -143,6 +150,11 @@ struct Scan: AsyncParsableCommand {
         return try ScanHistory(url: URL(fileURLWithPath: spec))
     }
 
+}
+
+extension Scan {
+    typealias FailOn = ScanRun.FailOn
+
     /// `pgpreflight scan merge`: one fleet report from the outputs of `scan --shard` runs.
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -164,7 +176,7 @@ struct Scan: AsyncParsableCommand {
                 summary = try FleetScan.merge(directories.map { URL(fileURLWithPath: $0) }, into: URL(fileURLWithPath: reports),
                                               metricsFile: metrics.map { URL(fileURLWithPath: $0) })
             } catch let error as InventoryError { throw ValidationError(error.description) }
-            try Scan.finish(summary, failOn: failOn)
+            try ScanRun.finish(summary, failOn: failOn)
         }
     }
 }

@@ -135,7 +135,7 @@ import Validation
         #expect(server("no-secret")?["status"] as? String == "Failed")
         #expect((server("no-secret")?["problem"] as? String)?.hasSuffix("inventory.yaml:7: environment variable SCAN_TEST_UNSET_VARIABLE is not set") == true)
         #expect(server("hung")?["status"] as? String == "Failed")
-        #expect((server("hung")?["problem"] as? String)?.contains("timeout") == true, "\(server("hung") ?? [:])")
+        #expect((server("hung")?["problem"] as? String)?.contains("timed out") == true, "\(server("hung") ?? [:])")
         #expect((server("malformed")?["problem"] as? String)?.contains("malformed connection string") == true)
         let files = try FileManager.default.contentsOfDirectory(atPath: run.path)
         for name in ["good", "no-secret", "hung", "malformed"] {

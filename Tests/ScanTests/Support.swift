@@ -50,6 +50,8 @@ final class HungListener: @unchecked Sendable {
 /// Runs the `pgpreflight` executable built next to the tests.
 enum CLI {
     static let binary: URL? = {
+        // PGPREFLIGHT_BINARY: run these tests against another build (an older one, to see them fail).
+        if let path = ProcessInfo.processInfo.environment["PGPREFLIGHT_BINARY"] { return URL(fileURLWithPath: path) }
         let candidates = [Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("pgpreflight"),
                           Bundle.main.bundleURL.appendingPathComponent("pgpreflight")]
             + ProcessInfo.processInfo.arguments.prefix(1).map { URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("pgpreflight") }
