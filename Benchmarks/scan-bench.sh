@@ -133,12 +133,12 @@ if [ "$SHARDS" -gt 0 ]; then
   start=$(date +%s.%N)
   pids=()
   for i in $(seq 0 $((SHARDS - 1))); do
-    /usr/bin/time -v -o "$WORK/time-$i.txt" "$BIN" scan --inventory "$WORK/inventory.yaml" --reports "$WORK/shard-$i" --shard "$i/$SHARDS" \
+    /usr/bin/time -v -o "$WORK/time-$i.txt" "$BIN" scan --inventory "$WORK/inventory.yaml" --reports "$WORK/shards/$i" --shard "$i/$SHARDS" \
       --history "postgresql://postgres@127.0.0.1:$TPORT/history" --parallel $(( (PARALLEL + SHARDS - 1) / SHARDS )) \
       --server-timeout "$TIMEOUT" --fail-on never > "$WORK/shard-$i.out" 2>&1 & pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
-  "$BIN" scan merge "$WORK"/shard-* --reports "$WORK/merged" --fail-on never > "$WORK/merged.out"
+  "$BIN" scan merge "$WORK"/shards/* --reports "$WORK/merged" --fail-on never > "$WORK/merged.out"
   end=$(date +%s.%N)
   echo "shards: wall $(python3 -c "print(f'{$end - $start:.1f}')") s (shards + merge), peak RSS per shard: $(awk '/Maximum resident/ {printf "%.0f MB ", $6 / 1024}' "$WORK"/time-*.txt)"
   merged=$(sed -n 's/^reports: //p' "$WORK/merged.out")

@@ -72,8 +72,11 @@ struct ScanRun: AsyncParsableCommand {
         var plans: [String: Result<ValidationRequest, ClientError>] = [:]
         let baseDirectories = try ValidationRequest.ruleDirectories(extra: ruleDirectories.map { URL(fileURLWithPath: $0) })
         let timeout = serverTimeout
+        var loaded: [[URL]: [Rule]] = [:]  // most entries share the same folders: load them once
         for server in fleet.servers where server.problem == nil {
-            let rules = try RuleLoader.load(directories: baseDirectories + server.ruleDirectories)
+            let directories = baseDirectories + server.ruleDirectories
+            let rules = try loaded[directories] ?? RuleLoader.load(directories: directories)
+            loaded[directories] = rules
             do {
                 let source = try Self.withTimeout(ConnectionString(server.source), timeout)
                 let target = try Self.withTimeout(ConnectionString(server.target), timeout)
