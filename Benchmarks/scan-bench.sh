@@ -126,6 +126,9 @@ s = json.load(open(sys.argv[1]))
 by = {}
 for server in s["servers"]: by[server["status"]] = by.get(server["status"], 0) + 1
 print("statuses:", ", ".join(f"{k} {v}" for k, v in sorted(by.items())), "| new findings:", s["newFindings"])
+import glob, os
+hung = [json.load(open(f))["durationMs"] / 1000 for f in glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "hung-*.json"))]
+if hung: print(f"hung entries: {len(hung)}, each took {min(hung):.1f}-{max(hung):.1f} s (its --server-timeout)")
 PY
 
 if [ "$SHARDS" -gt 0 ]; then
@@ -146,7 +149,7 @@ if [ "$SHARDS" -gt 0 ]; then
 import json, sys
 def key(path):
     s = json.load(open(path))
-    return [(x["name"], x["position"], x["status"], x["failed"], x["warnings"], x["problem"] is not None,
+    return [(x["name"], x["position"], x["status"], x["failed"], x["warnings"], x.get("problem") is not None,
              [(f["rule"], f.get("database"), f.get("object"), f["status"]) for f in x["newFindings"]]) for x in s["servers"]]
 a, b = key(sys.argv[1]), key(sys.argv[2])
 same = a == b
