@@ -145,18 +145,29 @@ if [ "$SHARDS" -gt 0 ]; then
   end=$(date +%s.%N)
   echo "shards: wall $(python3 -c "print(f'{$end - $start:.1f}')") s (shards + merge), peak RSS per shard: $(awk '/Maximum resident/ {printf "%.0f MB ", $6 / 1024}' "$WORK"/time-*.txt)"
   merged=$(sed -n 's/^reports: //p' "$WORK/merged.out")
-  python3 - "$run/summary.json" "$merged/summary.json" <<'PY'
-import json, sys
-def key(path):
-    s = json.load(open(path))
-    return [(x["name"], x["position"], x["status"], x["failed"], x["warnings"], x.get("problem") is not None,
-             [(f["rule"], f.get("database"), f.get("object"), f["status"]) for f in x["newFindings"]]) for x in s["servers"]]
-a, b = key(sys.argv[1]), key(sys.argv[2])
-same = a == b
-print(f"merged summary vs single run: {'identical' if same else 'DIFFERENT'} ({len(b)} servers; times and folders aside)")
+  python3 - "$run" "$merged" <<'PY'
+import json, os, sys
+# Rules that measure the moment (round-trip time, sessions open now) differ between any two runs
+# on a loaded machine: compared apart.
+MOMENT = {"connectivity.latency", "source.active-connections", "transactions.long-running"}
+def load(run):
+    s = json.load(open(os.path.join(run, "summary.json")))
+    servers = {}
+    for x in s["servers"]:
+        report = json.load(open(os.path.join(run, x["name"] + ".json")))
+        results = sorted((r["rule"], r.get("database") or "", r["status"], tuple(r["objects"])) for r in report["results"] if r["rule"] not in MOMENT)
+        new = sorted((f["rule"], f.get("database") or "", f.get("object") or "") for f in x["newFindings"] if f["rule"] not in MOMENT)
+        moment = sorted((r["rule"], r["status"]) for r in report["results"] if r["rule"] in MOMENT)
+        servers[x["name"]] = ((x["position"], x.get("problem") is not None, results, new), moment)
+    return [x["name"] for x in s["servers"]], servers
+order_a, a = load(sys.argv[1]); order_b, b = load(sys.argv[2])
+same = order_a == order_b and all(a[n][0] == b[n][0] for n in order_a)
+moment = sum(1 for n in order_a if n in b and a[n][1] != b[n][1])
+print(f"merged vs single run: {'identical' if same else 'DIFFERENT'} over {len(order_b)} servers (order, problems, every result with its objects, new findings);"
+      f" the moment-measuring rules ({', '.join(sorted(MOMENT))}) differ on {moment} servers")
 if not same:
-    for x, y in zip(a, b):
-        if x != y: print("  single:", x, "\n  merged:", y); break
+    for n in order_a:
+        if n not in b or a[n][0] != b[n][0]: print("  first difference:", n); break
 PY
   cmp <(ls "$run") <(ls "$merged") >/dev/null && echo "merged folder: the same $(ls "$merged" | wc -l) files as the single run's"
 fi
