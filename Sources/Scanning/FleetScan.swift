@@ -79,6 +79,7 @@ public struct FleetScan: Sendable {
         // reports written as soon as it ends, so memory does not grow with the fleet.
         var summaries: [ServerSummary] = []
         var statuses: [String: [RuleStatus]] = [:]
+        var historyFailures = 0, firstHistoryError: String?
         let deadline = serverDeadline, validate = self.validate
         @Sendable func scanOne(_ server: Inventory.Server) async -> (Inventory.Server, ValidationRun) {
             if let problem = server.problem {
@@ -95,7 +96,17 @@ public struct FleetScan: Sendable {
             }
             while let (server, run) = try await group.next() {
                 if let next = pending.popFirst() { group.addTask { await scanOne(next) } }
-                let comparison = try history.record(server: server.name, run: run)
+                // A history that fails (its server went away) does not lose the scan: the reports
+                // are written, without "what changed" for that server, and the scan then fails.
+                var comparison = ScanHistory.Comparison(newFailures: [], newWarnings: [], resolved: [], newFindings: [], resolvedFindings: [])
+                var trend: [ScanHistory.TrendPoint] = []
+                do {
+                    comparison = try history.record(server: server.name, run: run)
+                    trend = try history.trend(server: server.name, limit: 14)
+                } catch {
+                    historyFailures += 1
+                    if firstHistoryError == nil { firstHistoryError = "\(error)" }
+                }
                 for (format, ext) in [(ReportFormat.json, "json"), (.junit, "junit.xml"), (.html, "html")] {
                     let text = try Reports.render(run, as: format, options: ReportOptions(serverName: server.name))
                     try text.write(to: runDirectory.appendingPathComponent("\(server.name).\(ext)"), atomically: true, encoding: .utf8)
@@ -107,11 +118,14 @@ public struct FleetScan: Sendable {
                     warnings: run.results.filter { $0.blockingStatus == .warning }.count,
                     newFailures: comparison.newFailures, newWarnings: comparison.newWarnings, resolved: comparison.resolved,
                     newFindings: comparison.newFindings, resolvedFindings: comparison.resolvedFindings,
-                    problem: Self.problem(of: run), trend: try history.trend(server: server.name, limit: 14)))
+                    problem: Self.problem(of: run), trend: trend))
             }
         }
         let summary = Summary(startedAt: now, finishedAt: Date(), servers: summaries, directory: runDirectory.path, shard: shard)
         try Self.writeFleetFiles(summary, statuses: statuses, into: runDirectory, metricsFile: metricsFile)
+        if let firstHistoryError {
+            throw InventoryError("the history could not record \(historyFailures) of \(summaries.count) servers (\(firstHistoryError)); reports without what changed: \(runDirectory.path)")
+        }
         return summary
     }
 

@@ -170,6 +170,29 @@ import Validation
         #expect(summary.servers[1].status == .succeeded)
     }
 
+    @Test func aHistoryThatGoesAwayStillLeavesTheReportsAndFailsTheScan() async throws {
+        let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "lost")
+        let historyDatabase = try TestServers.freshDatabase(on: TestServers.pg18, prefix: "lost_history")
+        let directory = try temporaryDirectory("scan-lost-history")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let history = try PostgresHistory(ConnectionString(TestServers.pg18.connectionString(database: historyDatabase)))
+        #expect(try history.version() == 2)
+        // The history server drops the session before the scan records anything.
+        let admin = try TestServers.connect(TestServers.pg18)
+        defer { admin.close() }
+        _ = try admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", historyDatabase)
+        let inventory = Inventory(servers: [Inventory.Server(name: "shop", source: TestServers.pg15.connectionString(),
+                                                             target: TestServers.pg18.connectionString(), databases: [database])])
+        let rules = try RuleLoader.load(directories: [try CLI.rules(["connectivity.source", "connectivity.target"])])
+        await #expect { _ = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 1, metricsFile: nil, history: history) { server in
+            try! await ValidationEngine(request: ValidationRequest(source: try! ConnectionString(server.source), target: try! ConnectionString(server.target),
+                                                                   databases: server.databases, rules: rules)).run().run
+        }.run() } throws: { "\($0)".hasPrefix("the history could not record 1 of 1 servers") }
+        let run = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent(run).path).sorted()
+                == ["index.html", "shop.html", "shop.json", "shop.junit.xml", "summary.json"])
+    }
+
     // MARK: Shards
 
     @Test func shardOfANameDependsOnItsNameOnly() {
