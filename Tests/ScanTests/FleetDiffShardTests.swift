@@ -144,6 +144,45 @@ import Validation
         #expect(result.output.contains("no-secret: Failed, 1 failed, 0 warnings (1 new findings): "))
     }
 
+    @Test func aStatementSlowerThanTheServerTimeoutIsCancelled() throws {
+        let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "slow")
+        let directory = try temporaryDirectory("scan-slow")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let rules = try CLI.rules(["connectivity.source", "connectivity.target"])
+        try """
+            id: test.slow-probe
+            title: A probe slower than the timeout
+            description: Sleeps 30 s.
+            scope: database
+            servers: [source]
+            modes: [offline, online]
+            probe:
+              runs_on: source
+              sql: SELECT 'x' AS object FROM pg_sleep(30) WHERE random() < 0
+            status:
+              offline: Failed
+              online: Failed
+            message:
+              Failed: "slow ({count})"
+              Succeeded: "fast"
+            remedy: none
+            """.write(to: rules.appendingPathComponent("test.slow-probe.yaml"), atomically: true, encoding: .utf8)
+        let inventory = directory.appendingPathComponent("inventory.yaml")
+        try """
+            servers:
+              - name: slow
+                source: "\(TestServers.pg15.connectionString())"
+                target: "\(TestServers.pg18.connectionString())"
+                databases: [\(database)]
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+        let started = Date()
+        let result = try CLI.run(["scan", "--inventory", inventory.path, "--reports", directory.appendingPathComponent("reports").path,
+                                  "--server-timeout", "2"], environment: ["PGPREFLIGHT_RULES": rules.path])
+        #expect(Date().timeIntervalSince(started) < 25)  // not the probe's 30 s
+        let report = try String(contentsOf: try CLI.reportsLine(result.output).appendingPathComponent("slow.json"), encoding: .utf8)
+        #expect(report.contains("statement timeout"), "\(report)")
+    }
+
     @Test func aServerStillRunningAtItsDeadlineIsFailedAndTheOthersFinish() async throws {
         let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "deadline")
         let hung = try HungListener()
