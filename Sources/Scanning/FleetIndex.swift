@@ -47,6 +47,21 @@ public enum FleetIndex {
             <td>\(server.problem.map { esc($0) } ?? "")</td><td><a href="\(esc(server.name)).json">json</a> · <a href="\(esc(server.name)).junit.xml">junit</a></td></tr>
             """
         }.joined(separator: "\n")
+        // Heat map: servers × rule families, each cell the family's worst status on the server.
+        let families = Set(summary.servers.flatMap(\.families.keys)).sorted()
+        let heatRows = summary.servers.map { server in
+            "<tr><th><a href=\"\(esc(server.name)).html\">\(esc(server.name))</a></th>" + families.map { family in
+                let status = server.families[family]
+                return "<td class=\"cell \(status?.rawValue ?? "none")\" title=\"\(esc(server.name)) · \(esc(family)): \(status?.rawValue ?? "not evaluated")\"></td>"
+            }.joined() + "</tr>"
+        }.joined(separator: "\n")
+        let heatMap = families.isEmpty ? "" : """
+            <h2>Readiness by rule family</h2>
+            <table class=heat><thead><tr><th></th>\(families.map { "<th class=family>\(esc($0))</th>" }.joined())</tr></thead>
+            <tbody>
+            \(heatRows)
+            </tbody></table>
+            """
         let finished = ISO8601DateFormatter().string(from: summary.finishedAt)
         return """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>pgpreflight fleet scan \(finished)</title>
@@ -57,6 +72,8 @@ public enum FleetIndex {
             th{background:#f9fafb;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
             .badge{padding:.1rem .5rem;border-radius:999px;font-weight:600;font-size:.8rem}
             code{font-size:.8rem} .finding.Failed code{color:#991b1b} .finding.Warning code{color:#92400e}
+            h2{font-size:1.1rem;margin:2rem 0 0} table.heat{width:auto} table.heat td.cell{width:1.4rem;height:1.1rem;padding:0;border:1px solid #fff}
+            th.family{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:500;padding:.3rem .1rem} td.none{background:#f3f4f6}
             .Succeeded{background:#dcfce7;color:#166534}.Warning{background:#fef3c7;color:#92400e}.Failed{background:#fee2e2;color:#991b1b}
             </style></head><body>
             <h1>pgpreflight fleet scan <span class="badge \(summary.status.rawValue)">\(summary.status.rawValue)</span></h1>
@@ -65,7 +82,9 @@ public enum FleetIndex {
             <table><thead><tr><th>Server</th><th>Status</th><th>Failed</th><th>Warnings</th><th>New</th><th>New findings</th><th>Resolved</th><th>Resolved findings</th><th>Rules newly Failed</th><th>Trend</th><th>Problem</th><th>Files</th></tr></thead>
             <tbody>
             \(rows)
-            </tbody></table></body></html>
+            </tbody></table>
+            \(heatMap)
+            </body></html>
             """
     }
 }

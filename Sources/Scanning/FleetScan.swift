@@ -24,6 +24,18 @@ public struct FleetScan: Sendable {
         public var problem: String?
         /// Failed and warning counts of the server's last runs, oldest first (this one included).
         public var trend: [ScanHistory.TrendPoint]
+        /// Worst (non-accepted) status per rule family (`tables` for `tables.primary-key`): the
+        /// index page's heat map.
+        public var families: [String: Status]
+
+        static func families(_ statuses: [RuleStatus]) -> [String: Status] {
+            var worst: [String: Status] = [:]
+            for s in statuses {
+                let family = String(s.rule.split(separator: ".").first ?? Substring(s.rule))
+                worst[family] = max(worst[family] ?? .succeeded, s.status)
+            }
+            return worst
+        }
     }
 
     public struct Summary: Codable, Sendable {
@@ -102,7 +114,7 @@ public struct FleetScan: Sendable {
                 var trend: [ScanHistory.TrendPoint] = []
                 do {
                     comparison = try history.record(server: server.name, run: run)
-                    trend = try history.trend(server: server.name, limit: 14)
+                    trend = try history.trend(server: server.name, limit: 30)
                 } catch {
                     historyFailures += 1
                     if firstHistoryError == nil { firstHistoryError = "\(error)" }
@@ -111,14 +123,15 @@ public struct FleetScan: Sendable {
                     let text = try Reports.render(run, as: format, options: ReportOptions(serverName: server.name))
                     try text.write(to: runDirectory.appendingPathComponent("\(server.name).\(ext)"), atomically: true, encoding: .utf8)
                 }
-                statuses[server.name] = run.results.map { RuleStatus(rule: $0.rule, database: $0.database, status: $0.blockingStatus) }
+                let ruleStatuses = run.results.map { RuleStatus(rule: $0.rule, database: $0.database, status: $0.blockingStatus) }
+                statuses[server.name] = ruleStatuses
                 summaries.append(ServerSummary(
                     name: server.name, position: server.position, status: run.status,
                     failed: run.results.filter { $0.blockingStatus == .failed }.count,
                     warnings: run.results.filter { $0.blockingStatus == .warning }.count,
                     newFailures: comparison.newFailures, newWarnings: comparison.newWarnings, resolved: comparison.resolved,
                     newFindings: comparison.newFindings, resolvedFindings: comparison.resolvedFindings,
-                    problem: Self.problem(of: run), trend: trend))
+                    problem: Self.problem(of: run), trend: trend, families: ServerSummary.families(ruleStatuses)))
             }
         }
         let summary = Summary(startedAt: now, finishedAt: Date(), servers: summaries, directory: runDirectory.path, shard: shard)

@@ -57,6 +57,9 @@ import Validation
         let index = try String(contentsOf: run.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(index.contains("<code>public.keyless_new</code>") && index.contains("<code>public.keyless_old</code>"))
         #expect(index.contains("<code>public.&quot;Keyless Mixed&quot;</code>"))
+        // The heat map: servers × rule families, the worst status of each.
+        #expect((entry["families"] as? [String: String]) == ["connectivity": "Succeeded", "tables": "Warning"])
+        #expect(index.contains("<td class=\"cell Warning\" title=\"shop · tables: Warning\"></td>"))
         let prom = try String(contentsOf: metrics, encoding: .utf8)
         #expect(prom.contains("pgpreflight_findings_new{rule=\"tables.primary-key\"} 2\n"))
         #expect(prom.contains("pgpreflight_findings_resolved{rule=\"tables.primary-key\"} 1\n"))
