@@ -22,7 +22,7 @@ import Validation
         defer { try? FileManager.default.removeItem(at: directory) }
         let inventory = Inventory(servers: [Inventory.Server(name: "shop", source: TestServers.pg15.connectionString(),
                                                              target: TestServers.pg18.connectionString(), databases: [database])])
-        let rules = try RuleLoader.load(directories: [try CLI.rules(["connectivity.source", "connectivity.target", "tables.primary-key"])])
+        let rules = try RuleLoader.load(directories: [try CLI.rules(in: directory, ["connectivity.source", "connectivity.target", "tables.primary-key"])])
         func scan(metrics: URL? = nil) async throws -> FleetScan.Summary {
             try await FleetScan(inventory: inventory, reportsDirectory: directory.appendingPathComponent("reports"), parallel: 1, metricsFile: metrics) { server in
                 try! await ValidationEngine(request: ValidationRequest(source: try! ConnectionString(server.source), target: try! ConnectionString(server.target),
@@ -81,7 +81,7 @@ import Validation
                 target: "\(TestServers.pg18.connectionString())"
                 databases: [\(database)]
             """.write(to: inventory, atomically: true, encoding: .utf8)
-        let env = ["PGPREFLIGHT_RULES": try CLI.rules(["connectivity.source", "connectivity.target", "tables.primary-key"]).path]
+        let env = ["PGPREFLIGHT_RULES": try CLI.rules(in: directory, ["connectivity.source", "connectivity.target", "tables.primary-key"]).path]
         let arguments = ["scan", "--inventory", inventory.path, "--reports", directory.appendingPathComponent("reports").path]
         // First scan: everything is new. The default gate (Failed) passes: the finding is a Warning.
         #expect(try CLI.run(arguments + ["--fail-on", "new"], environment: env).code == 1)
@@ -122,7 +122,7 @@ import Validation
                 source: "host=127.0.0.1 'unterminated"
                 target: "\(TestServers.pg18.connectionString())"
             """.write(to: inventory, atomically: true, encoding: .utf8)
-        let env = ["PGPREFLIGHT_RULES": try CLI.rules(["connectivity.source", "connectivity.target", "tables.primary-key"]).path]
+        let env = ["PGPREFLIGHT_RULES": try CLI.rules(in: directory, ["connectivity.source", "connectivity.target", "tables.primary-key"]).path]
         let started = Date()
         let result = try CLI.run(["scan", "--inventory", inventory.path, "--reports", directory.appendingPathComponent("reports").path,
                                   "--server-timeout", "2", "--parallel", "4"], environment: env)
@@ -151,7 +151,7 @@ import Validation
         let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "slow")
         let directory = try temporaryDirectory("scan-slow")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let rules = try CLI.rules(["connectivity.source", "connectivity.target"])
+        let rules = try CLI.rules(in: directory, ["connectivity.source", "connectivity.target"])
         try """
             id: test.slow-probe
             title: A probe slower than the timeout
@@ -199,7 +199,7 @@ import Validation
             Inventory.Server(name: "good", source: TestServers.pg15.connectionString(), target: TestServers.pg18.connectionString(),
                              databases: [database], position: 1),
         ])
-        let rules = try RuleLoader.load(directories: [try CLI.rules(["connectivity.source", "connectivity.target"])])
+        let rules = try RuleLoader.load(directories: [try CLI.rules(in: directory, ["connectivity.source", "connectivity.target"])])
         let started = Date()
         let summary = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 1, metricsFile: nil, serverDeadline: 2) { server in
             try! await ValidationEngine(request: ValidationRequest(source: try! ConnectionString(server.source), target: try! ConnectionString(server.target),
@@ -225,7 +225,7 @@ import Validation
         _ = try admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", historyDatabase)
         let inventory = Inventory(servers: [Inventory.Server(name: "shop", source: TestServers.pg15.connectionString(),
                                                              target: TestServers.pg18.connectionString(), databases: [database])])
-        let rules = try RuleLoader.load(directories: [try CLI.rules(["connectivity.source", "connectivity.target"])])
+        let rules = try RuleLoader.load(directories: [try CLI.rules(in: directory, ["connectivity.source", "connectivity.target"])])
         await #expect { _ = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 1, metricsFile: nil, history: history) { server in
             try! await ValidationEngine(request: ValidationRequest(source: try! ConnectionString(server.source), target: try! ConnectionString(server.target),
                                                                    databases: server.databases, rules: rules)).run().run
@@ -273,7 +273,7 @@ import Validation
             """)
         let file = directory.appendingPathComponent("inventory.yaml")
         try ("servers:\n" + entries.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-        return (file, ["PGPREFLIGHT_RULES": try CLI.rules(["connectivity.source", "connectivity.target", "tables.primary-key", "objects.event-triggers"]).path])
+        return (file, ["PGPREFLIGHT_RULES": try CLI.rules(in: directory, ["connectivity.source", "connectivity.target", "tables.primary-key", "objects.event-triggers"]).path])
     }
 
     /// What a user compares between two fleet reports (times and folders differ by nature).
@@ -310,8 +310,8 @@ import Validation
             try CLI.Running(["scan", "--inventory", inventory.path, "--reports", reports(i).path, "--shard", "\(i)/\(count)", "--fail-on", "never"] + extra,
                             environment: environment)
         }
-        return try running.map { process in
-            let (code, output) = process.wait()
+        let results = running.map { $0.wait() }  // every process waited for, whatever fails
+        return try results.map { code, output in
             #expect(code == 0, "\(output)")
             return try CLI.reportsLine(output)
         }

@@ -87,8 +87,8 @@ enum CLI {
 
     /// A rules folder with only the given shipped rules, so results do not depend on what
     /// other tests do on the shared servers (active connections, latency).
-    static func rules(_ ids: [String]) throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scan-rules-\(UUID().uuidString)")
+    static func rules(in parent: URL, _ ids: [String]) throws -> URL {
+        let directory = parent.appendingPathComponent("rules-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let shipped = TestServers.projectRoot.appendingPathComponent("rules")
         for id in ids {
