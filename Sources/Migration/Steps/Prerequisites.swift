@@ -36,14 +36,21 @@ extension Migrator {
     /// The selected databases (default: the same selection as validation, so that
     /// validate-and-migrate checks what it copies).
     func selectDatabases() throws -> [String] {
-        let available = try sourceAdmin.query("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")
-            .rows.compactMap { $0.string(0) }
-        let databases = options.databases.isEmpty ? available.filter { !ValidationEngine.excludedDatabases.contains($0) } : options.databases
-        if let missing = databases.first(where: { !available.contains($0) }) {
-            throw MigrationFailure("database \(missing) does not exist on the source (or does not allow connections)")
+        let selection = try DatabaseSelection.read(from: sourceAdmin, given: options.databases.isEmpty ? nil : options.databases)
+        if let missing = selection.missing.first {
+            throw MigrationFailure("database \(missing) does not exist on the source")
         }
-        if databases.isEmpty { throw MigrationFailure("no database to migrate: the source has no user database; name one with --database") }
-        return databases
+        if let refused = selection.refused.first {
+            throw MigrationFailure("database \(refused.name) cannot be migrated: \(refused.reason)\(refused.remedy.isEmpty ? "" : " (\(refused.remedy))")")
+        }
+        // Every database the default selection leaves out is named, with the reason.
+        for left in selection.leftOut where DatabaseSelection.systemDatabases[left.name] == nil {
+            note("database \(left.name) is not migrated: \(left.reason)\(left.remedy.isEmpty ? "" : " (\(left.remedy))")")
+        }
+        guard !selection.selected.isEmpty else {
+            throw MigrationFailure("no database to migrate: the source has no user database; name one with --database")
+        }
+        return selection.selected
     }
 
     /// Offline mode needs a quiet source: other client sessions on a selected database could
