@@ -49,18 +49,16 @@ import Validation
         let down = try #require(first.servers.first { $0.name == "old-box" })
         #expect(down.status == .failed)
         #expect(down.newFailures.contains(ScanHistory.Key(rule: "connectivity.source", database: nil)))
-        #expect(!shop1.newFailures.contains { $0.rule == "objects.event-triggers" })
+        #expect(!shop1.newFailures.contains { $0.rule == "tables.compression-lz4" })
 
-        // Between the nightly runs someone adds an event trigger.
-        try source.execute("""
-            CREATE FUNCTION audit_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
-            CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION audit_ddl();
-            """)
-        defer { try? source.execute("DROP EVENT TRIGGER audit_ddl") }
+        // Between the nightly runs someone adds an lz4-compressed column, which the test
+        // target (built without lz4) refuses.
+        try source.execute("CREATE TABLE packed (body text COMPRESSION lz4)")
+        defer { try? source.execute("DROP TABLE packed") }
         let metrics = directory.appendingPathComponent("pgpreflight.prom")
         let second = try await scan(inventory, into: directory.appendingPathComponent("reports"), metrics: metrics)
         let shop2 = try #require(second.servers.first { $0.name == "shop-prod" })
-        #expect(shop2.newFailures == [ScanHistory.Key(rule: "objects.event-triggers", database: database)])
+        #expect(shop2.newFailures == [ScanHistory.Key(rule: "tables.compression-lz4", database: database)])
         #expect(second.servers.first { $0.name == "old-box" }?.newFailures.isEmpty == true)  // still down, not new
 
         // Files of the run: per server json, junit, html; index and summary.
@@ -71,10 +69,10 @@ import Validation
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: runDirectory.appendingPathComponent("summary.json"))) as? [String: Any]
         let servers = summary?["servers"] as? [[String: Any]]
         let shopEntry = servers?.first { $0["name"] as? String == "shop-prod" }
-        #expect((shopEntry?["newFailures"] as? [[String: Any]])?.first?["rule"] as? String == "objects.event-triggers")
+        #expect((shopEntry?["newFailures"] as? [[String: Any]])?.first?["rule"] as? String == "tables.compression-lz4")
         #expect(summary?["startedAt"] != nil && summary?["finishedAt"] != nil)
         let prom = try String(contentsOf: metrics, encoding: .utf8)
-        #expect(prom.contains("pgpreflight_rule_status{server=\"shop-prod\",database=\"\(database)\",rule=\"objects.event-triggers\"} 2"))
+        #expect(prom.contains("pgpreflight_rule_status{server=\"shop-prod\",database=\"\(database)\",rule=\"tables.compression-lz4\"} 2"))
         #expect(prom.contains("pgpreflight_server_new_failures{server=\"shop-prod\"} 1"))
         let index = try String(contentsOf: runDirectory.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(index.contains("<svg"))  // the trend chart over the two runs

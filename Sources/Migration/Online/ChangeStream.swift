@@ -173,6 +173,7 @@ public final class ChangeStream {
                 let (change, subxid) = try PgOutputMessage.decode(stored, inStream: true)
                 if let subxid, spill!.aborted.contains(subxid) { return }
                 try applyWithRetry(change)
+                try keepAlive()
             }
             try applyWithRetry(.commit(commitLSN: commitLSN, endLSN: endLSN, commitTime: commitTime))
         default:
@@ -186,6 +187,15 @@ public final class ChangeStream {
             try applier.recover()
             try applier.handle(message)
         }
+    }
+
+    /// While a long transaction is applied nothing is read from the walsender: a status
+    /// message (nothing newly confirmed) every few seconds keeps it from ending the stream at
+    /// wal_sender_timeout.
+    private func keepAlive() throws {
+        guard Date().timeIntervalSince(lastFeedback) > 5 else { return }
+        try replication.sendStatus(written: receivedLSN, flushed: applier.appliedLSN, applied: applier.appliedLSN)
+        lastFeedback = Date()
     }
 
     private func flushAndReport(force: Bool) throws {
