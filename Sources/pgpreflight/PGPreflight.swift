@@ -8,15 +8,28 @@ struct PGPreflight: AsyncParsableCommand {
         commandName: "pgpreflight",
         abstract: "Tells whether a PostgreSQL database can move to a managed server, and moves it.",
         discussion: "Exit codes: 0 nothing Failed, 1 something Failed, 2 the tool could not do its job.",
-        version: toolVersion,
+        version: versionText,
         subcommands: [Validate.self, RulesCommand.self, Migrate.self, ValidateAndMigrate.self, Status.self, Cutover.self, Cancel.self, Verify.self,
                       BaselineCommand.self, Scan.self, Demo.self])
 
     /// Exit codes as docs/design.md says: usage errors and anything the tool cannot do are 2
     /// (ArgumentParser's default for usage errors is 64), with one line on standard error.
     static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["-V"] {
+            print(versionText)
+            Foundation.exit(0)
+        }
         do {
-            var command = try parseAsRoot()
+            var command: ParsableCommand
+            do { command = try parseAsRoot(arguments) } catch {
+                // A mistyped command or option: say which, and the nearest known name.
+                if exitCode(for: error) != .success, let diagnosis = Suggestions.diagnose(arguments) {
+                    FileHandle.standardError.write(Data("pgpreflight: \(diagnosis)\n".utf8))
+                    Foundation.exit(2)
+                }
+                throw error
+            }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
