@@ -43,9 +43,19 @@ struct PGPreflight: AsyncParsableCommand {
                 print(fullMessage(for: error))  // --help, --version
                 Foundation.exit(0)
             }
-            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let message = oneLine(message(for: error))
             FileHandle.standardError.write(Data("pgpreflight: \(message)\n".utf8))
             Foundation.exit(2)
         }
+    }
+
+    /// The parser's message in one line: a list of valid values (`- console` lines) joined
+    /// after its introduction, anything else after the first line left out.
+    static func oneLine(_ message: String) -> String {
+        let lines = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard var first = lines.first else { return message }
+        let items = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { String($0.dropFirst(2)) }
+        if first.hasSuffix(":"), !items.isEmpty { first += " " + items.joined(separator: ", ") }
+        return first
     }
 }

@@ -10,8 +10,25 @@ import TestSupport
 @Suite(.serialized) struct CLIConventionsTests {
     let cli = CLITests()
 
+    /// The binary beside the test bundle (any `--scratch-path`), else CLITests' choice.
+    static let binary: URL? = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [beside.appendingPathComponent("pgpreflight"), beside.deletingLastPathComponent().appendingPathComponent("pgpreflight")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? CLITests.binary
+    }()
+
+    /// Runs the tool; returns its exit code and its output (stdout and stderr together).
     func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (code: Int, output: String) {
-        try cli.pgpreflight(arguments, environment: environment)
+        let binary = try #require(Self.binary, "build the pgpreflight executable first (swift build)")
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        do {
+            return (0, try LocalServer.run([binary.path] + arguments, environment: env))
+        } catch let error as LocalServerError {
+            let text = error.message  // "pgpreflight failed (exit N): output"
+            guard let open = text.range(of: "(exit "), let close = text.range(of: "): ", range: open.upperBound..<text.endIndex),
+                  let code = Int(text[open.upperBound..<close.lowerBound]) else { throw error }
+            return (code, String(text[close.upperBound...]))
+        }
     }
 
     func lines(_ text: String) -> [String] {
@@ -62,7 +79,7 @@ import TestSupport
 
     /// Runs under a pseudo-terminal (`script`), as in a terminal; returns the output.
     func inTerminal(_ arguments: [String], environment: [String: String]) throws -> String {
-        let binary = try #require(CLITests.binary)
+        let binary = try #require(Self.binary)
         let command = ([binary.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NO_COLOR")
