@@ -39,14 +39,14 @@ tail -1 rules.txt | grep -qx "$shipped rules" || fail "pgpreflight rules lists '
 echo "check-package: pgpreflight rules from an empty directory: $(tail -1 rules.txt)"
 
 man -w pgpreflight >/dev/null 2>&1 || [ -f /usr/share/man/man1/pgpreflight.1.gz ] || fail "no man page"
-gzip -dc /usr/share/man/man1/pgpreflight-validate.1.gz | grep -q -- "--source" || fail "the validate man page does not document --source"
+gzip -dc /usr/share/man/man1/pgpreflight.validate.1.gz | grep -q "Fl -source" || fail "the validate man page does not document --source"
 bash -n /usr/share/bash-completion/completions/pgpreflight || fail "bash completion script"
 grep -q "validate" /usr/share/zsh/vendor-completions/_pgpreflight || fail "zsh completion script"
 grep -q "validate" /usr/share/fish/vendor_completions.d/pgpreflight.fish || fail "fish completion script"
 
 # A throwaway PostgreSQL 15 (initdb refuses root: then it runs as postgres).
 pgbin=/usr/lib/postgresql/15/bin
-run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$pgbin/$1" "${@:2}"; else "$pgbin/$1" "${@:2}"; fi; }
+run_pg() { (cd / && if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$pgbin/$1" "${@:2}"; else "$pgbin/$1" "${@:2}"; fi); }
 [ "$(id -u)" -ne 0 ] || chown postgres "$server"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 run_pg initdb -D "$server/data" -U postgres -A trust >/dev/null

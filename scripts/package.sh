@@ -34,7 +34,7 @@ mkdir -p "$root/usr/bin" "$root/usr/share/man/man1" "$root/usr/share/bash-comple
   "$root/usr/share/zsh/vendor-completions" "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/doc/pgpreflight"
 install -m 755 "$binary" "$root/usr/bin/pgpreflight"
 strip "$root/usr/bin/pgpreflight" 2>/dev/null || true
-"$scratch/release/generate-manual" "$root/usr/bin/pgpreflight" --multi-page --source-date "$(date -u +%Y-%m-%d)" \
+"$scratch/release/generate-manual" "$root/usr/bin/pgpreflight" --multi-page --date "$(date -u +%Y-%m-%d)" \
   --authors "the pgpreflight authors" --output-directory "$root/usr/share/man/man1"
 gzip -9n "$root"/usr/share/man/man1/*.1
 "$root/usr/bin/pgpreflight" --generate-completion-script bash > "$root/usr/share/bash-completion/completions/pgpreflight"
@@ -54,7 +54,7 @@ Package: pgpreflight
 Version: $version
 Architecture: amd64
 Maintainer: pgpreflight authors <pgpreflight@localhost>
-Depends: libc6, libstdc++6, libgcc-s1, libpq5, libxml2
+Depends: libc6, libstdc++6, libgcc-s1, libpq5, libxml2, libsqlite3-0
 Section: database
 Priority: optional
 Installed-Size: $(du -sk "$root/usr" | cut -f1)
