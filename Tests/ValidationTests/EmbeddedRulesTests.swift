@@ -39,14 +39,15 @@ import Validation
         let bin = root.appendingPathComponent("bin"), work = root.appendingPathComponent("work"), extra = root.appendingPathComponent("extra")
         for folder in [bin, work, extra] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
         defer { try? FileManager.default.removeItem(at: root) }
-        try FileManager.default.copyItem(at: built, to: bin.appendingPathComponent("pgpreflight"))
         let rule = try String(contentsOf: TestServers.projectRoot.appendingPathComponent("rules/tables.unlogged.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "id: tables.unlogged", with: "id: custom.unlogged-again")
         try rule.write(to: extra.appendingPathComponent("custom.yaml"), atomically: true, encoding: .utf8)
 
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "PGPREFLIGHT_RULES")
-        let shell = "cd '\(work.path)' && '\(bin.path)/pgpreflight' rules && '\(bin.path)/pgpreflight' rules --rules '\(extra.path)'"
+        // cp in the shell: a copy written by this process could be held open by a concurrent
+        // fork and refuse to run ("Text file busy").
+        let shell = "cp '\(built.path)' '\(bin.path)/' && cd '\(work.path)' && '\(bin.path)/pgpreflight' rules && '\(bin.path)/pgpreflight' rules --rules '\(extra.path)'"
         let output = try LocalServer.run(["/bin/sh", "-c", shell], environment: environment)
         let count = try FileManager.default.contentsOfDirectory(atPath: TestServers.projectRoot.appendingPathComponent("rules").path)
             .filter { $0.hasSuffix(".yaml") }.count
