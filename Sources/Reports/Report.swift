@@ -7,6 +7,8 @@ public enum ReportFormat: String, CaseIterable, Sendable {
     case console, json, junit, markdown, html
     /// GitLab Code Quality JSON (`artifacts:reports:codequality`).
     case codequality
+    /// SARIF 2.1.0 (GitHub code scanning, `github/codeql-action/upload-sarif`).
+    case sarif
 }
 
 public struct ReportOptions: Sendable {
@@ -31,6 +33,7 @@ public enum Reports {
         case .markdown: return MarkdownReport.render(run, options: options)
         case .html: return HTMLReport.render(run, options: options)
         case .codequality: return try CodeQualityReport.render(run, options: options)
+        case .sarif: return try SARIFReport.render(run, options: options)
         }
     }
 }

@@ -12,27 +12,25 @@ public struct RuleLoadError: Error, CustomStringConvertible, Sendable {
 /// Reads `*.yaml` rule files (schema: rules/README.md), checking everything that can be
 /// checked without a server: keys, required fields, status names, placeholders, duplicates.
 public enum RuleLoader {
-    /// The shipped `rules/` folder: `$PGPREFLIGHT_RULES`, else a `rules` folder beside the
-    /// executable, or in the checkout the executable was built in (`.build/…/pgpreflight`),
-    /// or in the current directory.
+    /// Stands for the rules compiled into the binary (rules/*.yaml at build time, by the
+    /// EmbedRules plugin) in a list of rule folders; their files are named `rules/<file>`.
+    public static let embeddedDirectory = URL(string: "pgpreflight-embedded:rules")!
+
+    /// The shipped rules: `$PGPREFLIGHT_RULES` (a folder that replaces them), else the rules
+    /// compiled into the binary (`embeddedDirectory`), so the binary works from any directory.
     public static func shippedDirectory() -> URL? {
         if let env = ProcessInfo.processInfo.environment["PGPREFLIGHT_RULES"], !env.isEmpty {
             return URL(fileURLWithPath: env)
         }
-        var candidates: [URL] = []
-        var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        for _ in 0..<5 {
-            executable.deleteLastPathComponent()
-            candidates.append(executable.appendingPathComponent("rules"))
-            candidates.append(executable.appendingPathComponent("share/pgpreflight/rules"))
-        }
-        candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("rules"))
-        return candidates.first { isRulesDirectory($0) }
+        return embeddedDirectory
     }
 
-    private static func isRulesDirectory(_ url: URL) -> Bool {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-        return files.contains { $0.hasSuffix(".yaml") } && files.contains("README.md")
+    private static func loadEmbedded() throws -> [Rule] {
+        try embeddedFiles.map { file in
+            let path = "rules/\(file.name)"
+            guard let data = Data(base64Encoded: file.base64) else { throw RuleLoadError(file: path, line: 0, message: "cannot read the file") }
+            return try parse(String(decoding: data, as: UTF8.self), file: path)
+        }
     }
 
     /// Loads the shipped rules plus `extraDirectories`, in id order. A duplicate id across
@@ -41,6 +39,16 @@ public enum RuleLoader {
         var rules: [Rule] = []
         var seen: [String: String] = [:]
         for directory in directories {
+            if directory == embeddedDirectory {
+                for rule in try loadEmbedded() {
+                    if let other = seen[rule.id] {
+                        throw RuleLoadError(file: rule.file, line: 1, message: "duplicate rule id '\(rule.id)' (also in \(other))")
+                    }
+                    seen[rule.id] = rule.file
+                    rules.append(rule)
+                }
+                continue
+            }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw RuleLoadError(file: directory.path, line: 0, message: "not a directory")

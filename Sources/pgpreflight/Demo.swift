@@ -68,7 +68,7 @@ struct Demo: AsyncParsableCommand {
         let sourceEndpoint = try ConnectionString(source.connectionString())
         let targetEndpoint = try ConnectionString(target.connectionString())
         say("\n== pgpreflight validate --mode online --database shop   (weeks before the migration)\n")
-        let colour = isatty(STDOUT_FILENO) == 1
+        let colour = ColorChoice.auto.enabled()
         let before = try await ValidationEngine(request: ValidationRequest(
             source: sourceEndpoint, target: targetEndpoint, databases: ["shop"], mode: .online,
             ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))).run().run
@@ -167,5 +167,6 @@ func show(_ text: String) {
 }
 
 func say(_ line: String) {
+    if Console.quiet { return }
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -42,11 +42,11 @@ struct MigrationArguments: ParsableArguments {
     var source: String
     @Option(help: "Target connection string or URI (libpq).")
     var target: String
-    @Option(name: .customLong("database"), help: "A database to migrate (repeatable; default: every user database).")
+    @Option(name: [.customShort("d"), .customLong("database")], help: "A database to migrate (repeatable; default: every user database).")
     var databases: [String] = []
     @Option(help: "offline (default) or online.")
-    var mode: String = "offline"
-    @Option(parsing: .unconditional, help: "Parallel workers (default: the number of cores; lowered to what the servers' free connections allow).")
+    var mode: MigrationMode = .offline
+    @Option(name: .shortAndLong, parsing: .unconditional, help: "Parallel workers (default: the number of cores; lowered to what the servers' free connections allow).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Drop and recreate target databases that already hold objects.")
     var overwrite = false
@@ -55,7 +55,7 @@ struct MigrationArguments: ParsableArguments {
     @Option(help: "Directory of the state store.")
     var stateDir: String = ".pgpreflight"
     @Option(help: "counts (default) or checksums.")
-    var verify: String = "counts"
+    var verify: VerifyMode = .counts
     @Option(help: "Directory holding pg_dump (default: the newest found).")
     var pgBin: String?
     @Flag(help: "When the target refuses a schema object, restore everything else and end Failed with the list of refused objects (default: stop at the first, naming it).")
@@ -66,10 +66,10 @@ struct MigrationArguments: ParsableArguments {
     var splitTablesLargerThanMb: Int = 256
     @Flag(help: "Online mode: refuse tables without a primary key or replica identity (by default their INSERTs stream and they are copied again at cutover, while writes are stopped).")
     var strictKeys = false
+    @OptionGroup var verbosity: VerbosityOptions
 
     func makeOptions() throws -> MigrationOptions {
-        guard let modeValue = MigrationMode(rawValue: mode) else { throw MigrationUsageError("--mode must be offline or online") }
-        guard let verifyValue = VerifyMode(rawValue: verify) else { throw MigrationUsageError("--verify must be counts or checksums") }
+        let modeValue = mode, verifyValue = verify
         guard jobs >= 1 else { throw MigrationUsageError("--jobs must be at least 1") }
         let sourceString: ConnectionString, targetString: ConnectionString
         do { sourceString = try ConnectionString(source) } catch { throw MigrationUsageError("--source: \(error)") }
@@ -79,7 +79,7 @@ struct MigrationArguments: ParsableArguments {
                                 stateDirectory: URL(fileURLWithPath: stateDir), verify: verifyValue,
                                 pgBin: pgBin.map { URL(fileURLWithPath: $0) },
                                 splitThresholdBytes: Int64(max(1, splitTablesLargerThanMb)) << 20,
-                                showProgress: true)
+                                showProgress: !verbosity.quiet)
         options.continueOnError = continueOnError
         guard lockTimeout >= 0 else { throw MigrationUsageError("--lock-timeout must be 0 (no limit) or a number of seconds") }
         options.lockTimeoutSeconds = lockTimeout

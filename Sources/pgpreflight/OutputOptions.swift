@@ -7,25 +7,22 @@ import Validation
 /// How a run is reported: shared by `validate`, `verify` and `validate-and-migrate`.
 struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
-    var format: String = "console"
+    var format: ReportFormat = .console
     @Option(help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
     var output: String?
     @Flag(help: "Warnings count as failures (exit code 1).")
     var strict = false
+    @Option(help: ArgumentHelp("Colours in the console report: auto (on a terminal, unless NO_COLOR is set or TERM=dumb), always or never.", valueName: "when"))
+    var color: ColorChoice = .auto
+    @OptionGroup var verbosity: VerbosityOptions
 
-    func validate() throws { try check() }
+    func check() throws {}
 
-    func check() throws {
-        guard ReportFormat(rawValue: format) != nil else {
-            throw ValidationError("unknown format '\(format)' (use \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-    }
-
-    var reportFormat: ReportFormat { ReportFormat(rawValue: format) ?? .console }
+    var reportFormat: ReportFormat { format }
 
     /// Renders the run, writes it, and under GitHub Actions also prints annotation lines.
     func emit(_ run: ValidationRun) throws {
-        let colour = output == nil && reportFormat == .console && isatty(STDOUT_FILENO) == 1
+        let colour = reportFormat == .console && (color == .always || (output == nil && color.enabled()))
         let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour))
         if let output {
             try writeReport(text, to: output)

@@ -7,14 +7,11 @@ struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules", abstract: "List every rule: id, title, scope, servers, modes.")
 
+    enum Format: String, CaseIterable, ExpressibleByArgument { case text, json }
     @Option(help: ArgumentHelp("Output format: text or json.", valueName: "format"))
-    var format: String = "text"
+    var format: Format = .text
     @Option(name: .customLong("rules"), help: ArgumentHelp("A folder of extra rule files (repeatable).", valueName: "dir"))
     var ruleDirectories: [String] = []
-
-    func validate() throws {
-        guard ["text", "json"].contains(format) else { throw ValidationError("unknown format '\(format)' (use text or json)") }
-    }
 
     struct Entry: Encodable {
         let id, title, description, scope: String
@@ -25,7 +22,7 @@ struct RulesCommand: AsyncParsableCommand {
 
     func run() async throws {
         let rules = try RuleLoader.load(directories: ValidationRequest.ruleDirectories(extra: ruleDirectories.map { URL(fileURLWithPath: $0) }))
-        if format == "json" {
+        if format == .json {
             let entries = rules.map {
                 Entry(id: $0.id, title: $0.title, description: $0.description, scope: $0.scope.rawValue,
                       servers: $0.servers.map(\.rawValue), modes: $0.modes.map(\.rawValue), documentation: $0.documentation, file: $0.file)

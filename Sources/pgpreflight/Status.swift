@@ -11,10 +11,9 @@ struct Status: AsyncParsableCommand {
     @Option(help: "Directory of the state store.")
     var stateDir: String = ".pgpreflight"
     @Option(help: "text or json.")
-    var format: String = "text"
+    var format: RulesCommand.Format = .text
 
     func run() async throws {
-        guard format == "text" || format == "json" else { fail("--format must be text or json") }
         guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
             fail("no state store in \(stateDir)")
         }
@@ -26,7 +25,7 @@ struct Status: AsyncParsableCommand {
             guard let status = try store.status(name) else { fail("no migration named \(name) in \(stateDir)") }
             statuses.append(status)
         }
-        if format == "json" {
+        if format == .json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data = name != nil ? try encoder.encode(statuses[0]) : try encoder.encode(statuses)

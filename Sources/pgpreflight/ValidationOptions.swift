@@ -9,7 +9,7 @@ struct ServerOptions: ParsableArguments {
     var source: String
     @Option(help: ArgumentHelp("The target server: a libpq connection string or URI.", valueName: "uri"))
     var target: String
-    @Option(name: .customLong("database"),
+    @Option(name: [.customShort("d"), .customLong("database")],
             help: ArgumentHelp("A database to validate (repeat for several; default: every source database except "
                                + "template0, template1, postgres, azure_maintenance, azure_sys).", valueName: "name"))
     var databases: [String] = []
@@ -25,17 +25,13 @@ struct ServerOptions: ParsableArguments {
 /// Which rules run, and how: shared by `validate`, `migrate` and `validate-and-migrate`.
 struct RuleOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Migration mode: offline or online.", valueName: "mode"))
-    var mode: String = "offline"
+    var mode: MigrationMode = .offline
     @Option(name: .customLong("rules"), help: ArgumentHelp("A folder of extra rule files (repeatable).", valueName: "dir"))
     var ruleDirectories: [String] = []
     @Flag(help: "Databases that already exist on the target will be overwritten.")
     var overwrite = false
 
-    var migrationMode: MigrationMode { MigrationMode(rawValue: mode) ?? .offline }
-
-    func validate() throws {
-        guard MigrationMode(rawValue: mode) != nil else { throw ValidationError("unknown mode '\(mode)' (use offline or online)") }
-    }
+    var migrationMode: MigrationMode { mode }
 
     /// The shipped rules and the extra folders; a bad file is an error (exit 2).
     func loadRules() throws -> [Rule] {

@@ -14,7 +14,7 @@ import Testing
                 ("large", Fixtures.largeRun(succeeded: 3000, failed: 20, objectsPerFailure: 200)),
                 ("accepted", try Fixtures.acceptedRun())]
     let extensions: [ReportFormat: String] = [.console: "txt", .json: "json", .junit: "xml", .markdown: "md", .html: "html",
-                                                  .codequality: "codequality.json"]
+                                                  .codequality: "codequality.json", .sarif: "sarif"]
     for (name, run) in runs {
         for format in ReportFormat.allCases {
             let text = try Reports.render(run, as: format)
