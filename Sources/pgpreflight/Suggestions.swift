@@ -12,7 +12,11 @@ enum Suggestions {
         // Subcommands: the leading words that are not options.
         while index < arguments.count {
             let word = arguments[index]
-            if word.hasPrefix("-") { break }
+            if word.hasPrefix("-") {
+                // `scan --inventory …` means `scan run --inventory …`: the group's default subcommand.
+                if let fallback = command.configuration.defaultSubcommand { command = fallback }
+                break
+            }
             let subcommands: [any ParsableCommand.Type] = command.configuration.subcommands
             if subcommands.isEmpty { break }
             if word == "help" { return nil }
