@@ -14,6 +14,8 @@
 #
 #   Benchmarks/apply-bench.sh                      # SCALE=10 TX_PER_CLIENT=4000 ROUNDS=2 DURATION=30
 #   BIN=.build/release/pgpreflight LAG=0 Benchmarks/apply-bench.sh
+#   PLAIN=1 Benchmarks/apply-bench.sh   # also the apply as before issue 16 (PGPREFLIGHT_APPLY_PLAIN=1:
+#                                       # no coalescing, no overlap), into a second 18 server
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCALE=${SCALE:-10}
@@ -27,11 +29,12 @@ WORK=$(mktemp -d /tmp/apply-bench.XXXXXX)
 chmod 777 "$WORK"
 . "$ROOT/Benchmarks/lib.sh"
 SERVER_SETTINGS=("wal_level = logical" "max_wal_size = 4GB" "shared_buffers = 256MB")
-MIGRATE_PID=""; PGBENCH_PID=""
+MIGRATE_PID=""; PLAIN_PID=""; PGBENCH_PID=""
+PLAIN=${PLAIN:-0}
 cleanup() {
   [ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
-  if [ -n "$MIGRATE_PID" ]; then kill -CONT "$MIGRATE_PID" 2>/dev/null || true; kill "$MIGRATE_PID" 2>/dev/null || true; fi
-  stop_server source "$PG15"; stop_server target "$PG18"
+  for p in $MIGRATE_PID $PLAIN_PID; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  stop_server source "$PG15"; stop_server target "$PG18"; stop_server target2 "$PG18"
   [ "${KEEP:-0}" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -43,8 +46,10 @@ if [ -z "${BIN:-}" ]; then
 fi
 SPORT=$(free_port); start_server source "$PG15" "$SPORT" "${SERVER_SETTINGS[@]}"
 TPORT=$(free_port); start_server target "$PG18" "$TPORT" "${SERVER_SETTINGS[@]}"
+if [ "$PLAIN" = 1 ]; then T2PORT=$(free_port); start_server target2 "$PG18" "$T2PORT" "${SERVER_SETTINGS[@]}"; fi
 S() { psql -X -q -At -h 127.0.0.1 -p "$SPORT" -U postgres -d bench "$@"; }
-T() { local db=$1; shift; psql -X -q -At -h 127.0.0.1 -p "$TPORT" -U postgres -d "$db" "$@"; }
+T() { local db=$1; shift; local port=$TPORT; [ "$db" = plain ] && { port=$T2PORT; db=bench; }
+      psql -X -q -At -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"; }
 SRC="host=127.0.0.1 port=$SPORT user=postgres dbname=postgres"
 TGT="host=127.0.0.1 port=$TPORT user=postgres dbname=postgres"
 psql -X -q -h 127.0.0.1 -p "$SPORT" -U postgres -c "CREATE DATABASE bench"
@@ -60,9 +65,15 @@ T native -c "CREATE SUBSCRIPTION native_sub CONNECTION 'host=127.0.0.1 port=$SPO
 # pgpreflight: online migration of `bench` into the target.
 "$BIN" migrate bench-online --mode online --source "$SRC" --target "$TGT" --database bench --state-dir "$WORK/state" > "$WORK/migrate.log" 2>&1 &
 MIGRATE_PID=$!
-substate() { "$BIN" status bench-online --state-dir "$WORK/state" --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["substate"])' 2>/dev/null || true; }
+if [ "$PLAIN" = 1 ]; then
+  PGPREFLIGHT_APPLY_PLAIN=1 "$BIN" migrate bench-plain --mode online --source "$SRC" --target "host=127.0.0.1 port=$T2PORT user=postgres dbname=postgres" \
+    --database bench --state-dir "$WORK/state-plain" > "$WORK/migrate-plain.log" 2>&1 &
+  PLAIN_PID=$!
+fi
+substate() { "$BIN" status "$1" --state-dir "$2" --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["substate"])' 2>/dev/null || true; }
 for _ in $(seq 1 600); do
-  [ "$(substate)" = WaitingForCutoverTrigger ] && \
+  [ "$(substate bench-online "$WORK/state")" = WaitingForCutoverTrigger ] && \
+  { [ "$PLAIN" = 0 ] || [ "$(substate bench-plain "$WORK/state-plain")" = WaitingForCutoverTrigger ]; } && \
   [ "$(T native -c "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")" = 0 ] && break
   kill -0 "$MIGRATE_PID" 2>/dev/null || { cat "$WORK/migrate.log" >&2; exit 1; }
   sleep 0.5
@@ -76,6 +87,8 @@ pause_native() {
 resume_native() { T native -c "ALTER SUBSCRIPTION native_sub ENABLE"; }
 pause_pgpreflight() { kill -STOP "$MIGRATE_PID"; }
 resume_pgpreflight() { kill -CONT "$MIGRATE_PID"; }
+pause_plain() { [ -z "$PLAIN_PID" ] || kill -STOP "$PLAIN_PID"; }
+resume_plain() { [ -z "$PLAIN_PID" ] || kill -CONT "$PLAIN_PID"; }
 newest() { T "$1" -c "SELECT coalesce(max(id), 0) FROM pgbench_history"; }
 # wait_for DB ID: seconds (from now) until the target database holds pgbench_history row ID.
 wait_for() {
@@ -90,22 +103,27 @@ wait_for() {
   python3 -c "print(f'{$now - $t0:.2f}')"
 }
 # Both caught up with the source before a round starts.
-settle() { local want; want=$(S -c "SELECT coalesce(max(id), 0) FROM pgbench_history"); wait_for bench "$want" >/dev/null; wait_for native "$want" >/dev/null; }
+settle() { local want; want=$(S -c "SELECT coalesce(max(id), 0) FROM pgbench_history"); wait_for bench "$want" >/dev/null; wait_for native "$want" >/dev/null
+           [ "$PLAIN" = 0 ] || wait_for plain "$want" >/dev/null; }
 
 RESULTS=()
 for round in $(seq 1 "$ROUNDS"); do
   settle
-  pause_native; pause_pgpreflight
+  pause_native; pause_pgpreflight; pause_plain
   "$PG15/pgbench" -n -c 4 -t "$TX_PER_CLIENT" -h 127.0.0.1 -p "$SPORT" -U postgres bench > "$WORK/pgbench-$round.log" 2>&1
   WANT=$(S -c "SELECT max(id) FROM pgbench_history")
   S -c "CHECKPOINT" >/dev/null
-  if [ $((round % 2)) = 1 ]; then order="pgpreflight native"; else order="native pgpreflight"; fi
+  if [ $((round % 2)) = 1 ]; then order="pgpreflight native plain"; else order="plain native pgpreflight"; fi
+  Q=-
   for method in $order; do
-    if [ "$method" = pgpreflight ]; then resume_pgpreflight; P=$(wait_for bench "$WANT")
-    else resume_native; N=$(wait_for native "$WANT"); fi
+    case $method in
+      pgpreflight) resume_pgpreflight; P=$(wait_for bench "$WANT") ;;
+      native) resume_native; N=$(wait_for native "$WANT") ;;
+      plain) [ "$PLAIN" = 1 ] && { resume_plain; Q=$(wait_for plain "$WANT"); } ;;
+    esac
   done
-  echo "round $round ($order): backlog of $((4 * TX_PER_CLIENT)) transactions: pgpreflight ${P} s, native ${N} s" >&2
-  RESULTS+=("$P $N")
+  echo "round $round ($order): backlog of $((4 * TX_PER_CLIENT)) transactions: pgpreflight ${P} s, native ${N} s, plain ${Q} s" >&2
+  RESULTS+=("$P $N $Q")
 done
 
 LAGS=""
@@ -113,6 +131,7 @@ if [ "$LAG" = 1 ]; then
   lagof() { T "$1" -c "SELECT round(extract(epoch FROM clock_timestamp() - max(mtime))::numeric, 2) FROM pgbench_history"; }
   for method in pgpreflight native; do
     settle
+    pause_plain
     if [ "$method" = pgpreflight ]; then pause_native; db=bench; else pause_pgpreflight; db=native; fi
     "$PG15/pgbench" -n -c 8 -T "$DURATION" -h 127.0.0.1 -p "$SPORT" -U postgres bench > "$WORK/pgbench-lag-$method.log" 2>&1 &
     PGBENCH_PID=$!
@@ -126,26 +145,33 @@ if [ "$LAG" = 1 ]; then
     LAGS="$LAGS$method ${TPS:-0} $DRAIN$SAMPLES
 "
     if [ "$method" = pgpreflight ]; then resume_native; else resume_pgpreflight; fi
+    resume_plain
   done
 fi
 
 "$BIN" cutover bench-online --state-dir "$WORK/state" > "$WORK/cutover.log" 2>&1 || true
 wait "$MIGRATE_PID" || true; MIGRATE_PID=""
+if [ -n "$PLAIN_PID" ]; then "$BIN" cutover bench-plain --state-dir "$WORK/state-plain" >/dev/null 2>&1 || true; wait "$PLAIN_PID" || true; PLAIN_PID=""; fi
 
 python3 - "$((4 * TX_PER_CLIENT))" "$SCALE" "$DURATION" "${RESULTS[@]}" <<PY
 import sys
 n, scale, duration = sys.argv[1:4]
 rounds = [tuple(r.split()) for r in sys.argv[4:]]
 print(f"catch-up of a backlog of {n} pgbench transactions (-c 4, scale {scale}), PostgreSQL 15 -> 18, apply paused while written:")
-print("round  pgpreflight  native  ratio (pgpreflight / native)")
+print("round  pgpreflight  native  ratio (pgpreflight / native)   plain (the apply before issue 16)  ratio")
 ok = []
-for i, (p, q) in enumerate(rounds, 1):
-    try: r = float(p) / float(q); ok.append((float(p), float(q)))
-    except ValueError: r = float("nan")
-    print(f"{i:5d}  {p:>9} s  {q:>4} s  {r:.2f}x")
+def ratio(a, b):
+    try: return f"{float(a) / float(b):.2f}x"
+    except ValueError: return "-"
+for i, (p, q, pl) in enumerate(rounds, 1):
+    try: ok.append((float(p), float(q), float(pl) if pl != "-" else None))
+    except ValueError: pass
+    print(f"{i:5d}  {p:>9} s  {q:>4} s  {ratio(p, q):>6}                         {pl:>6} s  {ratio(pl, q):>6}")
 if ok:
     bp, bn = min(x[0] for x in ok), min(x[1] for x in ok)
-    print(f"best   {bp:9.2f} s  {bn:4.2f} s  {bp / bn:.2f}x   (target <= 0.55x; <= 1.0x first)")
+    pls = [x[2] for x in ok if x[2] is not None]
+    tail = f"   plain best {min(pls):.2f} s ({min(pls) / bn:.2f}x)" if pls else ""
+    print(f"best   {bp:9.2f} s  {bn:4.2f} s  {bp / bn:.2f}x   (target <= 0.55x; <= 1.0x first){tail}")
 lags = """$LAGS""".strip().splitlines()
 if lags:
     print(f"lag under unthrottled pgbench -c 8 for {duration} s, each apply alone (seconds behind the source, sampled 1/s):")

@@ -74,6 +74,7 @@ public final class ChangeStream {
             }
         }
         defer {
+            try? applier.collect()  // a batch still in flight: its outcome is known before the stream ends
             replication.stopStreaming()
             for spill in spills.values { spill.remove() }
             spills.removeAll()

@@ -232,6 +232,12 @@ extension Migrator {
         defer { source.close() }
         let applier = try ChangeApplier(target: target, originName: capture.slotName)
         applier.onNotice = { [self] text in note("\(database): \(text)") }
+        // For benchmarks (Benchmarks/apply-bench.sh): the apply as it was before coalescing and
+        // overlapping batches, to compare in one run.
+        if ProcessInfo.processInfo.environment["PGPREFLIGHT_APPLY_PLAIN"] == "1" {
+            applier.coalesceUpdates = false
+            applier.overlapBatches = false
+        }
         let format: ChangeStream.Format
         if usesWal2JSON {
             format = .wal2json
