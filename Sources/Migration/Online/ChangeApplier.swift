@@ -96,6 +96,8 @@ public final class ChangeApplier {
         let transactions: Int
     }
     private var inFlight: InFlight?
+    /// A batch was sent and its outcome is not read yet.
+    public var hasInFlight: Bool { inFlight != nil }
     /// Whether a batch may stay in flight while the next is built (on by default).
     public var overlapBatches = true
     /// Flush once a batch holds this many statements (at a transaction boundary); inside a
