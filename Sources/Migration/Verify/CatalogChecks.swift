@@ -160,7 +160,6 @@ enum CatalogChecks {
                 UNION ALL SELECT 'allow connections', d.datallowconn::text FROM pg_database d WHERE d.datname = current_database()
                 UNION ALL SELECT 'is template', d.datistemplate::text FROM pg_database d WHERE d.datname = current_database()
                 UNION ALL SELECT 'owner', quote_ident(pg_get_userbyid(d.datdba)) FROM pg_database d WHERE d.datname = current_database()
-                  WHERE d.datname = current_database()
                 UNION ALL SELECT 'privileges', \(acl("d.datacl", kind: "d", owner: "d.datdba", c)) FROM pg_database d WHERE d.datname = current_database()
                 UNION ALL SELECT 'setting ' || split_part(s.setting, '=', 1) || coalesce(' for role ' || quote_ident(r.rolname), ''),
                                  substr(s.setting, strpos(s.setting, '=') + 1)
