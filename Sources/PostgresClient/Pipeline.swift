@@ -24,28 +24,46 @@ extension Connection {
     /// Returns the affected-row counts of the statements, in order (nil for prepares).
     @discardableResult
     public func pipeline(_ build: (PipelineBatch) throws -> Void) throws -> [Int?] {
+        try pipelineSend(build)
+        return try pipelineCollect()
+    }
+
+    /// The first half of `pipeline`: sends the batch (and a sync) and returns without waiting
+    /// for the server, which works through it meanwhile. `pipelineCollect` must follow before
+    /// anything else is sent on the connection.
+    public func pipelineSend(_ build: (PipelineBatch) throws -> Void) throws {
         let batch = PipelineBatch()
         try build(batch)
         guard PQenterPipelineMode(handle) == 1 else { throw ClientError("could not enter pipeline mode: \(lastErrorMessage)") }
-        defer { PQexitPipelineMode(handle) }
-        for item in batch.items {
-            let sent: Int32
-            switch item {
-            case .prepare(let name, let sql):
-                sent = PQsendPrepare(handle, name, sql, 0, nil)
-            case .execute(let name, let values):
-                sent = withParameterArrays(values) { _, pointers, lengths, formats in
-                    PQsendQueryPrepared(handle, name, Int32(values.count), pointers, lengths, formats, 0)
+        do {
+            for item in batch.items {
+                let sent: Int32
+                switch item {
+                case .prepare(let name, let sql):
+                    sent = PQsendPrepare(handle, name, sql, 0, nil)
+                case .execute(let name, let values):
+                    sent = withParameterArrays(values) { _, pointers, lengths, formats in
+                        PQsendQueryPrepared(handle, name, Int32(values.count), pointers, lengths, formats, 0)
+                    }
+                case .statement(let sql, let values):
+                    sent = withParameterArrays(values) { types, pointers, lengths, formats in
+                        PQsendQueryParams(handle, sql, Int32(values.count), types, pointers, lengths, formats, 0)
+                    }
                 }
-            case .statement(let sql, let values):
-                sent = withParameterArrays(values) { types, pointers, lengths, formats in
-                    PQsendQueryParams(handle, sql, Int32(values.count), types, pointers, lengths, formats, 0)
-                }
+                guard sent == 1 else { throw ClientError("pipeline send failed: \(lastErrorMessage)") }
             }
-            guard sent == 1 else { throw ClientError("pipeline send failed: \(lastErrorMessage)") }
+            guard PQpipelineSync(handle) == 1 else { throw ClientError("pipeline sync failed: \(lastErrorMessage)") }
+        } catch {
+            PQexitPipelineMode(handle)
+            throw error
         }
-        guard PQpipelineSync(handle) == 1 else { throw ClientError("pipeline sync failed: \(lastErrorMessage)") }
+    }
 
+    /// The second half of `pipeline`: waits for every result of the batch `pipelineSend`
+    /// sent, leaves pipeline mode. Throws the first error; statements after it were skipped.
+    @discardableResult
+    public func pipelineCollect() throws -> [Int?] {
+        defer { PQexitPipelineMode(handle) }
         var counts: [Int?] = []
         var firstError: Error?
         // Each statement yields its result(s) then a NULL; the sync yields PGRES_PIPELINE_SYNC.

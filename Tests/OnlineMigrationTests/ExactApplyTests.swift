@@ -138,6 +138,50 @@ import TestSupport
         #expect(try rows(c.targetEndpoint, "events").count == 4)
     }
 
+    /// UPDATEs of one row in a batch are folded into one where nothing can tell (see
+    /// ChangeApplier.openUpdates): rows updated by many transactions, deleted and inserted
+    /// again, their key changed, truncated in between, and a table with a second unique
+    /// index whose values swap (folding there would break the index in between) all end as
+    /// on the source.
+    @Test(arguments: plugins)
+    func repeatedUpdatesOfOneRowInABatchEndAsOnTheSource(plugin: String) throws {
+        let c = try makeCase(schema: """
+            CREATE TABLE hot (id int PRIMARY KEY, n int, note text);
+            CREATE TABLE pair (a int, b int, v int, PRIMARY KEY (a, b));
+            CREATE TABLE swap (id int PRIMARY KEY, u int UNIQUE, note text);
+            CREATE TABLE later (id int PRIMARY KEY, n int);
+            """, seed: """
+            INSERT INTO hot VALUES (1, 0, 'one'), (2, 0, 'two'), (3, 0, 'three');
+            INSERT INTO pair VALUES (1, 1, 0), (1, 2, 0);
+            INSERT INTO swap VALUES (1, 1, 'a'), (2, 2, 'b');
+            INSERT INTO later VALUES (1, 0);
+            """, tables: ["hot", "pair", "swap", "later"], plugin: plugin)
+        defer { cleanup(c) }
+        for i in 1...40 {
+            try c.source.execute("UPDATE hot SET n = n + 1 WHERE id = 1; UPDATE pair SET v = v + \(i) WHERE a = 1 AND b = \(1 + i % 2)")
+        }
+        try c.source.execute("BEGIN; UPDATE hot SET n = 100 WHERE id = 2; UPDATE hot SET n = 101 WHERE id = 2; DELETE FROM hot WHERE id = 2; "
+                             + "INSERT INTO hot VALUES (2, 7, 'again'); UPDATE hot SET n = n + 1 WHERE id = 2; COMMIT")
+        try c.source.execute("UPDATE hot SET n = 5 WHERE id = 3")
+        try c.source.execute("UPDATE hot SET id = 4 WHERE id = 3")
+        try c.source.execute("UPDATE hot SET n = 9 WHERE id = 4")
+        try c.source.execute("INSERT INTO hot VALUES (3, 33, 'new three')")
+        try c.source.execute("UPDATE hot SET n = 34 WHERE id = 3")
+        try c.source.execute("UPDATE swap SET u = 3 WHERE id = 1")
+        try c.source.execute("UPDATE swap SET u = 1 WHERE id = 2")
+        try c.source.execute("UPDATE swap SET u = 2 WHERE id = 1")
+        try c.source.execute("UPDATE later SET n = 1 WHERE id = 1")
+        try c.source.execute("BEGIN; UPDATE later SET n = 2 WHERE id = 1; TRUNCATE later; INSERT INTO later VALUES (1, 10); "
+                             + "UPDATE later SET n = 11 WHERE id = 1; COMMIT")
+        try c.source.execute("UPDATE later SET n = n + 1 WHERE id = 1")
+        try c.source.execute("UPDATE hot SET note = NULL WHERE id = 1")
+        try c.source.execute("UPDATE hot SET n = n * 2 WHERE id = 1")
+        try catchUp(c)
+        try assertSame(c)
+        #expect(try rows(c.targetEndpoint, "hot") == ["(1,80,)", "(2,8,again)", "(3,34,\"new three\")", "(4,9,three)"])
+        #expect(try rows(c.targetEndpoint, "later") == ["(1,12)"])
+    }
+
     @Test(arguments: plugins)
     func truncateOnlyParentLeavesInheritanceChildren(plugin: String) throws {
         let c = try makeCase(schema: """

@@ -46,6 +46,9 @@ public final class ChangeApplier {
         let generation: Int
         /// Per source column, the target's; filled on the first change that uses the relation.
         var target: [TargetColumn]?
+        /// Source column indices of the key, when UPDATEs of one row in a batch may be merged
+        /// into one (see `openUpdates`); nil otherwise. Filled with `target`.
+        var mergeKey: [Int]?
     }
 
     private var relations: [UInt32: Relation] = [:]
@@ -64,6 +67,41 @@ public final class ChangeApplier {
     /// arrived (a large transaction, written through so memory stays bounded). It commits
     /// with that source transaction, never before.
     private var targetTransactionOpen = false
+    /// Coalescing: a batch commits on the target as one transaction, so only its end state is
+    /// ever seen there, and the second and later UPDATEs of one row (same key, key unchanged,
+    /// same columns set) in it can be folded into its first, leaving one UPDATE per row per
+    /// batch (a hot row updated by every source transaction otherwise grows a version chain
+    /// that each further UPDATE in the batch walks). Only where no statement in between can
+    /// tell: the target table has no unique index or exclusion constraint but on the key
+    /// columns, no trigger or rule that fires in replica mode (foreign keys do not), no
+    /// inheritance. Key (relation and key values) → index in `pending` of the first UPDATE.
+    private var openUpdates: [String: Int] = [:]
+    /// UPDATEs of the open source transaction folded into an earlier one (indices in
+    /// `pending`): done at its COMMIT, so a flush of the complete transactions before it
+    /// never carries its changes.
+    private var transactionMerges: [(into: Int, from: Int)] = []
+    /// A statement folded into another: not sent.
+    private static let folded = "-"
+    /// Whether UPDATEs are coalesced (off by default until its tests have run in CI; see
+    /// PGPREFLIGHT_APPLY_FAST in Migrator+Online.swift).
+    public var coalesceUpdates = false
+    /// A batch sent to the target whose results were not read yet: the server applies it
+    /// while the stream receives and decodes the next one. Until its COMMIT is confirmed it
+    /// is not applied (`appliedLSN` stays before it); if it failed, its statements go back
+    /// to the front of `pending`, to be sent again with the next batch.
+    private struct InFlight {
+        let statements: [(name: String, sql: String, values: [SQLValue])]
+        let end: LSN
+        let commitTime: Date
+        let firstCommitTime: Date?
+        let transactions: Int
+    }
+    private var inFlight: InFlight?
+    /// A batch was sent and its outcome is not read yet.
+    public var hasInFlight: Bool { inFlight != nil }
+    /// Whether a batch may stay in flight while the next is built (off by default, as
+    /// `coalesceUpdates`).
+    public var overlapBatches = false
     /// Flush once a batch holds this many statements (at a transaction boundary); inside a
     /// larger source transaction, statements are sent to the target in chunks of this size.
     public var batchLimit = 5000
@@ -105,7 +143,7 @@ public final class ChangeApplier {
     public func startPosition(consistentPoint: LSN) -> LSN { max(appliedLSN, consistentPoint) }
 
     /// Whether statements are waiting for `flush()`.
-    public var hasPending: Bool { !pending.isEmpty || pendingEnd != nil || targetTransactionOpen }
+    public var hasPending: Bool { !pending.isEmpty || pendingEnd != nil || targetTransactionOpen || inFlight != nil }
     /// Inside a source transaction whose COMMIT has not arrived yet.
     public private(set) var inTransaction = false
     /// A failed batch can be sent again only while nothing of it was sent in an earlier chunk.
@@ -154,7 +192,22 @@ public final class ChangeApplier {
             let assignments = try setIndices.enumerated().map { "\(try target.quoteIdentifier(columns[$0.element].name)) = $\($0.offset + 1)" }
             let statement = "u\(relation.generation)_\(mask(setIndices))_\(whereMask)"
             let sql = "UPDATE ONLY \(relation.qualifiedName) SET \(assignments.joined(separator: ", ")) WHERE \(whereSQL)"
-            try enqueue(statement, sql, setIndices.map { value(new[$0]) } + whereValues)
+            let values = setIndices.map { value(new[$0]) } + whereValues
+            // The key unchanged (pgoutput sends no old tuple then; wal2json sends the old key).
+            let keyKept = old == nil || (oldIsKeyOnly && relation.mergeKey?.allSatisfy { $0 < old!.count && old![$0] == new[$0] } == true)
+            guard let key = rowKey(relation, new), keyKept else {
+                if let old { forget(relation, old) }
+                forget(relation, new)
+                try enqueue(statement, sql, values)
+                return
+            }
+            if let first = openUpdates[key], pending[first].name == statement {
+                transactionMerges.append((first, pending.count))
+                try enqueue(statement, sql, values)
+            } else {
+                openUpdates.removeValue(forKey: key)
+                if try enqueue(statement, sql, values) { openUpdates[key] = pending.count - 1 }
+            }
         case .delete(let id, let old, let oldIsKeyOnly):
             guard !skippingTransaction, !isInsertOnly(id), let relation = try relation(id) else { return }
             try delete(relation, old: old, keyOnly: oldIsKeyOnly)
@@ -164,6 +217,7 @@ public final class ChangeApplier {
             // cascaded tables included): each is truncated alone, as the source did.
             let names = try ids.compactMap { id in try relation(id)?.qualifiedName }
             guard !names.isEmpty else { return }
+            openUpdates.removeAll()
             let options = (restartIdentity ? " RESTART IDENTITY" : "") + (cascade ? " CASCADE" : "")
             // wal2json sends one message per truncated table: tables truncated one after the
             // other in a transaction go in one statement, so a foreign key between them passes.
@@ -178,6 +232,11 @@ public final class ChangeApplier {
         case .commit(_, let endLSN, let commitTime):
             inTransaction = false
             if skippingTransaction { skippingTransaction = false; return }
+            for (into, from) in transactionMerges {
+                pending[into].values = pending[from].values
+                pending[from] = (Self.folded, "", [])
+            }
+            transactionMerges.removeAll()
             completeCount = pending.count
             pendingEnd = endLSN
             pendingCommitTime = commitTime
@@ -193,10 +252,25 @@ public final class ChangeApplier {
     /// origin position, in one target transaction. Statements of a source transaction still
     /// open stay pending (or, already sent, in the open target transaction until its COMMIT).
     public func flush() throws {
+        try collect()
         guard let end = pendingEnd else { return }
         if targetTransactionOpen && inTransaction { return }
         let statements = pending[0..<completeCount]
         let commitTime = pendingCommitTime ?? Date()
+        if overlapBatches && !targetTransactionOpen {
+            try send(statements, commit: (end, commitTime), wait: false)
+            inFlight = InFlight(statements: Array(statements), end: end, commitTime: commitTime,
+                                firstCommitTime: pendingFirstCommitTime, transactions: pendingTransactions)
+            pendingFirstCommitTime = nil
+            pending.removeFirst(completeCount)
+            completeCount = 0
+            openUpdates.removeAll()
+            transactionMerges.removeAll()
+            pendingEnd = nil
+            pendingCommitTime = nil
+            pendingTransactions = 0
+            return
+        }
         try send(statements, commit: (end, commitTime))
         appliedLSN = end
         lastAppliedCommitTime = commitTime
@@ -207,19 +281,51 @@ public final class ChangeApplier {
         pendingChanges = 0
         pending.removeFirst(completeCount)
         completeCount = 0
+        openUpdates.removeAll()
+        transactionMerges.removeAll()
         pendingEnd = nil
         pendingCommitTime = nil
         pendingTransactions = 0
     }
 
+    /// Waits for the batch in flight: applied once its COMMIT is confirmed; if it failed, its
+    /// statements are pending again (before everything received since) and the error thrown.
+    /// Needed before anything else is sent on the target session.
+    public func collect() throws {
+        guard let batch = inFlight else { return }
+        inFlight = nil
+        do {
+            try target.pipelineCollect()
+        } catch {
+            pending.insert(contentsOf: batch.statements, at: 0)
+            completeCount += batch.statements.count
+            if pendingEnd == nil { pendingEnd = batch.end; pendingCommitTime = batch.commitTime }
+            pendingFirstCommitTime = batch.firstCommitTime ?? pendingFirstCommitTime
+            pendingTransactions += batch.transactions
+            // Indices in `pending` moved.
+            openUpdates.removeAll()
+            transactionMerges.removeAll()
+            throw error
+        }
+        appliedLSN = batch.end
+        lastAppliedCommitTime = batch.commitTime
+        lastBatchDelaySeconds = max(0, Date().timeIntervalSince(batch.firstCommitTime ?? batch.commitTime))
+        appliedTransactions += batch.transactions
+        appliedChanges += batch.statements.count
+    }
+
     /// Sends statements in one pipeline: BEGIN first unless a target transaction is open,
-    /// the origin position and COMMIT last when `commit` is given.
-    private func send(_ statements: ArraySlice<(name: String, sql: String, values: [SQLValue])>, commit: (LSN, Date)?) throws {
+    /// the origin position and COMMIT last when `commit` is given. Without `wait`, returns
+    /// once sent (`collect` reads the results).
+    private func send(_ statements: ArraySlice<(name: String, sql: String, values: [SQLValue])>, commit: (LSN, Date)?,
+                      wait: Bool = true) throws {
+        precondition(inFlight == nil)
         var prepared = preparedStatements
         let begin = !targetTransactionOpen
-        try target.pipeline { batch in
+        let build: (PipelineBatch) throws -> Void = { batch in
             if begin { batch.statement("BEGIN") }
             for statement in statements {
+                if statement.name == Self.folded { continue }
                 if statement.name.isEmpty {
                     batch.statement(statement.sql)
                     continue
@@ -233,6 +339,7 @@ public final class ChangeApplier {
                 batch.statement("COMMIT")
             }
         }
+        if wait { try target.pipeline(build) } else { try target.pipelineSend(build) }
         preparedStatements = prepared
         targetTransactionOpen = commit == nil
     }
@@ -241,6 +348,7 @@ public final class ChangeApplier {
     /// Throws when part of the batch was sent in earlier chunks: those are gone with the
     /// rollback, so the stream must start again from the last committed position.
     public func recover() throws {
+        try? collect()
         let lost = targetTransactionOpen
         targetTransactionOpen = false
         try? target.execute("ROLLBACK")
@@ -267,13 +375,16 @@ public final class ChangeApplier {
     private func relation(_ id: UInt32) throws -> Relation? {
         guard var relation = relations[id] else { return nil }
         if relation.target == nil {
+            try collect()  // the lookups below use the target session
             relation.target = try targetColumns(relation)
+            relation.mergeKey = try mergeKey(relation)
             relations[id] = relation
         }
         return relation
     }
 
     private func insert(_ relation: Relation, _ new: [TupleValue]) throws {
+        forget(relation, new)
         let columns = relation.description.columns, targetColumns = relation.target!
         let indices = columns.indices.filter { new[$0] != .unchangedToast && !targetColumns[$0].generated }
         let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }
@@ -285,11 +396,17 @@ public final class ChangeApplier {
     }
 
     private func delete(_ relation: Relation, old: [TupleValue], keyOnly: Bool) throws {
+        forget(relation, old)
         let (whereSQL, whereValues, whereMask) = try match(relation, old: old, keyOnly: keyOnly, firstParameter: 1)
         try enqueue("d\(relation.generation)_\(whereMask)", "DELETE FROM ONLY \(relation.qualifiedName) WHERE \(whereSQL)", whereValues)
     }
 
-    private func enqueue(_ name: String, _ sql: String, _ values: [SQLValue]) throws {
+    /// Appends a statement; false when it went out at once (in a chunk of a large transaction).
+    @discardableResult
+    private func enqueue(_ name: String, _ sql: String, _ values: [SQLValue]) throws -> Bool {
+        // A chunk is about to go out on the target session (before this statement is pending:
+        // a failure here leaves the message to be handled again).
+        if inTransaction && pending.count + 1 >= batchLimit { try collect() }
         pending.append((name, sql, values))
         // Inside a large source transaction: send what it has so far (memory stays bounded);
         // complete transactions before it go along in the same target transaction.
@@ -299,7 +416,59 @@ public final class ChangeApplier {
             pendingChanges += pending.count
             pending.removeAll(keepingCapacity: true)
             completeCount = 0
+            openUpdates.removeAll()
+            transactionMerges.removeAll()
+            return false
         }
+        return true
+    }
+
+    /// The row's key in `openUpdates`, or nil when the relation's UPDATEs are not coalesced
+    /// (or a key value is missing).
+    private func rowKey(_ relation: Relation, _ tuple: [TupleValue]) -> String? {
+        guard coalesceUpdates, let columns = relation.mergeKey else { return nil }
+        var key = String(relation.description.id)
+        for i in columns {
+            guard i < tuple.count else { return nil }
+            switch tuple[i] {
+            case .null: key += "\u{1}"
+            case .unchangedToast: return nil
+            case .text(let text): key += "\u{0}" + text
+            }
+        }
+        return key
+    }
+
+    /// A change other than a coalesced UPDATE touched the row: later UPDATEs of it are not
+    /// folded into earlier ones.
+    private func forget(_ relation: Relation, _ tuple: [TupleValue]) {
+        guard relation.mergeKey != nil, !openUpdates.isEmpty else { return }
+        if let key = rowKey(relation, tuple) { openUpdates.removeValue(forKey: key) } else { openUpdates.removeAll() }
+    }
+
+    /// The key columns by which UPDATEs of the relation may be coalesced, or nil: see
+    /// `openUpdates` for when.
+    private func mergeKey(_ relation: Relation) throws -> [Int]? {
+        let d = relation.description
+        guard coalesceUpdates, d.replicaIdentity == "d" || d.replicaIdentity == "i" else { return nil }
+        let key = d.columns.indices.filter { d.columns[$0].isKey }
+        guard !key.isEmpty, key.count < d.columns.count else { return nil }
+        // The key's names as an array literal, each element quoted.
+        let names = "{" + key.map { "\"" + d.columns[$0].name.replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
+        let safe = try target.query("""
+            SELECT c.relkind = 'r' AND NOT c.relhassubclass AND NOT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid)
+                   AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgenabled IN ('A', 'R'))
+                   AND NOT EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_enabled IN ('A', 'R'))
+                   AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)
+                                   AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+                                        OR ARRAY(SELECT a.attname::text COLLATE "C" FROM unnest(i.indkey) k
+                                                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k ORDER BY 1)
+                                           <> ARRAY(SELECT kn COLLATE "C" FROM unnest($3::text[]) kn ORDER BY 1)))
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2
+            """, d.schema, d.name, names).first?.bool(0)
+        guard safe == true else { return nil }
+        return key
     }
 
     private func value(_ tuple: TupleValue) -> SQLValue {
@@ -439,6 +608,7 @@ public final class ChangeApplier {
     /// The source column's type as SQL: built-in types by OID (the same on both servers),
     /// others by the name pgoutput sent in its TYPE message.
     private func typeName(_ column: RelationColumn) throws -> String {
+        try collect()
         if column.typeOID != 0, column.typeOID < 16384,
            let text = try target.query("SELECT format_type($1::int8::oid, $2::int4)", Int(column.typeOID), Int(column.typeModifier)).first?.string(0) {
             return text

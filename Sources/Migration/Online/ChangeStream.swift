@@ -74,6 +74,7 @@ public final class ChangeStream {
             }
         }
         defer {
+            try? applier.collect()  // a batch still in flight: its outcome is known before the stream ends
             replication.stopStreaming()
             for spill in spills.values { spill.remove() }
             spills.removeAll()
@@ -82,7 +83,8 @@ public final class ChangeStream {
         }
         var lastServerTime = Date()
         while true {
-            let message = try replication.next(timeout: 0.2)
+            // A batch in flight is confirmed at the next idle moment: come back soon for it.
+            let message = try replication.next(timeout: applier.hasInFlight ? 0.02 : 0.2)
             switch message {
             case .data(_, let end, let serverTime, let payload)?:
                 receivedLSN = max(receivedLSN, end)
