@@ -262,13 +262,7 @@ public final class ChangeApplier {
             inFlight = InFlight(statements: Array(statements), end: end, commitTime: commitTime,
                                 firstCommitTime: pendingFirstCommitTime, transactions: pendingTransactions)
             pendingFirstCommitTime = nil
-            pending.removeFirst(completeCount)
-            completeCount = 0
-            openUpdates.removeAll()
-            transactionMerges.removeAll()
-            pendingEnd = nil
-            pendingCommitTime = nil
-            pendingTransactions = 0
+            forgetSentBatch()
             return
         }
         try send(statements, commit: (end, commitTime))
@@ -279,6 +273,11 @@ public final class ChangeApplier {
         appliedTransactions += pendingTransactions
         appliedChanges += pendingChanges + statements.count
         pendingChanges = 0
+        forgetSentBatch()
+    }
+
+    /// The complete transactions just sent leave `pending`, with what tracked them.
+    private func forgetSentBatch() {
         pending.removeFirst(completeCount)
         completeCount = 0
         openUpdates.removeAll()
