@@ -10,6 +10,12 @@ extension StateStore {
             appliedLSN TEXT, caughtUp INTEGER NOT NULL DEFAULT 0, updatedAt TEXT NOT NULL,
             PRIMARY KEY (migration, database));
         CREATE TABLE IF NOT EXISTS cutover_request (migration TEXT PRIMARY KEY, requestedAt TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS cutover_order (
+            migration TEXT PRIMARY KEY, runnerPid INTEGER NOT NULL, runnerHost TEXT NOT NULL, requestedAt TEXT NOT NULL,
+            takenAt TEXT);
+        CREATE TABLE IF NOT EXISTS cutover_progress (
+            migration TEXT NOT NULL, database TEXT NOT NULL, step TEXT NOT NULL, endLSN TEXT, appliedPosition TEXT,
+            received INTEGER, applied INTEGER, updatedAt TEXT NOT NULL, PRIMARY KEY (migration, database));
         """
 
     func streamProgress(_ migration: String, _ database: String, latencySeconds: Double, pendingBytes: Int,
@@ -39,21 +45,114 @@ extension StateStore {
         }
     }
 
-    /// From `cutover NAME`: asks the running online migration to finish. Returns the
+    /// From `cutover NAME`: asks the migration's running migrator (the recorded runner) to
+    /// finish. The request belongs to that run: another process (a rerun after a kill) never
+    /// acts on it, and `withdrawCutover` takes it back while it is not taken. Returns the
     /// migration as it stands, or nil when there is none of that name.
     public func requestCutover(_ name: String) throws -> MigrationRecord? {
         guard let record = try migration(name) else { return nil }
+        let runner = try pool.write { db -> GRDB.Row? in
+            try db.execute(sql: Self.runnerSchema)
+            return try GRDB.Row.fetchOne(db, sql: "SELECT pid, host FROM runner WHERE migration = ?", arguments: [name])
+        }
+        guard let runner else { return record }
         try pool.write { db in
             try db.execute(sql: Self.onlineSchema)
-            try db.execute(sql: "INSERT OR IGNORE INTO cutover_request (migration, requestedAt) VALUES (?, ?)", arguments: [name, Self.now()])
+            // A cutover already under way stays as it is.
+            try db.execute(sql: """
+                INSERT INTO cutover_order (migration, runnerPid, runnerHost, requestedAt) VALUES (?, ?, ?, ?)
+                ON CONFLICT (migration) DO UPDATE SET runnerPid = excluded.runnerPid, runnerHost = excluded.runnerHost,
+                    requestedAt = excluded.requestedAt WHERE cutover_order.takenAt IS NULL
+                """, arguments: [name, runner["pid"] as Int, runner["host"] as String, Self.now()])
         }
         return record
     }
 
+    /// Whether `cutover NAME` asked this process to cut over.
     func isCutoverRequested(_ name: String) throws -> Bool {
         try pool.write { db in
             try db.execute(sql: Self.onlineSchema)
-            return try Int.fetchOne(db, sql: "SELECT count(*) FROM cutover_request WHERE migration = ?", arguments: [name]) ?? 0 > 0
+            return try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM cutover_order WHERE migration = ? AND runnerPid = ? AND runnerHost = ?
+                """, arguments: [name, Int(getpid()), Self.hostName]) ?? 0 > 0
+        }
+    }
+
+    /// The migrator starts the cutover it was asked for: from here on the request cannot be
+    /// withdrawn, and a rerun after a kill finishes it. Forgets an earlier cutover's progress.
+    func takeCutover(_ name: String) throws {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            try db.execute(sql: "UPDATE cutover_order SET takenAt = ? WHERE migration = ?", arguments: [Self.now(), name])
+            try db.execute(sql: "DELETE FROM cutover_progress WHERE migration = ?", arguments: [name])
+        }
+    }
+
+    /// Whether a cutover of this migration was started (by this run or one that was killed).
+    func isCutoverTaken(_ name: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM cutover_order WHERE migration = ? AND takenAt IS NOT NULL",
+                                    arguments: [name]) ?? 0 > 0
+        }
+    }
+
+    /// Takes back a request no migrator has started on (a `cutover` that gave up waiting).
+    /// Returns false when the cutover is already under way.
+    public func withdrawCutover(_ name: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            try db.execute(sql: "DELETE FROM cutover_order WHERE migration = ? AND takenAt IS NULL", arguments: [name])
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM cutover_order WHERE migration = ?", arguments: [name]) ?? 0 == 0
+        }
+    }
+
+    /// A cutover that failed (verification, counts): the next one needs a new request.
+    func endCutover(_ name: String) throws {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            try db.execute(sql: "DELETE FROM cutover_order WHERE migration = ?", arguments: [name])
+        }
+    }
+
+    /// One database's cutover, as far as it went: `step` is applying (writes stopped, end
+    /// recorded), applied, sequences or verified.
+    public struct CutoverProgress: Codable, Sendable {
+        public var step: String
+        /// The source's WAL position once writes stopped: everything before it is to be applied.
+        public var endLSN: String?
+        /// Up to where everything the source committed is applied on the target.
+        public var appliedPosition: String?
+        /// Source transactions (COMMITs) the stream delivered in this run, and those applied.
+        public var receivedTransactions: Int?
+        public var appliedTransactions: Int?
+    }
+
+    func cutoverStep(_ migration: String, _ database: String, _ step: String, endLSN: String? = nil, appliedPosition: String? = nil,
+                     received: Int? = nil, applied: Int? = nil) throws {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            try db.execute(sql: """
+                INSERT INTO cutover_progress (migration, database, step, endLSN, appliedPosition, received, applied, updatedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (migration, database) DO UPDATE SET step = excluded.step,
+                    endLSN = coalesce(excluded.endLSN, cutover_progress.endLSN),
+                    appliedPosition = coalesce(excluded.appliedPosition, cutover_progress.appliedPosition),
+                    received = coalesce(excluded.received, cutover_progress.received),
+                    applied = coalesce(excluded.applied, cutover_progress.applied), updatedAt = excluded.updatedAt
+                """, arguments: [migration, database, step, endLSN, appliedPosition, received, applied, Self.now()])
+        }
+    }
+
+    public func cutoverProgress(_ migration: String) throws -> [String: CutoverProgress] {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            var result: [String: CutoverProgress] = [:]
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT * FROM cutover_progress WHERE migration = ?", arguments: [migration]) {
+                result[row["database"]] = CutoverProgress(step: row["step"], endLSN: row["endLSN"], appliedPosition: row["appliedPosition"],
+                                                          receivedTransactions: row["received"], appliedTransactions: row["applied"])
+            }
+            return result
         }
     }
 }

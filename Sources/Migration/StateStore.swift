@@ -290,14 +290,18 @@ public final class StateStore: Sendable {
         public var bytesCopied: Int
         public var latencySeconds: Double?
         public var pendingBytes: Int?
+        /// Online: the cutover's progress and proof (transactions received and applied), once begun.
+        public var cutover: CutoverProgress? = nil
 
-        // Online-mode fields are printed as null in offline mode (the design's JSON shape).
+        // Online-mode fields are printed as null in offline mode (the design's JSON shape);
+        // `cutover` only once a cutover began.
         public func encode(to encoder: Encoder) throws {
-            enum Keys: String, CodingKey { case name, state, tables, rowsCopied, bytesCopied, latencySeconds, pendingBytes }
+            enum Keys: String, CodingKey { case name, state, tables, rowsCopied, bytesCopied, latencySeconds, pendingBytes, cutover }
             var c = encoder.container(keyedBy: Keys.self)
             try c.encode(name, forKey: .name); try c.encode(state, forKey: .state); try c.encode(tables, forKey: .tables)
             try c.encode(rowsCopied, forKey: .rowsCopied); try c.encode(bytesCopied, forKey: .bytesCopied)
             try c.encode(latencySeconds, forKey: .latencySeconds); try c.encode(pendingBytes, forKey: .pendingBytes)
+            try c.encodeIfPresent(cutover, forKey: .cutover)
         }
     }
     public struct Status: Codable, Sendable {
@@ -313,6 +317,7 @@ public final class StateStore: Sendable {
 
     public func status(_ name: String) throws -> Status? {
         let streaming = try streamFigures(name)
+        let cutover = try cutoverProgress(name)
         let current = try migration(name)
         let interrupted = try current.map { try isInterrupted(name, state: $0.state.rawValue) } ?? false
         let runnerPID = interrupted ? try runner(name)?.pid : nil
@@ -340,7 +345,7 @@ public final class StateStore: Sendable {
                 }
                 databases.append(DatabaseStatus(name: database, state: dbRow["state"], tables: counts, rowsCopied: rows,
                                                 bytesCopied: bytes, latencySeconds: streaming[database]?.latency,
-                                                pendingBytes: streaming[database]?.pending))
+                                                pendingBytes: streaming[database]?.pending, cutover: cutover[database]))
             }
             // The recorded process is gone: the migration is not running, whatever the record says.
             if interrupted {

@@ -42,13 +42,21 @@ struct Cutover: AsyncParsableCommand {
             try await Task.sleep(nanoseconds: 200_000_000)
             guard let now = try store.migration(name) else { continue }
             if let runner = try store.runner(name), !runner.alive, !now.state.isFinal, now.state != .failed {
-                print("migration \(name): its migrator (process \(runner.pid)) stopped before finishing the cutover; "
-                      + "rerun the same `pgpreflight migrate` command, then `pgpreflight cutover \(name)` again")
+                if try store.withdrawCutover(name) {
+                    print("migration \(name): its migrator (process \(runner.pid)) stopped before it began the cutover; the request is "
+                          + "withdrawn. Rerun the same `pgpreflight migrate` command, then `pgpreflight cutover \(name)` again")
+                } else {
+                    print("migration \(name): its migrator (process \(runner.pid)) stopped during the cutover; rerun the same "
+                          + "`pgpreflight migrate` command: it finishes the cutover (keep the applications' writes stopped)")
+                }
                 throw ExitCode(1)
             }
             switch now.state {
             case .succeeded:
                 print(String(format: "migration \(name): Succeeded (cutover took %.1f s)", Date().timeIntervalSince(started)))
+                for (database, progress) in try store.cutoverProgress(name).sorted(by: { $0.key < $1.key }) {
+                    print("  \(database): \(Self.describe(progress))")
+                }
                 return
             case .failed, .canceled, .validationFailed:
                 print("migration \(name): \(now.state.rawValue)\(now.message.map { " — \($0)" } ?? "")")
@@ -57,7 +65,26 @@ struct Cutover: AsyncParsableCommand {
                 continue
             }
         }
-        print("migration \(name) did not finish within \(timeout) s; `pgpreflight status \(name)` shows where it is")
+        // The request belongs to this command: one nobody took must not arm a later run.
+        if try store.withdrawCutover(name) {
+            print("migration \(name) did not begin the cutover within \(timeout) s; the request is withdrawn (no later run cuts over "
+                  + "without a new one). `pgpreflight status \(name)` shows where it is; run `pgpreflight cutover \(name)` again once "
+                  + "it is WaitingForCutoverTrigger")
+        } else {
+            print("migration \(name): the cutover is under way but did not finish within \(timeout) s; it goes on. "
+                  + "`pgpreflight status \(name)` shows where it is")
+        }
         throw ExitCode(1)
+    }
+
+    /// One database's cutover for people: its step and its proof.
+    static func describe(_ c: StateStore.CutoverProgress) -> String {
+        var text = c.step
+        if let received = c.receivedTransactions, let applied = c.appliedTransactions {
+            text += " · \(received) source transaction(s) received, \(applied) applied"
+        }
+        if let position = c.appliedPosition { text += " · applied up to \(position)" }
+        if let end = c.endLSN { text += " (source's end \(end))" }
+        return text
     }
 }

@@ -42,6 +42,7 @@ struct Status: AsyncParsableCommand {
                     line += String(format: " · latency %.1f s, %@ pending", latency, "\(db.pendingBytes ?? 0) bytes")
                 }
                 print(line)
+                if let c = db.cutover { print("    cutover: " + Cutover.describe(c)) }
             }
         }
     }

@@ -108,6 +108,18 @@ import TestSupport
         let done = try #require(try store.migration(name))
         #expect(done.state == .succeeded)
         #expect(done.substate == .completed)
+        // The cutover's proof, in its output and in `status --format json`: every source
+        // transaction the stream delivered was applied, up to the source's end position.
+        let cutoverText = (try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? ""
+        #expect(cutoverText.contains("source transaction(s) received"), "\(cutoverText)")
+        let json = try LocalServer.run([Fixtures.binary, "status", name, "--state-dir", state.path, "--format", "json"])
+        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let proof = try #require((decoded["databases"] as? [[String: Any]])?.first?["cutover"] as? [String: Any], "\(json)")
+        #expect(proof["step"] as? String == "verified")
+        #expect(proof["receivedTransactions"] as? Int == proof["appliedTransactions"] as? Int)
+        let position = try #require((proof["appliedPosition"] as? String).flatMap(LSN.init))
+        let end = try #require((proof["endLSN"] as? String).flatMap(LSN.init))
+        #expect(position >= end)
         try assertIdentical(database)
         #expect(try Fixtures.listing(Self.target, database, "SELECT length(big) FROM docs WHERE id = 1") == ["64000"])
         try assertCaptureRemoved(database, name: name)
@@ -359,5 +371,138 @@ import TestSupport
         let sql = "SELECT id, body, tag FROM notes ORDER BY id"
         #expect(try Fixtures.listing(TestServers.pg15, database, sql) == Fixtures.listing(Self.target, database, sql))
         #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
+    }
+
+    // MARK: Issue 14 (cutover run control)
+
+    /// kill -9 at each step of the cutover, then the same migrate command again: it finishes
+    /// the cutover (without a new request: writes are already stopped) and ends Succeeded with
+    /// the target identical and the slot gone.
+    @Test(arguments: ["cutover-writes-stopped", "cutover-applied", "cutover-sequences", "cutover-slot-dropped"])
+    func killedDuringCutoverTheRerunFinishesIt(step: String) throws {
+        let database = try prepareSource(prefix: "oncutkill")
+        let name = "oncutkill-\(step.dropFirst(8))-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        setenv("PGPREFLIGHT_TEST_KILL_AT", step, 1)
+        let first = Fixtures.spawn(arguments(name, database, state), output: output)
+        unsetenv("PGPREFLIGHT_TEST_KILL_AT")
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        try TestServers.pg15.psql("""
+            UPDATE docs SET small = small + 1 WHERE id <= 5;
+            INSERT INTO notes (body) SELECT 'before cutover ' || g FROM generate_series(1, 30) g;
+            DELETE FROM scratch WHERE k > 90;
+            """, database: database)
+        let (code, text) = cutover(name, state)
+        #expect(code == 1)
+        #expect(LocalServer.wait(first) != 0)  // killed at the step
+        #expect(text.contains("rerun the same `pgpreflight migrate` command: it finishes the cutover"), "\(text)")
+        #expect(try store.status(name)?.state == "Interrupted")
+
+        let second = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(LocalServer.wait(second) == 0, "\(log(output))")
+        #expect(try store.migration(name)?.state == .succeeded)
+        try assertIdentical(database)
+        try assertCaptureRemoved(database, name: name)
+        let origins = try Fixtures.listing(Self.target, database, "SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'pgpreflight_oncutkill%'")
+        #expect(origins == ["0"])
+    }
+
+    /// A `cutover` that gave up waiting (its migrator was stopped, SIGSTOP) withdraws its
+    /// request: once the migrator runs again it keeps streaming, and only a new `cutover`
+    /// finishes it.
+    @Test func aCutoverThatTimedOutDoesNotCutOverLater() throws {
+        let database = try prepareSource(prefix: "oncuttimeout")
+        let name = "oncuttimeout-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let migrate = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        kill(migrate, SIGSTOP)
+        let timedOutLog = state.appendingPathExtension("timeout.log")
+        let timedOut = LocalServer.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path, "--timeout", "2"], output: timedOutLog))
+        kill(migrate, SIGCONT)
+        #expect(timedOut == 1)
+        #expect(log(timedOutLog).contains("withdrawn"), "\(log(timedOutLog))")
+        // Still streaming: a change made now reaches the target, and the migration still waits.
+        try TestServers.pg15.psql("INSERT INTO notes (body) VALUES ('after the timeout')", database: database)
+        #expect(try Fixtures.waitUntil(seconds: 60) {
+            try Fixtures.listing(Self.target, database, "SELECT count(*) FROM notes WHERE body = 'after the timeout'") == ["1"]
+        }, "\(log(output))")
+        usleep(1_000_000)
+        #expect(try store.migration(name)?.substate == .waitingForCutoverTrigger)
+        #expect(try store.migration(name)?.state == .waitingForUserAction)
+
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(migrate, SIGTERM) }
+        #expect(LocalServer.wait(migrate) == 0, "\(log(output))")
+        try assertIdentical(database)
+    }
+
+    /// kill -9 while pgbench writes, and the same command again at once: the source's
+    /// walsender of the killed run may still hold the slot; the rerun waits for it and goes on.
+    @Test func resumingRightAfterKill9MidStreamWaitsForTheSlot() throws {
+        let database = try prepareSource(prefix: "onquick")
+        let name = "onquick-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let first = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        let writers = pgbench(["-c", "2", "-t", "1000", "-n"], database: database)
+        usleep(1_000_000)
+        kill(first, SIGKILL)
+        _ = LocalServer.wait(first)
+        let second = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForRunner(store, name, second))
+        _ = LocalServer.wait(writers)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(second, SIGTERM) }
+        #expect(LocalServer.wait(second) == 0, "\(log(output))")
+        #expect(!log(output).contains("is active for PID"), "\(log(output))")
+        try assertIdentical(database)
+        try assertCaptureRemoved(database, name: name)
+    }
+
+    /// Every table has a key, so a publication FOR ALL TABLES would publish a table without a
+    /// key created later for UPDATE and DELETE, and the source would refuse them. The
+    /// publication lists the tables instead: the source's writes keep working, the stream says
+    /// what to do, and the cutover copies the table whole.
+    @Test func aKeylessTableCreatedWhileStreamingStaysWritableOnTheSource() throws {
+        let database = try prepareSource(prefix: "onlate")
+        let name = "onlate-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let first = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        // psql stops at the first error: each statement must pass on the source.
+        try TestServers.pg15.psql("""
+            CREATE TABLE late (k int, v text);
+            INSERT INTO late SELECT g, 'v' || g FROM generate_series(1, 20) g;
+            UPDATE late SET v = v || ' changed' WHERE k <= 5;
+            DELETE FROM late WHERE k = 20;
+            """, database: database)
+        #expect(LocalServer.wait(first) != 0)
+        #expect(log(output).contains(#"table "public"."late" is on the source but not on the target"#), "\(log(output))")
+        try Self.target.psql("CREATE TABLE late (k int, v text)", database: database)
+
+        let second = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForRunner(store, name, second))
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        try TestServers.pg15.psql("UPDATE late SET v = 'again' WHERE k = 6; DELETE FROM late WHERE k = 7; INSERT INTO late VALUES (30, 'new')",
+                                  database: database)
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(second, SIGTERM) }
+        #expect(LocalServer.wait(second) == 0, "\(log(output))")
+        #expect(log(output).contains("copied whole at cutover"), "\(log(output))")
+        #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
+        try assertCaptureRemoved(database, name: name)
     }
 }

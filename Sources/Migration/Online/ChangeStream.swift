@@ -9,6 +9,9 @@ public final class ChangeStream {
         public var receivedLSN: LSN
         public var appliedTransactions: Int
         public var appliedChanges: Int
+        /// Source transactions whose COMMIT the stream delivered in this run (those already on
+        /// the target before it started left out): at cutover every one must be applied.
+        public var receivedTransactions: Int
         /// How far the last applied commit is behind the source's clock; 0 when caught up.
         public var latencySeconds: Double
         /// How long the oldest transaction of the last applied batch waited (source commit →
@@ -17,6 +20,9 @@ public final class ChangeStream {
         /// True when everything received so far is applied and the stream is idle: the
         /// target then holds every source transaction committed before `receivedLSN`.
         public var caughtUp: Bool
+        /// Up to where everything the source committed is on the target: when caught up,
+        /// everything received; otherwise the end of the last applied transaction.
+        public var appliedPosition: LSN { caughtUp ? max(appliedLSN, receivedLSN) : appliedLSN }
     }
 
     /// The slot's output plugin: pgoutput (PostgreSQL 10+) with a publication, or wal2json.
@@ -33,6 +39,10 @@ public final class ChangeStream {
     private var receivedLSN: LSN = .zero
     private var lastFeedback = Date.distantPast
     private var lastProgress = Date.distantPast
+    /// COMMITs received of transactions not yet on the target when the run started.
+    private var receivedTransactions = 0
+    private var countingTransaction = false
+    private var alreadyApplied: LSN = .zero
     /// False when the source's wal2json is older than 2.6 (no `numeric-data-types-as-string`):
     /// it then sends NaN and ±Infinity of float and numeric columns as null.
     public private(set) var exactNumerics = true
@@ -51,9 +61,10 @@ public final class ChangeStream {
     /// Streams until `shouldStop(progress)` returns true (checked after each idle moment and
     /// each applied batch). `consistentPoint` is the slot's: streaming starts after whatever
     /// the target already has.
-    public func run(consistentPoint: LSN, onProgress: (Progress) -> Void = { _ in },
+    public func run(consistentPoint: LSN, onProgress: (Progress) throws -> Void = { _ in },
                     shouldStop: (Progress) -> Bool) throws {
         let start = applier.startPosition(consistentPoint: consistentPoint)
+        alreadyApplied = applier.appliedLSN
         receivedLSN = start
         switch format {
         case .pgoutput(let publication):
@@ -116,9 +127,9 @@ public final class ChangeStream {
             }
             let progress = Progress(appliedLSN: applier.appliedLSN, receivedLSN: receivedLSN,
                                     appliedTransactions: applier.appliedTransactions, appliedChanges: applier.appliedChanges,
-                                    latencySeconds: latency, lastBatchDelaySeconds: applier.lastBatchDelaySeconds, caughtUp: caughtUp)
+                                    receivedTransactions: receivedTransactions, latencySeconds: latency, lastBatchDelaySeconds: applier.lastBatchDelaySeconds, caughtUp: caughtUp)
             lastProgress = Date()
-            onProgress(progress)
+            try onProgress(progress)
             if shouldStop(progress) { return }
         }
     }
@@ -184,6 +195,13 @@ public final class ChangeStream {
     }
 
     private func applyWithRetry(_ message: PgOutputMessage) throws {
+        // Counted as the applier decides what to skip: a transaction that ends before what the
+        // target had at the start was applied by an earlier run.
+        switch message {
+        case .begin(let finalLSN, _, _): countingTransaction = finalLSN >= alreadyApplied
+        case .commit: if countingTransaction { receivedTransactions += 1; countingTransaction = false }
+        default: break
+        }
         do { try applier.handle(message) } catch {
             guard applier.canRetry else { try? applier.recover(); throw error }
             try applier.recover()

@@ -130,6 +130,7 @@ extension Migrator {
         let slot = try slotName(database)
         if try !sourceAdmin.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", slot).rows.isEmpty {
             printer.say("\(database): the copy of an interrupted online run starts again (its snapshot is gone)")
+            try waitForSlotRelease(slot, database, source: sourceAdmin)
             try sourceAdmin.query("SELECT pg_drop_replication_slot($1)", slot)
             try store.resetProgress(options.name, database: database)
         }
@@ -139,11 +140,11 @@ extension Migrator {
                                           keyedPublicationName, insertOnlyPublicationName).rows.isEmpty {
             let (keyed, keyless) = try tablesByKey(conn)
             let publication = try conn.quoteIdentifier(keyedPublicationName)
-            if keyless.isEmpty {
-                // Every table has a key: tables created while streaming are published too.
-                try conn.execute("CREATE PUBLICATION \(publication) FOR ALL TABLES")
-            } else {
-                if !keyed.isEmpty { try conn.execute("CREATE PUBLICATION \(publication) FOR TABLE \(keyed.joined(separator: ", "))") }
+            // The tables by name, never FOR ALL TABLES: a table without a key created later
+            // would be published for UPDATE and DELETE too, and the source would refuse them.
+            // Tables created while streaming are noticed (watchForNewTables) and copied at cutover.
+            try conn.execute("CREATE PUBLICATION \(publication)" + (keyed.isEmpty ? "" : " FOR TABLE \(keyed.joined(separator: ", "))"))
+            if !keyless.isEmpty {
                 try conn.execute("CREATE PUBLICATION \(try conn.quoteIdentifier(insertOnlyPublicationName)) FOR TABLE "
                                  + keyless.map(\.name).joined(separator: ", ") + " WITH (publish = 'insert, truncate')")
             }
@@ -162,9 +163,33 @@ extension Migrator {
 
     /// Streams every database's changes until `cutover NAME` (or cancel). Reports latency and
     /// pending WAL to the state store; moves to WaitingForUserAction/WaitingForCutoverTrigger
-    /// once every database has caught up.
+    /// once every database has caught up. A cutover an earlier run began (and was killed in)
+    /// is finished without a new request: the applications' writes are already stopped.
     func streamUntilCutover(_ databases: [String]) throws {
         let control = StreamControl()
+        var cutoverStarted: Date?
+        if try store.isCutoverTaken(options.name) {
+            let progress = try store.cutoverProgress(options.name)
+            try setSubstate(.completingMigration)
+            if databases.allSatisfy({ progress[$0]?.step == "verified" }) {
+                // Killed while (or after) dropping the slots: only the cleanup is left.
+                printer.say("the cutover an earlier run began verified every database; finishing its cleanup (slots, publications, origins)")
+                dropChangeCapture(databases)
+                for database in databases { try store.setDatabase(options.name, database, state: "Succeeded") }
+                return
+            }
+            for database in databases where try sourceAdmin.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                                                                   slotName(database)).rows.isEmpty {
+                try? store.endCutover(options.name)
+                throw MigrationFailure("the cutover an earlier run began stopped before \(database) was verified, and its slot "
+                    + "\(try slotName(database)) is gone from the source: changes may be missing on the target. Cancel the migration "
+                    + "(`pgpreflight cancel \(options.name)`), drop the target databases and start again")
+            }
+            printer.say("resuming the cutover an earlier run began (the applications' writes must still be stopped): "
+                        + "applying the last changes, then sequences, verification and cleanup")
+            cutoverStarted = Date()
+            control.requestCutover()
+        }
         var threads: [Thread] = []
         let done = DispatchGroup()
         for database in databases {
@@ -186,16 +211,21 @@ extension Migrator {
         printer.say("streaming changes of \(databases.count) database(s) from the source")
         threads.forEach { $0.start() }
         var waiting = false
-        var cutoverStarted: Date?
+        // A failed cutover needs a new request (`cutover NAME` again); a killed one is finished by the rerun.
+        func failCutover(_ failure: MigrationFailure) -> MigrationFailure {
+            if cutoverStarted != nil { try? store.endCutover(options.name) }
+            return failure
+        }
         while control.finishedCount < databases.count {
             if canceled.isSet { control.requestStop() }
             if let (database, message) = control.firstFailure {
                 control.requestStop()
                 done.wait()
-                throw MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume")
+                throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume"))
             }
             if cutoverStarted == nil, (try? store.isCutoverRequested(options.name)) == true {
                 cutoverStarted = Date()
+                try store.takeCutover(options.name)
                 try setSubstate(.completingMigration)
                 printer.say("cutover requested: applying everything the source committed, then finishing")
                 control.requestCutover()
@@ -210,26 +240,68 @@ extension Migrator {
         }
         done.wait()
         if let (database, message) = control.firstFailure {
-            throw MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume")
+            throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume"))
         }
         if canceled.isSet {
             dropChangeCapture(databases)
             throw MigrationCanceled()
         }
-        try timed("Cutover (sequences, verification, slots)") { try completeCutover(databases) }
+        Self.testKill(at: "cutover-applied")
+        do {
+            try timed("Cutover (sequences, verification, slots)") { try completeCutover(databases) }
+        } catch let failure as MigrationFailure {
+            throw failCutover(failure)
+        }
         if let cutoverStarted { printer.say(String(format: "cutover took %.1f s", Date().timeIntervalSince(cutoverStarted))) }
+    }
+
+    /// Tests: `PGPREFLIGHT_TEST_KILL_AT=<step>` kills the migrator (SIGKILL, nothing cleaned up)
+    /// at that step of the cutover: cutover-writes-stopped, cutover-applied, cutover-sequences,
+    /// cutover-slot-dropped.
+    static func testKill(at step: String) {
+        if ProcessInfo.processInfo.environment["PGPREFLIGHT_TEST_KILL_AT"] == step { kill(getpid(), SIGKILL) }
+    }
+
+    /// Right after a kill, the source's walsender of the killed run may still hold the slot
+    /// ("replication slot … is active for PID …") until it notices its client is gone: waits
+    /// for it (bounded), ending it after 10 s when it is one of this migration's.
+    func waitForSlotRelease(_ slot: String, _ database: String, source: Connection) throws {
+        let holder = "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND active"
+        guard let pid = try source.query(holder, slot).first?.int(0) else { return }
+        printer.say("\(database): the slot \(slot) is still held by process \(pid) on the source (the walsender of an earlier run?); "
+                    + "waiting up to 30 s for it to let go")
+        let started = Date()
+        var ended = false
+        while Date().timeIntervalSince(started) < 30 {
+            Thread.sleep(forTimeInterval: 0.2)
+            guard let current = try source.query(holder, slot).first?.int(0) else {
+                printer.say(String(format: "%@: the slot is free (after %.1f s)", database, Date().timeIntervalSince(started)))
+                return
+            }
+            if !ended && Date().timeIntervalSince(started) > 10,
+               try source.query("SELECT application_name FROM pg_stat_activity WHERE pid = $1", current).first?.string(0)
+                   == "pgpreflight migrate \(options.name) (replication)" {
+                // Another live migrator of this migration is ruled out (one runner per migration).
+                ended = true
+                _ = try? source.query("SELECT pg_terminate_backend($1)", current)
+            }
+        }
+        throw MigrationFailure("\(database): the slot \(slot) is still in use on the source by process \(pid) after 30 s. If no other "
+            + "pgpreflight runs migration \(options.name), end that process (SELECT pg_terminate_backend(\(pid)) on the source), "
+            + "then rerun the same command")
     }
 
     private func stream(_ capture: ChangeCapture, control: StreamControl) throws {
         let database = capture.database
         let sourceDB = options.source.with(database: database)
+        let source = try open(sourceDB, what: "source database \(database)")
+        defer { source.close() }
+        if capture.replication == nil { try waitForSlotRelease(capture.slotName, database, source: source) }
         let replication = try capture.replication
             ?? ReplicationConnection.open(sourceDB, applicationName: "pgpreflight migrate \(options.name) (replication)")
         capture.replication = replication
         let target = try open(options.target.with(database: database), what: "target database \(database)")
         defer { target.close() }
-        let source = try open(sourceDB, what: "source database \(database)")
-        defer { source.close() }
         let applier = try ChangeApplier(target: target, originName: capture.slotName)
         applier.onNotice = { [self] text in note("\(database): \(text)") }
         // Experimental (issue 16): coalesced UPDATEs and one batch in flight, measured 23 %
@@ -258,7 +330,9 @@ extension Migrator {
             ? "SELECT greatest(0, pg_xlog_location_diff(pg_current_xlog_location(), confirmed_flush_lsn))::int8 FROM pg_replication_slots WHERE slot_name = $1"
             : "SELECT greatest(0, pg_xlog_location_diff(pg_current_xlog_location(), restart_lsn))::int8 FROM pg_replication_slots WHERE slot_name = $1"
         var end: LSN?
-        var lastReport = Date.distantPast
+        var last: ChangeStream.Progress?
+        var lastReport = Date.distantPast, lastTableLook = Date()
+        var newTables: Set<String> = []
         // The first catch-up applies what was written during the base copy; the steady-state
         // apply delay is what follows it.
         var maxDelay = 0.0
@@ -282,6 +356,10 @@ extension Migrator {
             if catchUp == nil && progress.caughtUp { catchUp = Date().timeIntervalSince(streamStart) }
             applied = (progress.appliedTransactions, progress.appliedChanges)
             if progress.caughtUp || progress.latencySeconds < 1 { control.markCaughtUp(database) }
+            if !usesWal2JSON && Date().timeIntervalSince(lastTableLook) >= 5 {
+                lastTableLook = Date()
+                try watchForNewTables(source: source, database, noticed: &newTables)
+            }
             guard Date().timeIntervalSince(lastReport) >= 1 else { return }
             lastReport = Date()
             let pending = ((try? source.query(pendingSQL, capture.slotName).first?.int(0)) ?? nil) ?? 0
@@ -289,21 +367,63 @@ extension Migrator {
             try? store.streamProgress(options.name, database, latencySeconds: progress.caughtUp ? 0 : progress.latencySeconds,
                                       pendingBytes: pending,
                                       appliedLSN: progress.appliedLSN.description, caughtUp: progress.caughtUp)
-        }, shouldStop: { progress in
+        }, shouldStop: { [self] progress in
+            last = progress
             if control.stopRequested { return true }
             guard control.cutoverRequested else { return false }
-            if end == nil { end = try? ChangeStream.endOfCommittedWAL(source) }
+            if end == nil, let position = try? ChangeStream.endOfCommittedWAL(source) {
+                end = position
+                try? store.cutoverStep(options.name, database, "applying", endLSN: position.description)
+                Self.testKill(at: "cutover-writes-stopped")
+            }
             guard let end else { return false }
             return progress.caughtUp && progress.receivedLSN >= end
         })
         let pending = ((try? source.query(pendingSQL, capture.slotName).first?.int(0)) ?? nil) ?? 0
         try? store.streamProgress(options.name, database, latencySeconds: 0, pendingBytes: pending,
                                   appliedLSN: applier.appliedLSN.description, caughtUp: true)
+        // The cutover proves itself: every transaction the stream delivered is applied, and the
+        // target has everything up to the source's end position.
+        guard control.cutoverRequested, !control.stopRequested, let end, let last else { return }
+        try store.cutoverStep(options.name, database, "applied", appliedPosition: last.appliedPosition.description,
+                              received: last.receivedTransactions, applied: last.appliedTransactions)
+        guard last.appliedTransactions == last.receivedTransactions, last.appliedPosition >= end else {
+            throw MigrationFailure("cutover of \(database) incomplete: \(last.receivedTransactions) source transaction(s) received, "
+                + "\(last.appliedTransactions) applied, applied up to \(last.appliedPosition) of the source's end \(end). The slot is "
+                + "kept: rerun the same migrate command, then `pgpreflight cutover \(options.name)` again")
+        }
+        printer.say("\(database): \(last.receivedTransactions) source transaction(s) received in this run, \(last.appliedTransactions) "
+                    + "applied; applied up to \(last.appliedPosition), the source's end \(end)")
+    }
+
+    /// The publications list the tables by name: a table created on the source while
+    /// streaming is not streamed. Said once per table; one the target lacks stops the stream
+    /// (the cutover could not copy it), one the target has is copied whole at cutover.
+    private func watchForNewTables(source: Connection, _ database: String, noticed: inout Set<String>) throws {
+        let published = Set(try source.query("""
+            SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname IN ($1, $2)
+            """, keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) })
+        if try !source.query("SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables", keyedPublicationName).rows.isEmpty { return }
+        let (keyed, keyless) = try tablesByKey(source)
+        let new = (keyed + keyless.map(\.name)).filter { !published.contains($0) && !noticed.contains($0) }
+        guard !new.isEmpty else { return }
+        let target = try open(options.target.with(database: database), what: "target database \(database)")
+        defer { target.close() }
+        for table in new {
+            if try target.query("SELECT to_regclass($1) IS NOT NULL", table).first?.bool(0) != true {
+                throw ChangeStreamError("table \(table) is on the source but not on the target (created on the source during streaming?): "
+                    + "create it on the target, e.g. `pg_dump --schema-only --table='\(table)' SOURCE | psql TARGET`, then rerun the "
+                    + "same command: streaming resumes where it stopped, and the table's rows are copied whole at cutover")
+            }
+            noticed.insert(table)
+            note("\(database): table \(table) was created on the source during streaming: its changes are not streamed (the "
+                 + "publication lists the tables the migration started with); its rows are copied whole at cutover, while writes are stopped")
+        }
     }
 
     /// After the last change is applied: sequences from the source, row counts compared, and
     /// the slot, publication and replication origin removed (a forgotten slot fills the
-    /// source's disk).
+    /// source's disk). Each step is recorded: a rerun after a kill finishes what is left.
     private func completeCutover(_ databases: [String]) throws {
         for database in databases {
             let source = try open(options.source.with(database: database), what: "source database \(database)")
@@ -313,6 +433,8 @@ extension Migrator {
             try timed("Cutover: tables without a key copied again") { try copyKeylessTablesAgain(source: source, target: target, database) }
             try timed("Cutover: materialized views refreshed") { try refreshMaterializedViews(source: source, target: target) }
             try timed("Cutover: sequences") { try Sequences.reset(from: source, to: target) }
+            try store.cutoverStep(options.name, database, "sequences")
+            Self.testKill(at: "cutover-sequences")
             let mismatches = try TableVerifier.verify(source: options.source, target: options.target, database: database,
                                                       mode: options.verify, jobs: options.jobs)
             if !mismatches.isEmpty {
@@ -332,8 +454,10 @@ extension Migrator {
                 throw MigrationFailure("verification after cutover found \(differences.count) difference(s) in \(database); the slot is kept:\n  \(shown)\n"
                     + "Fix them on the target (or the source), then rerun the same migrate command and cut over again")
             }
+            try store.cutoverStep(options.name, database, "verified")
         }
         dropChangeCapture(databases)
+        Self.testKill(at: "cutover-slot-dropped")
         for database in databases { try store.setDatabase(options.name, database, state: "Succeeded") }
     }
 
@@ -370,21 +494,25 @@ extension Migrator {
     /// Also refuses tables the publications missed (created on the source while streaming).
     private func copyKeylessTablesAgain(source: Connection, target: Connection, _ database: String) throws {
         let (keyed, keyless) = try tablesByKey(source)
+        var again = keyless.map(\.name)
         if !usesWal2JSON, try source.query("SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables", keyedPublicationName).rows.isEmpty {
             let published = Set(try source.query("""
                 SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname IN ($1, $2)
                 """, keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) })
-            let missed = (keyed + keyless.map(\.name)).filter { !published.contains($0) }
-            if !missed.isEmpty {
-                throw MigrationFailure("tables of \(database) were created on the source after the online migration started and were not "
-                    + "streamed: \(missed.prefix(10).joined(separator: ", ")). Create them on the target and copy their rows "
-                    + "(e.g. `pg_dump --data-only --table=…` | psql), or cancel and start the migration again")
+            // Created on the source while streaming (not published): copied whole too.
+            let missed = keyed.filter { !published.contains($0) }
+            let absent = try (missed + keyless.map(\.name)).filter { try target.query("SELECT to_regclass($1) IS NULL", $0).first?.bool(0) == true }
+            if !absent.isEmpty {
+                throw MigrationFailure("tables of \(database) were created on the source after the online migration started and are "
+                    + "not on the target: \(absent.prefix(10).joined(separator: ", ")). Create them on the target (e.g. `pg_dump "
+                    + "--schema-only --table=…` | psql), then rerun the same migrate command and cut over again: their rows are copied then")
             }
+            again += missed
         }
-        guard !keyless.isEmpty else { return }
+        guard !again.isEmpty else { return }
         try target.execute("SET session_replication_role = replica")
         defer { try? target.execute("RESET session_replication_role") }
-        for table in keyless.map(\.name) {
+        for table in again {
             let columns = try source.query("""
                 SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
                 WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped\(source.serverVersionNumber >= 120000 ? " AND attgenerated = ''" : "")
@@ -398,7 +526,7 @@ extension Migrator {
                 let copied = try source.pipeCopy("COPY \(table) (\(columns)) TO STDOUT", into: target,
                                                  "COPY \(table) (\(columns)) FROM STDIN") { _ in true }
                 try target.execute("COMMIT")
-                printer.say("\(database): \(table) (no key) copied again: \(copied.targetRows) rows")
+                printer.say("\(database): \(table) copied again: \(copied.targetRows) rows")
             } catch {
                 try? target.execute("ROLLBACK")
                 throw MigrationFailure("copying \(table) of \(database) again at cutover failed: \(error); the slot is kept, rerun the command")
