@@ -107,7 +107,13 @@ extension Migrator {
         for database in databases {
             let conn = try open(options.source.with(database: database), what: "source database \(database)")
             defer { conn.close() }
-            let keyless = try tablesByKey(conn).keyless
+            var keyless = try tablesByKey(conn).keyless
+            if !usesWal2JSON, try !conn.query("SELECT 1 FROM pg_publication WHERE pubname = $1", keyedPublicationName).rows.isEmpty {
+                // Resumed: one created while streaming is in no publication (watchForNewTables says so).
+                let published = Set(try conn.query("SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1",
+                                                   insertOnlyPublicationName).rows.compactMap { $0.string(0) })
+                keyless = keyless.filter { published.contains($0.name) }
+            }
             guard !keyless.isEmpty else { continue }
             let names = keyless.prefix(10).map(\.name).joined(separator: ", ") + (keyless.count > 10 ? ", …" : "")
             if options.strictKeys {
@@ -331,7 +337,7 @@ extension Migrator {
             : "SELECT greatest(0, pg_xlog_location_diff(pg_current_xlog_location(), restart_lsn))::int8 FROM pg_replication_slots WHERE slot_name = $1"
         var end: LSN?
         var last: ChangeStream.Progress?
-        var lastReport = Date.distantPast, lastTableLook = Date()
+        var lastReport = Date.distantPast, lastTableLook = Date.distantPast
         var newTables: Set<String> = []
         // The first catch-up applies what was written during the base copy; the steady-state
         // apply delay is what follows it.
@@ -400,22 +406,30 @@ extension Migrator {
     /// streaming is not streamed. Said once per table; one the target lacks stops the stream
     /// (the cutover could not copy it), one the target has is copied whole at cutover.
     private func watchForNewTables(source: Connection, _ database: String, noticed: inout Set<String>) throws {
-        let published = Set(try source.query("""
-            SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname IN ($1, $2)
-            """, keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) })
         if try !source.query("SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables", keyedPublicationName).rows.isEmpty { return }
-        let (keyed, keyless) = try tablesByKey(source)
-        let new = (keyed + keyless.map(\.name)).filter { !published.contains($0) && !noticed.contains($0) }
+        // The tables tablesByKey lists that neither publication has.
+        let new = try source.query("""
+            SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+              AND \(Catalog.userSchemaFilter)
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+              AND NOT EXISTS (SELECT FROM pg_publication_tables p WHERE p.pubname IN ($1, $2)
+                                AND p.schemaname = n.nspname AND p.tablename = c.relname)
+            ORDER BY 3
+            """, keyedPublicationName, insertOnlyPublicationName).rows.filter { !noticed.contains($0.string(2) ?? "") }
         guard !new.isEmpty else { return }
         let target = try open(options.target.with(database: database), what: "target database \(database)")
         defer { target.close() }
-        for table in new {
-            if try target.query("SELECT to_regclass($1) IS NOT NULL", table).first?.bool(0) != true {
+        for row in new {
+            let name = row.string(2) ?? ""
+            let table = try target.quoteQualified(row.string(0) ?? "", row.string(1) ?? "")
+            if try target.query("SELECT to_regclass($1) IS NOT NULL", name).first?.bool(0) != true {
                 throw ChangeStreamError("table \(table) is on the source but not on the target (created on the source during streaming?): "
                     + "create it on the target, e.g. `pg_dump --schema-only --table='\(table)' SOURCE | psql TARGET`, then rerun the "
                     + "same command: streaming resumes where it stopped, and the table's rows are copied whole at cutover")
             }
-            noticed.insert(table)
+            noticed.insert(name)
             note("\(database): table \(table) was created on the source during streaming: its changes are not streamed (the "
                  + "publication lists the tables the migration started with); its rows are copied whole at cutover, while writes are stopped")
         }
