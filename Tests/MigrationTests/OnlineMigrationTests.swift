@@ -378,16 +378,16 @@ import TestSupport
     /// kill -9 at each step of the cutover, then the same migrate command again: it finishes
     /// the cutover (without a new request: writes are already stopped) and ends Succeeded with
     /// the target identical and the slot gone.
-    @Test(arguments: ["cutover-writes-stopped", "cutover-applied", "cutover-sequences", "cutover-slot-dropped"])
+    @Test(.serialized, arguments: ["cutover-writes-stopped", "cutover-applied", "cutover-sequences", "cutover-slot-dropped"])
     func killedDuringCutoverTheRerunFinishesIt(step: String) throws {
         let database = try prepareSource(prefix: "oncutkill")
         let name = "oncutkill-\(step.dropFirst(8))-\(ProcessInfo.processInfo.processIdentifier)"
         let state = Fixtures.stateDirectory()
         let output = state.appendingPathExtension("log")
         let store = try StateStore(directory: state)
-        setenv("PGPREFLIGHT_TEST_KILL_AT", step, 1)
-        let first = Fixtures.spawn(arguments(name, database, state), output: output)
-        unsetenv("PGPREFLIGHT_TEST_KILL_AT")
+        // The hook in this child's environment only (test cases may run side by side).
+        let first = try LocalServer.spawnAttached(["/usr/bin/env", "PGPREFLIGHT_TEST_KILL_AT=\(step)", Fixtures.binary]
+                                                  + arguments(name, database, state), output: output)
         #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
         try TestServers.pg15.psql("""
             UPDATE docs SET small = small + 1 WHERE id <= 5;
@@ -400,8 +400,10 @@ import TestSupport
         #expect(text.contains("rerun the same `pgpreflight migrate` command: it finishes the cutover"), "\(text)")
         #expect(try store.status(name)?.state == "Interrupted")
 
-        let second = Fixtures.spawn(arguments(name, database, state), output: output)
-        #expect(LocalServer.wait(second) == 0, "\(log(output))")
+        let rerun = state.appendingPathExtension("rerun.log")
+        let second = Fixtures.spawn(arguments(name, database, state), output: rerun)
+        #expect(LocalServer.wait(second) == 0, "\(log(rerun))")
+        #expect(log(rerun).contains(step == "cutover-slot-dropped" ? "finishing its cleanup" : "resuming the cutover"), "\(log(rerun))")
         #expect(try store.migration(name)?.state == .succeeded)
         try assertIdentical(database)
         try assertCaptureRemoved(database, name: name)
