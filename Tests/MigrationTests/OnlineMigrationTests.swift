@@ -471,6 +471,38 @@ import TestSupport
         try assertCaptureRemoved(database, name: name)
     }
 
+    /// The killed run's walsender holding the slot when the rerun starts (here another
+    /// replication session holds it for 4 s): the rerun says so, waits for it, and goes on.
+    @Test func aRerunWaitsWhileTheSlotIsStillHeld() throws {
+        let database = try prepareSource(prefix: "onheld")
+        let name = "onheld-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let first = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        kill(first, SIGKILL)
+        _ = LocalServer.wait(first)
+        let slot = try #require(try store.slots(name).first)
+        // No feedback is ever sent: the slot's confirmed position stays where the killed run left it.
+        let holder = try ReplicationConnection.open(ConnectionString(TestServers.pg15.connectionString(database: database)))
+        try holder.startReplication(slot: slot, start: .zero, options: [("proto_version", "1"),
+                                                                         ("publication_names", "pgpreflight_" + name.replacingOccurrences(of: "-", with: "_"))])
+        try TestServers.pg15.psql("INSERT INTO notes (body) SELECT 'while held ' || g FROM generate_series(1, 20) g", database: database)
+        let resumed = state.appendingPathExtension("resumed.log")
+        let second = Fixtures.spawn(arguments(name, database, state), output: resumed)
+        #expect(Fixtures.waitUntil(seconds: 60) { log(resumed).contains("is still held by process") }, "\(log(resumed))")
+        usleep(4_000_000)
+        holder.close()
+        #expect(try waitForCutoverTrigger(store, name), "\(log(resumed))")
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(second, SIGTERM) }
+        #expect(LocalServer.wait(second) == 0, "\(log(resumed))")
+        #expect(log(resumed).contains("the slot is free"), "\(log(resumed))")
+        try assertIdentical(database)
+    }
+
     /// Every table has a key, so a publication FOR ALL TABLES would publish a table without a
     /// key created later for UPDATE and DELETE, and the source would refuse them. The
     /// publication lists the tables instead: the source's writes keep working, the stream says
