@@ -231,6 +231,7 @@ public final class Migrator: @unchecked Sendable {
             try checkSourceSessions(database)
             try checkTarget(database)
         }
+        if options.mode == .online { try checkTargetPrivilegesForOnline() }
         tracker.time("Prerequisites", Date().timeIntervalSince(prerequisites))
 
         if try !store.isDone(name, "", .roles) {
@@ -296,6 +297,9 @@ public final class Migrator: @unchecked Sendable {
         try snapshotSession.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         let snapshot: String
         if options.mode == .online {
+            // Before the slot, while nothing is copied: what the apply needs in this database.
+            try createTargetDatabase(database)
+            try checkTargetDatabaseForOnline(database)
             // Online: the whole copy reads the snapshot the logical slot exported, so the copy
             // and the change stream meet exactly (no gap, no duplicate).
             snapshot = try startChangeCapture(database)

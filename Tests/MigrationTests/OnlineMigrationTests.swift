@@ -373,6 +373,78 @@ import TestSupport
         #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
     }
 
+    /// The target login is not a superuser: CREATEDB and CREATEROLE, as a managed service's
+    /// admin. Without the grants the apply needs the run refuses before copying, naming them;
+    /// with them (SET on session_replication_role, EXECUTE on the replication origin functions
+    /// in the database) an online migration with changes succeeds.
+    @Test func aTargetAdminThatIsNotASuperuserMigratesOnline() throws {
+        let pid = ProcessInfo.processInfo.processIdentifier
+        let owner = "onnosu_owner_\(pid)", admin = "onnosu_admin_\(pid)"
+        let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "onnosu")
+        try TestServers.pg15.psql("CREATE ROLE \(owner) LOGIN; ALTER DATABASE \(database) OWNER TO \(owner)")
+        try TestServers.pg15.psql("""
+            SET ROLE \(owner);
+            CREATE TABLE items (id int PRIMARY KEY, v text, n numeric);
+            INSERT INTO items SELECT g, 'v' || g, g / 3.0 FROM generate_series(1, 500) g;
+            CREATE TABLE events (at int, what text);
+            INSERT INTO events SELECT g, 'seed' FROM generate_series(1, 50) g;
+            CREATE SEQUENCE tickets;
+            SELECT nextval('tickets') FROM generate_series(1, 7);
+            """, database: database)
+        // Created by a role that is only CREATEROLE: it may use the roles it creates (16+).
+        try Self.target.psql("""
+            CREATE ROLE \(admin) LOGIN CREATEDB CREATEROLE;
+            ALTER ROLE \(admin) SET createrole_self_grant = 'set, inherit';
+            """)
+        let name = "onnosu-\(pid)"
+        let state = Fixtures.stateDirectory()
+        let store = try StateStore(directory: state)
+        let arguments = ["migrate", name, "--mode", "online", "--source", TestServers.pg15.connectionString(),
+                         "--target", Self.target.connectionString(user: admin), "--database", database, "--state-dir", state.path]
+        let refused = state.appendingPathExtension("refused.log")
+        #expect(LocalServer.wait(Fixtures.spawn(arguments, output: refused)) != 0)
+        #expect(log(refused).contains("GRANT SET ON PARAMETER session_replication_role TO \"\(admin)\""), "\(log(refused))")
+        #expect(try Fixtures.listing(Self.target, "postgres", "SELECT count(*) FROM pg_database WHERE datname = '\(database)'") == ["0"])
+
+        // The replication origin functions are granted per database: the run creates the
+        // target database, then stops before copying, naming what to grant there.
+        try Self.target.psql("GRANT SET ON PARAMETER session_replication_role TO \(admin)")
+        let noOrigins = state.appendingPathExtension("origins.log")
+        #expect(LocalServer.wait(Fixtures.spawn(arguments, output: noOrigins)) != 0)
+        #expect(log(noOrigins).contains("GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO \"\(admin)\""),
+                "\(log(noOrigins))")
+        #expect(try Fixtures.listing(Self.target, database, "SELECT count(*) FROM pg_class WHERE relname = 'items'") == ["0"])
+        #expect(try Fixtures.listing(TestServers.pg15, database, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgpreflight_onnosu_\(pid)%'") == ["0"])
+
+        // What a managed service grants its admin role.
+        try Self.target.psql("""
+            DO $$ DECLARE f regprocedure; BEGIN
+                FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE proname LIKE 'pg_replication_origin%' LOOP
+                    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO \(admin)', f);
+                END LOOP;
+            END $$;
+            """, database: database)
+        let output = state.appendingPathExtension("log")
+        let migrate = Fixtures.spawn(arguments, output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        try TestServers.pg15.psql("""
+            UPDATE items SET v = v || ' changed', n = -n WHERE id % 7 = 0;
+            DELETE FROM items WHERE id > 490;
+            INSERT INTO items VALUES (1000, 'new', 'NaN');
+            UPDATE events SET what = 'changed' WHERE at <= 10;
+            INSERT INTO events VALUES (99, 'streamed');
+            SELECT nextval('tickets');
+            """, database: database)
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(migrate, SIGTERM) }
+        #expect(LocalServer.wait(migrate) == 0, "\(log(output))")
+        #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
+        let sequence = "SELECT last_value, is_called FROM tickets"
+        #expect(try Fixtures.listing(TestServers.pg15, database, sequence) == Fixtures.listing(Self.target, database, sequence))
+        try assertCaptureRemoved(database, name: name)
+    }
+
     // MARK: Issue 14 (cutover run control)
 
     /// kill -9 at each step of the cutover, then the same migrate command again: it finishes

@@ -128,6 +128,51 @@ extension Migrator {
         }
     }
 
+    /// What the change apply needs of a target login that is not a superuser: setting
+    /// session_replication_role (so triggers and foreign keys do not fire a second time),
+    /// checked before anything is written; and EXECUTE on the replication origin functions
+    /// (the applied position, kept in the same transaction as the changes), which are granted
+    /// per database: `checkTargetDatabaseForOnline` checks them once the database exists.
+    func checkTargetPrivilegesForOnline() throws {
+        guard try !isSuperuser(targetAdmin) else { return }
+        // Tried, not looked up: a managed service may allow it by a hook of its own.
+        do { try targetAdmin.execute("BEGIN; SET LOCAL session_replication_role = replica; ROLLBACK") } catch {
+            try? targetAdmin.execute("ROLLBACK")
+            let user = try targetAdmin.query("SELECT current_user::text").first?.string(0) ?? ""
+            let remedy = targetAdmin.serverVersionNumber >= 150000
+                ? "run as a superuser on the target: GRANT SET ON PARAMETER session_replication_role TO \(try targetAdmin.quoteIdentifier(user));"
+                : "PostgreSQL \(targetAdmin.serverVersionNumber / 10000) lets only a superuser set it: use a superuser login"
+            throw MigrationFailure("online migration: the target login \(user) is not a superuser and may not set session_replication_role, "
+                + "which the change apply needs; nothing was changed on the target. \(remedy)")
+        }
+    }
+
+    private func isSuperuser(_ conn: Connection) throws -> Bool {
+        try conn.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool(0) == true
+    }
+
+    /// In the target database, before the slot is created and anything copied: EXECUTE on the
+    /// replication origin functions (a database created from template0 grants them to no one).
+    func checkTargetDatabaseForOnline(_ database: String) throws {
+        let conn = try open(options.target.with(database: database), what: "target database \(database)")
+        defer { conn.close() }
+        guard try !isSuperuser(conn) else { return }
+        let user = try conn.query("SELECT current_user::text").first?.string(0) ?? ""
+        let quoted = try conn.quoteIdentifier(user)
+        let grants = try conn.query("""
+            SELECT p.oid::regprocedure::text FROM pg_proc p
+            WHERE p.pronamespace = 'pg_catalog'::regnamespace
+              AND p.proname IN ('pg_replication_origin_create', 'pg_replication_origin_drop', 'pg_replication_origin_progress',
+                                'pg_replication_origin_session_setup', 'pg_replication_origin_xact_setup')
+              AND NOT has_function_privilege(p.oid, 'EXECUTE')
+            ORDER BY 1
+            """).rows.map { "GRANT EXECUTE ON FUNCTION \($0.string(0) ?? "") TO \(quoted);" }
+        guard !grants.isEmpty else { return }
+        throw MigrationFailure("online migration: the target login \(user) is not a superuser and may not call the replication origin "
+            + "functions in the target database \(database), which the change apply needs; nothing was copied. Run as a superuser "
+            + "in \(database) on the target, then rerun the same command:\n  " + grants.joined(separator: "\n  "))
+    }
+
     /// Creates the publication and a logical slot that exports its snapshot; returns the
     /// snapshot. A slot left by an interrupted run is dropped: its snapshot is gone, so the
     /// database's copy starts again from an empty target database.

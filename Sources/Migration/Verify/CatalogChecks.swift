@@ -715,8 +715,13 @@ enum CatalogChecks {
         },
         CatalogCheck(id: "verify.parameter-privileges", title: "Privileges on parameters match", subject: "privileges") { c in
             guard c.both(atLeast: 150000) else { return nil }
+            // SET on session_replication_role granted to the login that verifies (and the bootstrap
+            // superuser's own entries, which any grant writes out):
+            // what a target admin that is not a superuser needs for an online migration's apply.
             return """
                 SELECT p.parname || ' (parameter)', \(acl("p.paracl", kind: "p", owner: "10", c)) FROM pg_parameter_acl p
+                WHERE NOT (p.parname = 'session_replication_role' AND NOT EXISTS (
+                    SELECT FROM aclexplode(p.paracl) a WHERE a.grantee NOT IN (10, (SELECT oid FROM pg_roles WHERE rolname = current_user))))
                 """
         },
     ]
