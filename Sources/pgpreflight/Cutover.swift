@@ -35,6 +35,12 @@ struct Cutover: AsyncParsableCommand {
                   + "(WaitingForCutoverTrigger), run `pgpreflight cutover \(name)`")
             throw ExitCode(1)
         }
+        // No process recorded (its run ended without finishing): nobody to ask.
+        if try store.runner(name) == nil {
+            print("migration \(name) is not running (\(record.state.rawValue)): rerun the same `pgpreflight migrate \(name) --mode online …` "
+                  + "command; once it is streaming again (WaitingForCutoverTrigger), run `pgpreflight cutover \(name)`")
+            throw ExitCode(1)
+        }
         let started = Date()
         _ = try store.requestCutover(name)
         print("cutover of \(name) requested; waiting for the last changes to be applied …")
