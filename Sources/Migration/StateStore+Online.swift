@@ -78,6 +78,14 @@ extension StateStore {
         }
     }
 
+    /// The process a pending (not yet taken) cutover request was made to.
+    func cutoverRequestedOf(_ name: String) throws -> Int? {
+        try pool.write { db in
+            try db.execute(sql: Self.onlineSchema)
+            return try Int.fetchOne(db, sql: "SELECT runnerPid FROM cutover_order WHERE migration = ? AND takenAt IS NULL", arguments: [name])
+        }
+    }
+
     /// The migrator starts the cutover it was asked for: from here on the request cannot be
     /// withdrawn, and a rerun after a kill finishes it. Forgets an earlier cutover's progress.
     func takeCutover(_ name: String) throws {

@@ -516,6 +516,47 @@ import TestSupport
         try assertIdentical(database)
     }
 
+    /// A request left behind (the `cutover` command and the migrator it asked both killed
+    /// before the migrator took it) belongs to that run: the rerun streams and waits for a
+    /// new `cutover`.
+    @Test func aCutoverRequestLeftByAKilledRunDoesNotArmTheRerun() throws {
+        let database = try prepareSource(prefix: "oncutleft")
+        let name = "oncutleft-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let first = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        kill(first, SIGSTOP)
+        let requestLog = state.appendingPathExtension("request.log")
+        let request = Fixtures.spawn(["cutover", name, "--state-dir", state.path, "--timeout", "300"], output: requestLog)
+        #expect(try Fixtures.waitUntil(seconds: 60) { try store.cutoverRequestedOf(name) == Int(first) })
+        kill(request, SIGKILL)
+        _ = LocalServer.wait(request)
+        kill(first, SIGKILL)
+        kill(first, SIGCONT)
+        _ = LocalServer.wait(first)
+
+        let resumed = state.appendingPathExtension("resumed.log")
+        let second = Fixtures.spawn(arguments(name, database, state), output: resumed)
+        #expect(try waitForRunner(store, name, second))
+        #expect(try waitForCutoverTrigger(store, name), "\(log(resumed))")
+        try TestServers.pg15.psql("INSERT INTO notes (body) VALUES ('after the rerun')", database: database)
+        #expect(try Fixtures.waitUntil(seconds: 60) {
+            try Fixtures.listing(Self.target, database, "SELECT count(*) FROM notes WHERE body = 'after the rerun'") == ["1"]
+        }, "\(log(resumed))")
+        usleep(1_000_000)
+        #expect(try store.migration(name)?.substate == .waitingForCutoverTrigger, "\(log(resumed))")
+        #expect(!log(resumed).contains("cutover requested"), "\(log(resumed))")
+        #expect(try store.cutoverRequestedOf(name) == Int(first))  // still the killed run's, never taken
+
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(second, SIGTERM) }
+        #expect(LocalServer.wait(second) == 0, "\(log(resumed))")
+        try assertIdentical(database)
+    }
+
     /// kill -9 while pgbench writes, and the same command again at once: the source's
     /// walsender of the killed run may still hold the slot; the rerun waits for it and goes on.
     @Test func resumingRightAfterKill9MidStreamWaitsForTheSlot() throws {
