@@ -257,7 +257,8 @@ public struct FleetScan: Sendable {
     }
 
     /// Runs `body`; when it has not finished after `seconds`, returns a Failed run instead and
-    /// leaves it behind (its sessions end with their own connect/statement timeouts).
+    /// cancels it: a connection attempt still waiting ends at once (`Connection.connect` is
+    /// cancellable), a running statement ends with its statement_timeout.
     static func withDeadline(_ seconds: Double?, server: Inventory.Server,
                              _ body: @escaping @Sendable () async -> ValidationRun) async -> ValidationRun {
         guard let seconds else { return await body() }
