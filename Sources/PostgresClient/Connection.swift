@@ -3,9 +3,10 @@ import Foundation
 
 /// One libpq session.
 ///
-/// **How connections run.** libpq calls block (connect, query, COPY). Each `Connection` owns a
-/// serial `DispatchQueue`, and the `async` entry points (`connect(_:)`, `run(_:)`) execute
-/// the blocking calls on that queue, suspending the calling task meanwhile. Dispatch worker
+/// **How connections run.** libpq calls block (query, COPY). Each `Connection` owns a serial
+/// `DispatchQueue`, and `run(_:)` executes the blocking calls on that queue, suspending the
+/// calling task meanwhile. `connect(_:)` drives libpq's non-blocking connect on a Dispatch
+/// worker, polling the socket in short slices, so cancelling the task ends the attempt. Dispatch worker
 /// threads are separate from Swift concurrency's cooperative pool, so dozens of connections
 /// can wait on the network at once without starving other tasks. The synchronous methods
 /// are for code that is already on a connection's queue (inside `run`) or on a thread of its
