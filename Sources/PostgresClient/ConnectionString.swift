@@ -75,6 +75,11 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     public var user: String? { effective("user") }
     public var database: String? { effective("dbname") ?? effective("user") }
 
+    /// A failover list (`host=a,b`, `postgresql://a,b/db`, PGHOST=a,b).
+    var listsSeveralHosts: Bool {
+        [effective("host"), value("hostaddr") ?? ProcessInfo.processInfo.environment["PGHOSTADDR"]].contains { $0?.contains(",") == true }
+    }
+
     /// Secrets to strip from any message derived from this connection.
     var secrets: [String] {
         [value("password"), ProcessInfo.processInfo.environment["PGPASSWORD"]].compactMap { $0 }.filter { !$0.isEmpty }

@@ -10,6 +10,8 @@ public struct FleetScan: Sendable {
         public var name: String
         /// Position of the entry in the inventory (0-based): servers are listed in this order.
         public var position: Int
+        /// The entry's `tags:` (a team, …), for filtering the index page.
+        public var tags: [String]
         public var status: Status
         public var failed: Int
         public var warnings: Int
@@ -126,7 +128,7 @@ public struct FleetScan: Sendable {
                 let ruleStatuses = run.results.map { RuleStatus(rule: $0.rule, database: $0.database, status: $0.blockingStatus) }
                 statuses[server.name] = ruleStatuses
                 summaries.append(ServerSummary(
-                    name: server.name, position: server.position, status: run.status,
+                    name: server.name, position: server.position, tags: server.tags, status: run.status,
                     failed: run.results.filter { $0.blockingStatus == .failed }.count,
                     warnings: run.results.filter { $0.blockingStatus == .warning }.count,
                     newFailures: comparison.newFailures, newWarnings: comparison.newWarnings, resolved: comparison.resolved,
@@ -255,7 +257,8 @@ public struct FleetScan: Sendable {
     }
 
     /// Runs `body`; when it has not finished after `seconds`, returns a Failed run instead and
-    /// leaves it behind (its sessions end with their own connect/statement timeouts).
+    /// cancels it: a connection attempt still waiting ends at once (`Connection.connect` is
+    /// cancellable), a running statement ends with its statement_timeout.
     static func withDeadline(_ seconds: Double?, server: Inventory.Server,
                              _ body: @escaping @Sendable () async -> ValidationRun) async -> ValidationRun {
         guard let seconds else { return await body() }

@@ -12,6 +12,7 @@ import Yams
 ///     databases: [billing]        # optional: default every user database
 ///     mode: online                # optional: offline (default) or online
 ///     rules: [./team-rules]       # optional: extra rule folders, relative to the inventory
+///     tags: [payments, tier-1]    # optional: labels (a team, …) the index page filters by
 /// ```
 /// `${VAR}` is replaced by the environment variable, so no secret needs to live in the file.
 public struct Inventory: Sendable {
@@ -23,6 +24,8 @@ public struct Inventory: Sendable {
         public var databases: [String]?
         public var mode: MigrationMode
         public var ruleDirectories: [URL]
+        /// Labels from `tags:` (a team, an environment): the index page filters by them.
+        public var tags: [String]
         /// `file:line` of the entry, for errors found later (a malformed connection string).
         public var location: String
         /// 0-based position in the inventory: reports list servers in this order, shards too.
@@ -32,9 +35,9 @@ public struct Inventory: Sendable {
         public var problem: String?
 
         public init(name: String, source: String, target: String, databases: [String]? = nil, mode: MigrationMode = .offline,
-                    ruleDirectories: [URL] = [], location: String = "", position: Int = 0, problem: String? = nil) {
+                    ruleDirectories: [URL] = [], tags: [String] = [], location: String = "", position: Int = 0, problem: String? = nil) {
             self.name = name; self.source = source; self.target = target; self.databases = databases; self.mode = mode
-            self.ruleDirectories = ruleDirectories; self.location = location; self.position = position; self.problem = problem
+            self.ruleDirectories = ruleDirectories; self.tags = tags; self.location = location; self.position = position; self.problem = problem
         }
     }
 
@@ -81,6 +84,7 @@ public struct Inventory: Sendable {
             guard let mapping = item.mapping else { throw InventoryError("\(at(item)): a server must be a mapping") }
             var name: String?, source: String?, target: String?, databases: [String]?, mode = MigrationMode.offline
             var rules: [URL] = []
+            var tags: [String] = []
             var problem: String?
             // An unset variable fails this server only (its Failed result says why), not the scan.
             func expanded(_ value: Node) throws -> String {
@@ -105,8 +109,17 @@ public struct Inventory: Sendable {
                 case "rules":
                     let entries = value.sequence.map { Array($0) } ?? [value]
                     rules = entries.compactMap(\.string).map { URL(fileURLWithPath: $0, relativeTo: file.deletingLastPathComponent()) }
+                case "tags":
+                    // Words only: the index page puts them in its URL (#tag=payments) and attributes.
+                    let entries = value.sequence.map { Array($0) } ?? [value]
+                    for entry in entries {
+                        guard let tag = entry.string, tag.range(of: #"^[A-Za-z0-9][A-Za-z0-9._-]*$"#, options: .regularExpression) != nil else {
+                            throw InventoryError("\(at(entry)): tag '\(entry.string ?? "")' must be letters, digits, '.', '_' or '-' (e.g. tags: [payments, tier-1])")
+                        }
+                        if !tags.contains(tag) { tags.append(tag) }
+                    }
                 default:
-                    throw InventoryError("\(at(key)): unknown key '\(key.string ?? "")' (name, source, target, databases, mode, rules)")
+                    throw InventoryError("\(at(key)): unknown key '\(key.string ?? "")' (name, source, target, databases, mode, rules, tags)")
                 }
             }
             guard let name, !name.isEmpty else { throw InventoryError("\(at(item)): a server needs a name") }
@@ -120,7 +133,7 @@ public struct Inventory: Sendable {
             guard let source else { throw InventoryError("\(at(item)): server \(name) needs a source") }
             guard let target else { throw InventoryError("\(at(item)): server \(name) needs a target") }
             servers.append(Server(name: name, source: source, target: target, databases: databases, mode: mode,
-                                  ruleDirectories: rules, location: at(item), position: servers.count, problem: problem))
+                                  ruleDirectories: rules, tags: tags, location: at(item), position: servers.count, problem: problem))
         }
         guard !servers.isEmpty else { throw InventoryError("\(at(top["servers"])): `servers:` lists no server: nothing to scan") }
         return Inventory(servers: servers)

@@ -34,7 +34,7 @@ import TestSupport
     }
 
     @Test(arguments: TestServers.majors)
-    func hbaRejectLineAndWrongPassword(major: Int) throws {
+    func hbaRejectLineAndWrongPassword(major: Int) async throws {
         // A server of its own, because pg_hba.conf changes would disturb parallel tests.
         guard let bin = LocalServer.binDirectory(major: major, projectRoot: TestServers.projectRoot) else {
             Issue.record("no PostgreSQL \(major)"); return
@@ -57,6 +57,19 @@ import TestSupport
         let uriFailure = try failure("postgresql://secretive:\(secret)@127.0.0.1:\(server.port)/postgres")
         #expect(uriFailure.cause == .wrongPassword)
         #expect(!uriFailure.description.contains(secret))
+
+        // The async connect (the validation engine's) classifies and redacts the same way.
+        do {
+            _ = try await Connection.connect(ConnectionString(server.connectionString(user: "secretive", password: secret)))
+            Issue.record("a wrong password connected")
+        } catch let failure as ConnectionFailure {
+            #expect(failure.cause == .wrongPassword)
+            #expect(failure.message == wrong.message)
+            #expect(!failure.description.contains(secret))
+        }
+        let asyncOK = try await Connection.connect(ConnectionString(server.connectionString(user: "secretive", password: "right-horse-battery")))
+        #expect(try asyncOK.query("SELECT current_user").first?.string(0) == "secretive")
+        asyncOK.close()
 
         let ok = try Connection.open(ConnectionString(server.connectionString(user: "secretive", password: "right-horse-battery")))
         #expect(try ok.query("SELECT current_user").first?.string(0) == "secretive")

@@ -213,6 +213,12 @@ import Validation
         #expect(summary.servers[0].status == .failed)
         #expect(summary.servers[0].problem?.hasPrefix("did not finish within 45 s") == true)
         #expect(summary.servers[1].status == .succeeded)
+        // The deadline cancelled the abandoned attempt: it let go of its connection (and its
+        // thread) then, not at its 900 s connect timeout. (A generous bound, not a speed goal.)
+        let released = Date().addingTimeInterval(120)
+        while hung.openConnections > 0 && Date() < released { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(hung.acceptedCount >= 1)
+        #expect(hung.openConnections == 0, "the abandoned validation still holds its connection to the hung server")
     }
 
     @Test func aHistoryThatGoesAwayStillLeavesTheReportsAndFailsTheScan() async throws {

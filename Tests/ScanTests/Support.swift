@@ -2,50 +2,6 @@ import Foundation
 import LocalServers
 import Testing
 import TestSupport
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// A TCP listener on 127.0.0.1 that accepts connections and never sends a byte: a hung server.
-final class HungListener: @unchecked Sendable {
-    let port: Int
-    private let fd: Int32
-    private var accepted: [Int32] = []
-    private let lock = NSLock()
-    private var stopped = false
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0, listen(fd, 64) == 0 else { throw TestError(description: "hung listener: cannot listen") }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        self.fd = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
-        let thread = Thread { [self] in
-            while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 { return }
-                lock.withLock { if stopped { close(client) } else { accepted.append(client) } }
-            }
-        }
-        thread.start()
-    }
-
-    func stop() {
-        lock.withLock {
-            stopped = true
-            accepted.forEach { close($0) }
-            accepted = []
-        }
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
-}
 
 /// Runs the `pgpreflight` executable built next to the tests.
 enum CLI {
