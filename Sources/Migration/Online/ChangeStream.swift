@@ -196,23 +196,27 @@ public final class ChangeStream {
     /// wal_sender_timeout.
     private func keepAlive() throws {
         guard Date().timeIntervalSince(lastFeedback) > 5 else { return }
-        try replication.sendStatus(written: receivedLSN, flushed: applier.appliedLSN, applied: applier.appliedLSN)
+        try replication.sendStatus(written: receivedLSN, flushed: applier.durableLSN, applied: applier.durableLSN)
         lastFeedback = Date()
     }
 
     private func flushAndReport(force: Bool) throws {
-        if applier.hasPending {
-            do { try applier.flush() } catch {
+        func retrying<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch {
                 guard applier.canRetry else { try? applier.recover(); throw error }
                 try applier.recover()
                 try applier.flush()
+                return try body()
             }
         }
+        if applier.hasPending { try retrying { try applier.flush() } }
         if force || Date().timeIntervalSince(lastFeedback) > 1 {
-            // Only what is committed on the target may be confirmed: the slot then frees the WAL.
-            // With nothing pending, everything received is applied (or was not ours to apply).
-            let idle = !applier.hasPending && !applier.inTransaction
-            let confirmed = idle ? max(applier.appliedLSN, receivedLSN) : applier.appliedLSN
+            // Only what is durable on the target may be confirmed: the slot then frees the WAL
+            // (the apply commits with synchronous_commit = off). With nothing pending and all
+            // of it durable, everything received is applied (or was not ours to apply).
+            let durable = try retrying { try applier.durablePosition() }
+            let idle = !applier.hasPending && !applier.inTransaction && durable >= applier.appliedLSN
+            let confirmed = idle ? max(durable, receivedLSN) : durable
             try replication.sendStatus(written: max(confirmed, receivedLSN), flushed: confirmed, applied: confirmed)
             lastFeedback = Date()
         }
