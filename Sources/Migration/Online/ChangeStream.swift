@@ -32,6 +32,7 @@ public final class ChangeStream {
     private let wal2json = Wal2JSONDecoder()
     private var receivedLSN: LSN = .zero
     private var lastFeedback = Date.distantPast
+    private var lastDurableCheck = Date.distantPast
     private var lastProgress = Date.distantPast
     /// False when the source's wal2json is older than 2.6 (no `numeric-data-types-as-string`):
     /// it then sends NaN and ±Infinity of float and numeric columns as null.
@@ -105,8 +106,13 @@ public final class ChangeStream {
             case nil:
                 break
             }
-            // Idle or keepalive: commit what is complete and tell the source.
-            try flushAndReport(force: false)
+            // Idle or keepalive: commit what is complete and tell the source. After a change
+            // (progress is due), a batch in flight is left to the target: waiting for it here
+            // would stop decoding while the target applies (the batch after it is sent at a
+            // COMMIT once full, or at the next idle moment).
+            var busy = false
+            if case .data? = message { busy = true }
+            try flushAndReport(force: false, busy: busy)
             let caughtUp = !applier.hasPending && !applier.inTransaction
             let latency: Double
             if caughtUp {
@@ -200,7 +206,7 @@ public final class ChangeStream {
         lastFeedback = Date()
     }
 
-    private func flushAndReport(force: Bool) throws {
+    private func flushAndReport(force: Bool, busy: Bool = false) throws {
         func retrying<T>(_ body: () throws -> T) throws -> T {
             do { return try body() } catch {
                 guard applier.canRetry else { try? applier.recover(); throw error }
@@ -209,12 +215,15 @@ public final class ChangeStream {
                 return try body()
             }
         }
-        if applier.hasPending { try retrying { try applier.flush() } }
+        if applier.hasPending && !(busy && applier.hasInFlight) { try retrying { try applier.flush() } }
         if force || Date().timeIntervalSince(lastFeedback) > 1 {
             // Only what is durable on the target may be confirmed: the slot then frees the WAL
             // (the apply commits with synchronous_commit = off). With nothing pending and all
             // of it durable, everything received is applied (or was not ours to apply).
-            let durable = try retrying { try applier.durablePosition() }
+            // Asking waits for the batch in flight: while busy, every few seconds only.
+            let ask = !(busy && applier.hasInFlight) || Date().timeIntervalSince(lastDurableCheck) > 5
+            let durable = ask ? try retrying { try applier.durablePosition() } : applier.durableLSN
+            if ask { lastDurableCheck = Date() }
             let idle = !applier.hasPending && !applier.inTransaction && durable >= applier.appliedLSN
             let confirmed = idle ? max(durable, receivedLSN) : durable
             try replication.sendStatus(written: max(confirmed, receivedLSN), flushed: confirmed, applied: confirmed)
