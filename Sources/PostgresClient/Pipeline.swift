@@ -6,13 +6,14 @@ import Foundation
 /// each answer.
 public final class PipelineBatch {
     fileprivate enum Item {
-        case prepare(name: String, sql: String)
+        case prepare(name: String, sql: String, types: [UInt32])
         case execute(name: String, values: [SQLValue])
         case statement(sql: String, values: [SQLValue])
     }
     fileprivate var items: [Item] = []
 
-    public func prepare(_ name: String, _ sql: String) { items.append(.prepare(name: name, sql: sql)) }
+    /// `types`: the parameters' type OIDs (0 or none: inferred by the server).
+    public func prepare(_ name: String, _ sql: String, types: [UInt32] = []) { items.append(.prepare(name: name, sql: sql, types: types)) }
     public func execute(_ name: String, _ values: [SQLValue]) { items.append(.execute(name: name, values: values)) }
     public func statement(_ sql: String, _ values: [SQLValue] = []) { items.append(.statement(sql: sql, values: values)) }
     public var count: Int { items.count }
@@ -39,8 +40,8 @@ extension Connection {
             for item in batch.items {
                 let sent: Int32
                 switch item {
-                case .prepare(let name, let sql):
-                    sent = PQsendPrepare(handle, name, sql, 0, nil)
+                case .prepare(let name, let sql, let types):
+                    sent = types.withUnsafeBufferPointer { PQsendPrepare(handle, name, sql, Int32(types.count), $0.baseAddress) }
                 case .execute(let name, let values):
                     sent = withParameterArrays(values) { _, pointers, lengths, formats in
                         PQsendQueryPrepared(handle, name, Int32(values.count), pointers, lengths, formats, 0)

@@ -153,6 +153,50 @@ import TestSupport
         try assertCaptureRemoved(database, name: name)
     }
 
+    /// kill -9 while a backlog is applied (issue 16: many source transactions per target
+    /// transaction, sent grouped by table as multi-row statements, one batch in flight): the
+    /// rerun resumes at the replication origin's position and the target equals the source
+    /// row for row. pgbench_history has no key, so a transaction applied twice or skipped
+    /// shows as a row too many or too few.
+    @Test func killedDuringGroupedApplyOfABacklogResumesWithoutLossOrDuplicates() throws {
+        let database = try prepareSource(prefix: "onlinegroup")
+        let name = "ongroup-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let log = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+
+        let first = Fixtures.spawn(arguments(name, database, state), output: log)
+        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        // A backlog written while the apply is stopped, then applied batch after batch.
+        kill(first, SIGSTOP)
+        #expect(LocalServer.wait(pgbench(["-c", "2", "-t", "4000", "-n"], database: database)) == 0)
+        let target = try TestServers.connect(Self.target, database: database)
+        defer { target.close() }
+        let source = try TestServers.connect(TestServers.pg15, database: database)
+        defer { source.close() }
+        let count = "SELECT count(*) FROM pgbench_history"
+        let total = try source.query(count).first?.int(0) ?? 0
+        let before = try target.query(count).first?.int(0) ?? 0
+        kill(first, SIGCONT)
+        var seen = before
+        let deadline = Date().addingTimeInterval(120)
+        while seen == before, Date() < deadline { seen = try target.query(count).first?.int(0) ?? 0 }
+        kill(first, SIGKILL)  // once the first batches of the backlog are in
+        _ = LocalServer.wait(first)
+        let atKill = try target.query(count).first?.int(0) ?? 0
+        #expect(atKill > before && atKill < total, "killed with \(atKill) of \(total) history rows on the target (\(before) before)")
+
+        let second = Fixtures.spawn(arguments(name, database, state), output: log)
+        #expect(try waitForRunner(store, name, second))
+        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        let cutoverLog = state.appendingPathExtension("cutover.log")
+        #expect(LocalServer.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)) == 0,
+                "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
+        #expect(LocalServer.wait(second) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        try assertIdentical(database)
+        try assertCaptureRemoved(database, name: name)
+    }
+
     // MARK: Issue 12
 
     /// Every table and materialized view of a database, each as the md5 of its rows' text in

@@ -13,6 +13,10 @@ public final class ChangeApplier {
     public let originName: String
     /// End LSN of the last source transaction committed on the target.
     public private(set) var appliedLSN: LSN
+    /// The last applied position whose commit is durable on the target (its WAL flushed):
+    /// all that may be confirmed to the source, since the apply commits with
+    /// `synchronous_commit = off` (see `durablePosition()`).
+    public private(set) var durableLSN: LSN
     /// Source commit time of the last applied transaction.
     public private(set) var lastAppliedCommitTime: Date?
     public private(set) var appliedTransactions = 0
@@ -38,6 +42,10 @@ public final class ChangeApplier {
         /// The type (or an array's element) has a default btree operator class: `=` is exact.
         /// Otherwise rows are compared by their text, rendered on the target on both sides.
         let hasEquality: Bool
+        /// The type's array type, for multi-row statements (`unnest` of one array per column);
+        /// 0 when the column cannot be sent that way (an array itself, no array type, or a
+        /// delimiter other than `,`).
+        let arrayTypeOID: UInt32
     }
 
     struct Relation {
@@ -49,13 +57,45 @@ public final class ChangeApplier {
         /// Source column indices of the key, when UPDATEs of one row in a batch may be merged
         /// into one (see `openUpdates`); nil otherwise. Filled with `target`.
         var mergeKey: [Int]?
+        /// No trigger or rule fires on the target table in replica mode, and it is a plain
+        /// table: its changes commute with other tables' inside one target transaction, so a
+        /// batch may send them grouped by table (see `plan`). Filled with `target`.
+        var independent = false
+        /// Besides, no unique index or exclusion constraint but on the key: its UPDATEs of
+        /// distinct rows may go in one multi-row statement (the rows' order in it is the
+        /// server's). Filled with `target`.
+        var uniqueOnlyOnKey = false
     }
+
+    /// A statement waiting to be sent, with what grouping needs to know of it.
+    struct Pending {
+        var name: String
+        var sql: String
+        var values: [SQLValue]
+        /// The table (its quoted name) when it is `independent`; nil for a statement that
+        /// keeps its place (another table's, a TRUNCATE). Not the relation id: wal2json's
+        /// decoder makes one relation per column shape.
+        var table: String? = nil
+        var kind: Kind = .other
+        /// For an UPDATE that keeps its key and may go in a multi-row UPDATE: the row's key.
+        var rowKey: String? = nil
+    }
+    enum Kind { case other, insert, update, delete }
 
     private var relations: [UInt32: Relation] = [:]
     private var typeNames: [UInt32: String] = [:]
     private var generation = 0
     private var preparedStatements: Set<String> = []
-    private var pending: [(name: String, sql: String, values: [SQLValue])] = []
+    /// Statement name → its SQL (built once per relation shape).
+    private var sqlByName: [String: String] = [:]
+    /// Statement name → the multi-row form of the statement (one array parameter per
+    /// parameter of the single-row form), for the shapes that have one.
+    private var multiRowByName: [String: (sql: String, types: [UInt32])] = [:]
+    private var pending: [Pending] = []
+    /// Bytes of the values in `pending` (roughly what the batch weighs).
+    private var pendingBytes = 0
+    /// When the first statement of the batch being built arrived.
+    private var batchStarted: Date?
     /// Statements in `pending` before this index belong to complete source transactions.
     private var completeCount = 0
     private var pendingEnd: LSN?
@@ -82,15 +122,14 @@ public final class ChangeApplier {
     private var transactionMerges: [(into: Int, from: Int)] = []
     /// A statement folded into another: not sent.
     private static let folded = "-"
-    /// Whether UPDATEs are coalesced (off by default until its tests have run in CI; see
-    /// PGPREFLIGHT_APPLY_FAST in Migrator+Online.swift).
-    public var coalesceUpdates = false
+    /// Whether UPDATEs are coalesced (see `openUpdates`).
+    public var coalesceUpdates = true
     /// A batch sent to the target whose results were not read yet: the server applies it
     /// while the stream receives and decodes the next one. Until its COMMIT is confirmed it
     /// is not applied (`appliedLSN` stays before it); if it failed, its statements go back
     /// to the front of `pending`, to be sent again with the next batch.
     private struct InFlight {
-        let statements: [(name: String, sql: String, values: [SQLValue])]
+        let statements: [Pending]
         let end: LSN
         let commitTime: Date
         let firstCommitTime: Date?
@@ -99,12 +138,19 @@ public final class ChangeApplier {
     private var inFlight: InFlight?
     /// A batch was sent and its outcome is not read yet.
     public var hasInFlight: Bool { inFlight != nil }
-    /// Whether a batch may stay in flight while the next is built (off by default, as
-    /// `coalesceUpdates`).
-    public var overlapBatches = false
-    /// Flush once a batch holds this many statements (at a transaction boundary); inside a
-    /// larger source transaction, statements are sent to the target in chunks of this size.
+    /// Whether a batch may stay in flight while the next is built.
+    public var overlapBatches = true
+    /// Whether a batch is sent grouped by table, runs of one statement shape as one multi-row
+    /// statement (see `plan`).
+    public var groupStatements = true
+    /// Flush once a batch holds this many statements, or this many bytes of values, or its
+    /// first change arrived this long ago (at a transaction boundary); inside a larger source
+    /// transaction, statements are sent to the target in chunks of that size.
     public var batchLimit = 5000
+    public var batchBytes = 8 << 20
+    public var batchDelay: TimeInterval = 0.25
+    /// Rows in one multi-row statement at most.
+    static let multiRowLimit = 1000
     /// Tables (`tableKey(schema:name:)`) whose UPDATEs and DELETEs are not applied: without a
     /// key they cannot be matched; the cutover copies them again.
     public var insertOnlyTables: Set<String> = []
@@ -135,6 +181,7 @@ public final class ChangeApplier {
             """, originName)
         let progress = try target.query("SELECT pg_replication_origin_progress($1, true)::text", originName).first?.string(0)
         appliedLSN = progress.flatMap(LSN.init) ?? .zero
+        durableLSN = appliedLSN
         try target.query("SELECT pg_replication_origin_session_setup($1)", originName)
     }
 
@@ -187,26 +234,42 @@ public final class ChangeApplier {
             }
             // Only unchanged TOAST values (or columns never written): the row stays as it is.
             guard !setIndices.isEmpty else { return }
-            let (whereSQL, whereValues, whereMask) = try match(relation, old: old ?? new, keyOnly: old == nil || oldIsKeyOnly,
-                                                               firstParameter: setIndices.count + 1)
-            let assignments = try setIndices.enumerated().map { "\(try target.quoteIdentifier(columns[$0.element].name)) = $\($0.offset + 1)" }
-            let statement = "u\(relation.generation)_\(mask(setIndices))_\(whereMask)"
-            let sql = "UPDATE ONLY \(relation.qualifiedName) SET \(assignments.joined(separator: ", ")) WHERE \(whereSQL)"
-            let values = setIndices.map { value(new[$0]) } + whereValues
+            let matched = try match(relation, old: old ?? new, keyOnly: old == nil || oldIsKeyOnly, firstParameter: setIndices.count + 1)
+            let statement = "u\(relation.generation)_\(mask(setIndices))_\(matched.mask)"
+            let values = setIndices.map { value(new[$0]) } + matched.values
             // The key unchanged (pgoutput sends no old tuple then; wal2json sends the old key).
             let keyKept = old == nil || (oldIsKeyOnly && relation.mergeKey?.allSatisfy { $0 < old!.count && old![$0] == new[$0] } == true)
+            if sqlByName[statement] == nil {
+                let assignments = try setIndices.enumerated().map { "\(try target.quoteIdentifier(columns[$0.element].name)) = $\($0.offset + 1)" }
+                sqlByName[statement] = "UPDATE ONLY \(relation.qualifiedName) SET \(assignments.joined(separator: ", ")) WHERE \(try matched.clause())"
+                if let keys = matched.keyIndices, relation.independent, relation.uniqueOnlyOnKey,
+                   keys.allSatisfy({ targetColumns[$0].hasEquality }), (setIndices + keys).allSatisfy({ targetColumns[$0].arrayTypeOID != 0 }) {
+                    let set = try setIndices.enumerated().map { "\(try target.quoteIdentifier(columns[$0.element].name)) = u.v\($0.offset + 1)" }
+                    let on = try keys.enumerated().map {
+                        "pgpreflight_t.\(try target.quoteIdentifier(columns[$0.element].name)) = u.v\(setIndices.count + $0.offset + 1)"
+                    }
+                    let all = setIndices + keys
+                    multiRowByName[statement] = ("UPDATE ONLY \(relation.qualifiedName) AS pgpreflight_t SET \(set.joined(separator: ", ")) "
+                        + "FROM \(unnest(all.count)) AS u(\(all.indices.map { "v\($0 + 1)" }.joined(separator: ", "))) "
+                        + "WHERE \(on.joined(separator: " AND "))", all.map { targetColumns[$0].arrayTypeOID })
+                }
+            }
+            var change = Pending(name: statement, sql: sqlByName[statement]!, values: values,
+                                 table: relation.independent ? relation.qualifiedName : nil, kind: .update)
+            // A multi-row UPDATE holds each row once: the key says which.
+            if keyKept, multiRowByName[statement] != nil { change.rowKey = Self.keyText(matched.values) }
             guard let key = rowKey(relation, new), keyKept else {
                 if let old { forget(relation, old) }
                 forget(relation, new)
-                try enqueue(statement, sql, values)
+                try enqueue(change)
                 return
             }
             if let first = openUpdates[key], pending[first].name == statement {
                 transactionMerges.append((first, pending.count))
-                try enqueue(statement, sql, values)
+                try enqueue(change)
             } else {
                 openUpdates.removeValue(forKey: key)
-                if try enqueue(statement, sql, values) { openUpdates[key] = pending.count - 1 }
+                if try enqueue(change) { openUpdates[key] = pending.count - 1 }
             }
         case .delete(let id, let old, let oldIsKeyOnly):
             guard !skippingTransaction, !isInsertOnly(id), let relation = try relation(id) else { return }
@@ -228,13 +291,13 @@ public final class ChangeApplier {
                 pending[pending.count - 1].sql = head + ", " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options
                 return
             }
-            try enqueue("", "TRUNCATE " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options, [])
+            try enqueue(Pending(name: "", sql: "TRUNCATE " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options, values: []))
         case .commit(_, let endLSN, let commitTime):
             inTransaction = false
             if skippingTransaction { skippingTransaction = false; return }
             for (into, from) in transactionMerges {
                 pending[into].values = pending[from].values
-                pending[from] = (Self.folded, "", [])
+                pending[from] = Pending(name: Self.folded, sql: "", values: [])
             }
             transactionMerges.removeAll()
             completeCount = pending.count
@@ -242,7 +305,8 @@ public final class ChangeApplier {
             pendingCommitTime = commitTime
             if pendingFirstCommitTime == nil { pendingFirstCommitTime = commitTime }
             pendingTransactions += 1
-            if pending.count >= batchLimit || targetTransactionOpen { try flush() }
+            if pending.count >= batchLimit || pendingBytes >= batchBytes || targetTransactionOpen
+                || Date().timeIntervalSince(batchStarted ?? .distantFuture) >= batchDelay { try flush() }
         case .origin, .message, .streamStart, .streamStop, .streamCommit, .streamAbort:
             break  // stream messages are ChangeStream's: it replays a streamed transaction at its commit
         }
@@ -279,6 +343,8 @@ public final class ChangeApplier {
     /// The complete transactions just sent leave `pending`, with what tracked them.
     private func forgetSentBatch() {
         pending.removeFirst(completeCount)
+        pendingBytes = pending.reduce(0) { $0 + Self.bytes($1.values) }
+        batchStarted = pending.isEmpty ? nil : Date()
         completeCount = 0
         openUpdates.removeAll()
         transactionMerges.removeAll()
@@ -297,6 +363,8 @@ public final class ChangeApplier {
             try target.pipelineCollect()
         } catch {
             pending.insert(contentsOf: batch.statements, at: 0)
+            pendingBytes = pending.reduce(0) { $0 + Self.bytes($1.values) }
+            batchStarted = batchStarted ?? Date()
             completeCount += batch.statements.count
             if pendingEnd == nil { pendingEnd = batch.end; pendingCommitTime = batch.commitTime }
             pendingFirstCommitTime = batch.firstCommitTime ?? pendingFirstCommitTime
@@ -316,21 +384,27 @@ public final class ChangeApplier {
     /// Sends statements in one pipeline: BEGIN first unless a target transaction is open,
     /// the origin position and COMMIT last when `commit` is given. Without `wait`, returns
     /// once sent (`collect` reads the results).
-    private func send(_ statements: ArraySlice<(name: String, sql: String, values: [SQLValue])>, commit: (LSN, Date)?,
-                      wait: Bool = true) throws {
+    private func send(_ statements: ArraySlice<Pending>, commit: (LSN, Date)?, wait: Bool = true) throws {
         precondition(inFlight == nil)
         var prepared = preparedStatements
         let begin = !targetTransactionOpen
+        let planned = plan(statements)
         let build: (PipelineBatch) throws -> Void = { batch in
             if begin { batch.statement("BEGIN") }
-            for statement in statements {
-                if statement.name == Self.folded { continue }
-                if statement.name.isEmpty {
-                    batch.statement(statement.sql)
-                    continue
+            for item in planned {
+                switch item {
+                case .one(let statement):
+                    if statement.name.isEmpty {
+                        batch.statement(statement.sql)
+                        continue
+                    }
+                    if prepared.insert(statement.name).inserted { batch.prepare(statement.name, statement.sql) }
+                    batch.execute(statement.name, statement.values)
+                case .rows(let rows):
+                    let name = "m" + rows[0].name, multi = self.multiRowByName[rows[0].name]!
+                    if prepared.insert(name).inserted { batch.prepare(name, multi.sql, types: multi.types) }
+                    batch.execute(name, rows[0].values.indices.map { p in .text(Self.arrayLiteral(rows.lazy.map { $0.values[p] })) })
                 }
-                if prepared.insert(statement.name).inserted { batch.prepare(statement.name, statement.sql) }
-                batch.execute(statement.name, statement.values)
             }
             if let (end, commitTime) = commit {
                 batch.statement("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::timestamptz)",
@@ -357,6 +431,78 @@ public final class ChangeApplier {
         if lost { throw ChangeStreamError("a large transaction failed on the target after part of it was sent") }
     }
 
+    /// What a batch sends: a statement, or rows of one shape in its multi-row form.
+    enum Planned {
+        case one(Pending)
+        case rows([Pending])
+    }
+
+    /// The batch's statements in the order they are sent. A statement of an `independent`
+    /// table commutes with every other table's (no trigger, rule or foreign key check runs in
+    /// replica mode, and the batch commits as one target transaction): between two statements
+    /// that keep their place (TRUNCATE, other tables'), those are gathered table by table,
+    /// each table's in their order, and consecutive ones of one shape that has a multi-row
+    /// form go as one statement (an UPDATE's run ends where a row comes again).
+    func plan(_ statements: ArraySlice<Pending>) -> [Planned] {
+        var planned: [Planned] = []
+        planned.reserveCapacity(statements.count)
+        guard groupStatements else {
+            for statement in statements where statement.name != Self.folded { planned.append(.one(statement)) }
+            return planned
+        }
+        var tables: [String: [Int]] = [:]
+        var order: [String] = []
+        func gathered() {
+            for id in order {
+                let indices = tables[id]!
+                var k = 0
+                while k < indices.count {
+                    let first = statements[indices[k]]
+                    var end = k + 1
+                    if multiRowByName[first.name] != nil, first.kind != .update || first.rowKey != nil {
+                        var keys: Set<String> = first.rowKey.map { [$0] } ?? []
+                        while end < indices.count, end - k < Self.multiRowLimit {
+                            let next = statements[indices[end]]
+                            guard next.name == first.name else { break }
+                            if first.kind == .update { guard let key = next.rowKey, keys.insert(key).inserted else { break } }
+                            end += 1
+                        }
+                    }
+                    planned.append(end - k == 1 ? .one(first) : .rows(indices[k..<end].map { statements[$0] }))
+                    k = end
+                }
+            }
+            tables.removeAll(keepingCapacity: true)
+            order.removeAll(keepingCapacity: true)
+        }
+        for i in statements.indices {
+            let statement = statements[i]
+            if statement.name == Self.folded { continue }
+            if let table = statement.table {
+                if tables[table] == nil { order.append(table) }
+                tables[table, default: []].append(i)
+            } else {
+                gathered()
+                planned.append(.one(statement))
+            }
+        }
+        gathered()
+        return planned
+    }
+
+    /// The target's durable position (see `durableLSN`), asked once something newer was
+    /// applied: `pg_replication_origin_progress(…, true)` flushes the target's WAL up to the
+    /// origin's last commit before it answers.
+    public func durablePosition() throws -> LSN {
+        try collect()
+        guard appliedLSN > durableLSN, !targetTransactionOpen else { return durableLSN }
+        if let text = try target.query("SELECT pg_replication_origin_progress($1, true)::text", originName).first?.string(0),
+           let lsn = LSN(text) {
+            durableLSN = max(durableLSN, lsn)
+        }
+        return durableLSN
+    }
+
     // MARK: Building statements
 
     /// The relation descriptions as they stand, to restore after a streamed transaction is
@@ -376,7 +522,7 @@ public final class ChangeApplier {
         if relation.target == nil {
             try collect()  // the lookups below use the target session
             relation.target = try targetColumns(relation)
-            relation.mergeKey = try mergeKey(relation)
+            try traits(&relation)
             relations[id] = relation
         }
         return relation
@@ -389,31 +535,107 @@ public final class ChangeApplier {
         let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }
         let overriding = indices.contains { targetColumns[$0].identityAlways } ? " OVERRIDING SYSTEM VALUE" : ""
         let statement = "i\(relation.generation)_\(mask(indices))"
-        let sql = "INSERT INTO \(relation.qualifiedName) (\(names.joined(separator: ", ")))\(overriding) VALUES ("
-            + indices.indices.map { "$\($0 + 1)" }.joined(separator: ", ") + ")"
-        try enqueue(statement, sql, indices.map { value(new[$0]) })
+        if sqlByName[statement] == nil {
+            let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }.joined(separator: ", ")
+            sqlByName[statement] = "INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) VALUES (\(parameters(indices.count)))"
+            if relation.independent, !indices.isEmpty, indices.allSatisfy({ targetColumns[$0].arrayTypeOID != 0 }) {
+                // Rows go in the arrays' order, as one after the other.
+                multiRowByName[statement] = ("INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) SELECT * FROM \(unnest(indices.count))",
+                                             indices.map { targetColumns[$0].arrayTypeOID })
+            }
+        }
+        try enqueue(Pending(name: statement, sql: sqlByName[statement]!, values: indices.map { value(new[$0]) },
+                            table: relation.independent ? relation.qualifiedName : nil, kind: .insert))
     }
 
     private func delete(_ relation: Relation, old: [TupleValue], keyOnly: Bool) throws {
         forget(relation, old)
-        let (whereSQL, whereValues, whereMask) = try match(relation, old: old, keyOnly: keyOnly, firstParameter: 1)
-        try enqueue("d\(relation.generation)_\(whereMask)", "DELETE FROM ONLY \(relation.qualifiedName) WHERE \(whereSQL)", whereValues)
+        let matched = try match(relation, old: old, keyOnly: keyOnly, firstParameter: 1)
+        let statement = "d\(relation.generation)_\(matched.mask)"
+        if sqlByName[statement] == nil {
+            sqlByName[statement] = "DELETE FROM ONLY \(relation.qualifiedName) WHERE \(try matched.clause())"
+            let targetColumns = relation.target!
+            if let keys = matched.keyIndices, relation.independent,
+               keys.allSatisfy({ targetColumns[$0].hasEquality && targetColumns[$0].arrayTypeOID != 0 }) {
+                let on = try keys.enumerated().map {
+                    "pgpreflight_t.\(try target.quoteIdentifier(relation.description.columns[$0.element].name)) = u.v\($0.offset + 1)"
+                }
+                multiRowByName[statement] = ("DELETE FROM ONLY \(relation.qualifiedName) AS pgpreflight_t USING \(unnest(keys.count)) "
+                    + "AS u(\(keys.indices.map { "v\($0 + 1)" }.joined(separator: ", "))) WHERE \(on.joined(separator: " AND "))",
+                    keys.map { targetColumns[$0].arrayTypeOID })
+            }
+        }
+        try enqueue(Pending(name: statement, sql: sqlByName[statement]!, values: matched.values,
+                            table: relation.independent ? relation.qualifiedName : nil, kind: .delete))
+    }
+
+    /// The rows of `count` array parameters, element by element (what `unnest($1, $2, …)`
+    /// gives, but with the function's schema named, which that form does not allow).
+    private func unnest(_ count: Int) -> String {
+        "ROWS FROM (" + (1...max(1, count)).map { "pg_catalog.unnest($\($0))" }.joined(separator: ", ") + ")"
+    }
+
+    /// `$1, $2, …, $count`.
+    private func parameters(_ count: Int) -> String { (1...max(1, count)).map { "$\($0)" }.joined(separator: ", ") }
+
+    private static func bytes(_ values: [SQLValue]) -> Int {
+        values.reduce(16) { total, value in
+            switch value {
+            case .null: return total + 1
+            case .text(let text): return total + text.utf8.count
+            case .bytes(let bytes): return total + bytes.count
+            }
+        }
+    }
+
+    /// A row's key values as one string (NULL apart from every text).
+    static func keyText(_ values: [SQLValue]) -> String {
+        var key = ""
+        for value in values {
+            if case .text(let text) = value { key += "\u{0}" + text } else { key += "\u{1}" }
+        }
+        return key
+    }
+
+    /// An array literal of the values (each quoted, `"` and `\` escaped; NULL unquoted), read
+    /// by the array type's input function element by element as a parameter would be.
+    static func arrayLiteral<S: Sequence<SQLValue>>(_ values: S) -> String {
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        var first = true
+        for value in values {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            guard case .text(let text) = value else { bytes.append(contentsOf: "NULL".utf8); continue }
+            bytes.append(UInt8(ascii: "\""))
+            for byte in text.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Appends a statement; false when it went out at once (in a chunk of a large transaction).
     @discardableResult
-    private func enqueue(_ name: String, _ sql: String, _ values: [SQLValue]) throws -> Bool {
+    private func enqueue(_ statement: Pending) throws -> Bool {
+        let size = Self.bytes(statement.values)
+        let chunk = inTransaction && (pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes)
         // A chunk is about to go out on the target session (before this statement is pending:
         // a failure here leaves the message to be handled again).
-        if inTransaction && pending.count + 1 >= batchLimit { try collect() }
-        pending.append((name, sql, values))
+        if chunk { try collect() }
+        pending.append(statement)
+        pendingBytes += size
+        if batchStarted == nil { batchStarted = Date() }
         // Inside a large source transaction: send what it has so far (memory stays bounded);
         // complete transactions before it go along in the same target transaction.
-        if inTransaction && pending.count >= batchLimit {
+        if chunk {
             // A failed chunk cannot be sent again on its own: the stream restarts instead.
             do { try send(pending[...], commit: nil) } catch { targetTransactionOpen = true; throw error }
             pendingChanges += pending.count
             pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
             completeCount = 0
             openUpdates.removeAll()
             transactionMerges.removeAll()
@@ -445,29 +667,28 @@ public final class ChangeApplier {
         if let key = rowKey(relation, tuple) { openUpdates.removeValue(forKey: key) } else { openUpdates.removeAll() }
     }
 
-    /// The key columns by which UPDATEs of the relation may be coalesced, or nil: see
-    /// `openUpdates` for when.
-    private func mergeKey(_ relation: Relation) throws -> [Int]? {
+    /// Fills `independent`, `uniqueOnlyOnKey` and `mergeKey` (the key columns by which
+    /// UPDATEs of the relation may be coalesced, or nil: see `openUpdates` for when).
+    private func traits(_ relation: inout Relation) throws {
         let d = relation.description
-        guard coalesceUpdates, d.replicaIdentity == "d" || d.replicaIdentity == "i" else { return nil }
-        let key = d.columns.indices.filter { d.columns[$0].isKey }
-        guard !key.isEmpty, key.count < d.columns.count else { return nil }
+        let keyed = d.replicaIdentity == "d" || d.replicaIdentity == "i"
+        let key = keyed ? d.columns.indices.filter { d.columns[$0].isKey } : []
         // The key's names as an array literal, each element quoted.
-        let names = "{" + key.map { "\"" + d.columns[$0].name.replacingOccurrences(of: "\\", with: "\\\\")
-            .replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
-        let safe = try target.query("""
+        let names = Self.arrayLiteral(key.map { SQLValue.text(d.columns[$0].name) })
+        let row = try target.query("""
             SELECT c.relkind = 'r' AND NOT c.relhassubclass AND NOT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid)
                    AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgenabled IN ('A', 'R'))
-                   AND NOT EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_enabled IN ('A', 'R'))
-                   AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)
+                   AND NOT EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_enabled IN ('A', 'R')),
+                   NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)
                                    AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
                                         OR ARRAY(SELECT a.attname::text COLLATE "C" FROM unnest(i.indkey) k
                                                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k ORDER BY 1)
                                            <> ARRAY(SELECT kn COLLATE "C" FROM unnest($3::text[]) kn ORDER BY 1)))
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2
-            """, d.schema, d.name, names).first?.bool(0)
-        guard safe == true else { return nil }
-        return key
+            """, d.schema, d.name, names).first
+        relation.independent = row?.bool(0) == true
+        relation.uniqueOnlyOnKey = relation.independent && !key.isEmpty && row?.bool(1) == true
+        relation.mergeKey = coalesceUpdates && relation.uniqueOnlyOnKey && key.count < d.columns.count ? key : nil
     }
 
     private func value(_ tuple: TupleValue) -> SQLValue {
@@ -480,14 +701,28 @@ public final class ChangeApplier {
     private func mask(_ indices: [Int]) -> String {
         var bits = [UInt8](repeating: 0, count: (indices.max() ?? 0) / 8 + 1)
         for i in indices { bits[i / 8] |= 1 << (i % 8) }
-        return bits.map { String(format: "%02x", $0) }.joined()
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(bits.count * 2)
+        for byte in bits { text.append(hex[Int(byte >> 4)]); text.append(hex[Int(byte & 15)]) }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// The WHERE clause that finds the old row: its key columns for REPLICA IDENTITY
     /// DEFAULT/INDEX; for FULL every sent column, compared as typed values (`IS NULL` for
     /// NULLs), or, for a type without a btree equality, as the text the target renders for
     /// both sides; one physical row, since duplicates are possible.
-    private func match(_ relation: Relation, old: [TupleValue], keyOnly: Bool, firstParameter: Int) throws -> (String, [SQLValue], String) {
+    private struct Match {
+        /// The WHERE clause, built only for a statement shape not seen before.
+        let clause: () throws -> String
+        let values: [SQLValue]
+        /// Part of the statement's name: which columns are compared, and how.
+        let mask: String
+        /// The key's source column indices when the row is found by its key (not FULL).
+        let keyIndices: [Int]?
+    }
+
+    private func match(_ relation: Relation, old: [TupleValue], keyOnly: Bool, firstParameter: Int) throws -> Match {
         let columns = relation.description.columns, targetColumns = relation.target!
         let full = relation.description.replicaIdentity == "f" && !keyOnly
         let indices = columns.indices.filter { i in
@@ -497,32 +732,34 @@ public final class ChangeApplier {
         guard !indices.isEmpty else {
             throw ChangeStreamError("table \(relation.qualifiedName) has no replica identity to find rows by")
         }
-        var conditions: [String] = []
-        var values: [SQLValue] = []
-        for i in indices {
-            let column = try target.quoteIdentifier(columns[i].name)
-            let parameter = "$\(firstParameter + values.count)"
-            let type = targetColumns[i].typeName
-            if full {
-                if old[i] == .null {
-                    conditions.append("\(column) IS NULL")
-                } else if targetColumns[i].hasEquality {
-                    conditions.append("\(column) = \(parameter)::\(type)")
+        let values = indices.filter { !(full && old[$0] == .null) }.map { value(old[$0]) }
+        let target = self.target
+        let clause = { () throws -> String in
+            var conditions: [String] = []
+            var parameter = firstParameter
+            for i in indices {
+                let column = try target.quoteIdentifier(columns[i].name)
+                let type = targetColumns[i].typeName
+                if full {
+                    if old[i] == .null {
+                        conditions.append("\(column) IS NULL")
+                        continue
+                    } else if targetColumns[i].hasEquality {
+                        conditions.append("\(column) = $\(parameter)::\(type)")
+                    } else {
+                        conditions.append("\(column)::text = ($\(parameter)::\(type))::text")
+                    }
                 } else {
-                    conditions.append("\(column)::text = (\(parameter)::\(type))::text")
+                    conditions.append("\(column) = $\(parameter)")
                 }
-            } else {
-                conditions.append("\(column) = \(parameter)")
+                parameter += 1
             }
-            if !(full && old[i] == .null) { values.append(value(old[i])) }
+            let clause = conditions.joined(separator: " AND ")
+            return full ? "ctid = (SELECT ctid FROM ONLY \(relation.qualifiedName) WHERE \(clause) LIMIT 1)" : clause
         }
         // NULLs change the statement's text, so they are part of its name.
-        let nullMask = mask(indices.filter { old[$0] == .null })
-        let clause = conditions.joined(separator: " AND ")
-        if full {
-            return ("ctid = (SELECT ctid FROM ONLY \(relation.qualifiedName) WHERE \(clause) LIMIT 1)", values, "f\(mask(indices))n\(nullMask)")
-        }
-        return (clause, values, "k\(mask(indices))")
+        if full { return Match(clause: clause, values: values, mask: "f\(mask(indices))n\(mask(indices.filter { old[$0] == .null }))", keyIndices: nil) }
+        return Match(clause: clause, values: values, mask: "k\(mask(indices))", keyIndices: indices)
     }
 
     // MARK: The target's table
@@ -537,6 +774,7 @@ public final class ChangeApplier {
         let rows = try target.query("""
             SELECT a.attname, \(identity), \(generated), format_type(a.atttypid, NULL), a.atttypid::int8, a.atttypmod,
                    format_type(a.atttypid, a.atttypmod),
+                   CASE WHEN t.typdelim = ',' AND NOT (bt.typelem <> 0 AND bt.typlen = -1) THEN t.typarray::int8 ELSE 0 END,
                    bt.typtype <> 'c' AND et.typtype <> 'c' AND EXISTS (
                        SELECT FROM pg_opclass o JOIN pg_am m ON m.oid = o.opcmethod
                        WHERE m.amname = 'btree' AND o.opcdefault
@@ -565,7 +803,8 @@ public final class ChangeApplier {
             let column = TargetColumn(name: row.string(0) ?? "", identityAlways: row.string(1) == "a",
                                       generated: !(row.string(2) ?? "").isEmpty, typeName: row.string(3) ?? "text",
                                       typeOID: UInt32(row.int(4) ?? 0), typeModifier: Int32(row.int(5) ?? -1),
-                                      fullTypeName: row.string(6) ?? "text", hasEquality: row.bool(7) ?? false)
+                                      fullTypeName: row.string(6) ?? "text", hasEquality: row.bool(8) ?? false,
+                                      arrayTypeOID: UInt32(row.int(7) ?? 0))
             byName[column.name] = column
             order.append(column.name)
         }

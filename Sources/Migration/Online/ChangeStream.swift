@@ -38,6 +38,7 @@ public final class ChangeStream {
     private let wal2json = Wal2JSONDecoder()
     private var receivedLSN: LSN = .zero
     private var lastFeedback = Date.distantPast
+    private var lastDurableCheck = Date.distantPast
     private var lastProgress = Date.distantPast
     /// COMMITs received of transactions not yet on the target when the run started.
     private var receivedTransactions = 0
@@ -116,8 +117,13 @@ public final class ChangeStream {
             case nil:
                 break
             }
-            // Idle or keepalive: commit what is complete and tell the source.
-            try flushAndReport(force: false)
+            // Idle or keepalive: commit what is complete and tell the source. After a change
+            // (progress is due), a batch in flight is left to the target: waiting for it here
+            // would stop decoding while the target applies (the batch after it is sent at a
+            // COMMIT once full, or at the next idle moment).
+            var busy = false
+            if case .data? = message { busy = true }
+            try flushAndReport(force: false, busy: busy)
             let caughtUp = !applier.hasPending && !applier.inTransaction
             let latency: Double
             if caughtUp {
@@ -214,23 +220,30 @@ public final class ChangeStream {
     /// wal_sender_timeout.
     private func keepAlive() throws {
         guard Date().timeIntervalSince(lastFeedback) > 5 else { return }
-        try replication.sendStatus(written: receivedLSN, flushed: applier.appliedLSN, applied: applier.appliedLSN)
+        try replication.sendStatus(written: receivedLSN, flushed: applier.durableLSN, applied: applier.durableLSN)
         lastFeedback = Date()
     }
 
-    private func flushAndReport(force: Bool) throws {
-        if applier.hasPending {
-            do { try applier.flush() } catch {
+    private func flushAndReport(force: Bool, busy: Bool = false) throws {
+        func retrying<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch {
                 guard applier.canRetry else { try? applier.recover(); throw error }
                 try applier.recover()
                 try applier.flush()
+                return try body()
             }
         }
+        if applier.hasPending && !(busy && applier.hasInFlight) { try retrying { try applier.flush() } }
         if force || Date().timeIntervalSince(lastFeedback) > 1 {
-            // Only what is committed on the target may be confirmed: the slot then frees the WAL.
-            // With nothing pending, everything received is applied (or was not ours to apply).
-            let idle = !applier.hasPending && !applier.inTransaction
-            let confirmed = idle ? max(applier.appliedLSN, receivedLSN) : applier.appliedLSN
+            // Only what is durable on the target may be confirmed: the slot then frees the WAL
+            // (the apply commits with synchronous_commit = off). With nothing pending and all
+            // of it durable, everything received is applied (or was not ours to apply).
+            // Asking waits for the batch in flight: while busy, every few seconds only.
+            let ask = !(busy && applier.hasInFlight) || Date().timeIntervalSince(lastDurableCheck) > 5
+            let durable = ask ? try retrying { try applier.durablePosition() } : applier.durableLSN
+            if ask { lastDurableCheck = Date() }
+            let idle = !applier.hasPending && !applier.inTransaction && durable >= applier.appliedLSN
+            let confirmed = idle ? max(durable, receivedLSN) : durable
             try replication.sendStatus(written: max(confirmed, receivedLSN), flushed: confirmed, applied: confirmed)
             lastFeedback = Date()
         }

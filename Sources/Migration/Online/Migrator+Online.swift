@@ -355,12 +355,12 @@ extension Migrator {
         defer { target.close() }
         let applier = try ChangeApplier(target: target, originName: capture.slotName)
         applier.onNotice = { [self] text in note("\(database): \(text)") }
-        // Experimental (issue 16): coalesced UPDATEs and one batch in flight, measured 23 %
-        // faster by Benchmarks/apply-bench.sh; on only with PGPREFLIGHT_APPLY_FAST=1 until the
-        // whole suite has run with them on a clean machine.
-        if ProcessInfo.processInfo.environment["PGPREFLIGHT_APPLY_FAST"] == "1" {
-            applier.coalesceUpdates = true
-            applier.overlapBatches = true
+        // PGPREFLIGHT_APPLY_PLAIN=1: the apply as before issue 16 (no coalescing, no batch in
+        // flight, no grouping), for Benchmarks/apply-bench.sh's side-by-side figures.
+        if ProcessInfo.processInfo.environment["PGPREFLIGHT_APPLY_PLAIN"] == "1" {
+            applier.coalesceUpdates = false
+            applier.overlapBatches = false
+            applier.groupStatements = false
         }
         let format: ChangeStream.Format
         if usesWal2JSON {
