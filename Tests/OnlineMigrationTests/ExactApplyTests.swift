@@ -138,6 +138,26 @@ import TestSupport
         #expect(try rows(c.targetEndpoint, "events").count == 4)
     }
 
+    /// Rows of a REPLICA IDENTITY FULL table are found by values of types whose bare name has a
+    /// length of its own (`character` is char(1), `bit` is bit(1)): the match must not cut them.
+    @Test(arguments: plugins)
+    func fullIdentityRowsWithSizedCharacterAndBitColumnsAreFound(plugin: String) throws {
+        let c = try makeCase(schema: """
+            CREATE TABLE sized (code char(5), flags bit(3), vflags varbit(8), name varchar(10), amount numeric(8,2));
+            ALTER TABLE sized REPLICA IDENTITY FULL;
+            """, seed: """
+            INSERT INTO sized VALUES ('ab', B'101', B'1', 'x', 1.5), ('abcde', B'011', B'1100', 'yy', 22.25), ('q', B'000', NULL, NULL, NULL);
+            """, tables: ["sized"], plugin: plugin)
+        defer { cleanup(c) }
+        try c.source.execute("""
+            UPDATE sized SET name = 'first' WHERE code = 'ab';
+            DELETE FROM sized WHERE code = 'abcde';
+            UPDATE sized SET amount = 3 WHERE code = 'q';
+            """)
+        try catchUp(c)
+        try assertSame(c)
+    }
+
     /// UPDATEs of one row in a batch are folded into one where nothing can tell (see
     /// ChangeApplier.openUpdates): rows updated by many transactions, deleted and inserted
     /// again, their key changed, truncated in between, and a table with a second unique

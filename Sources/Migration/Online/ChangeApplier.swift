@@ -33,7 +33,8 @@ public final class ChangeApplier {
         let identityAlways: Bool
         /// A stored generated column: never written (wal2json sends its values).
         let generated: Bool
-        /// `format_type` without the modifier, for casting a parameter.
+        /// `format_type(type, -1)`, for casting a parameter: the type without a length, as
+        /// `bpchar` and `"bit"` (not `character` or `bit`, which mean char(1) and bit(1)).
         let typeName: String
         let typeOID: UInt32
         let typeModifier: Int32
@@ -772,7 +773,7 @@ public final class ChangeApplier {
         let generated = v >= 120000 ? "a.attgenerated::text" : "''"
         let identity = v >= 100000 ? "a.attidentity::text" : "''"
         let rows = try target.query("""
-            SELECT a.attname, \(identity), \(generated), format_type(a.atttypid, NULL), a.atttypid::int8, a.atttypmod,
+            SELECT a.attname, \(identity), \(generated), format_type(a.atttypid, -1), a.atttypid::int8, a.atttypmod,
                    format_type(a.atttypid, a.atttypmod),
                    CASE WHEN t.typdelim = ',' AND NOT (bt.typelem <> 0 AND bt.typlen = -1) THEN t.typarray::int8 ELSE 0 END,
                    bt.typtype <> 'c' AND et.typtype <> 'c' AND EXISTS (
