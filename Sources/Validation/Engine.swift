@@ -289,7 +289,8 @@ public final class ValidationEngine: @unchecked Sendable {
         } catch {
             let failure = error as? ConnectionFailure
                 ?? ConnectionFailure.unclassified("\(error)", endpoint: sourceEndpoint.description)
-            let advice = ConnectivityAdvice.describe(failure, role: .source, endpoint: sourceEndpoint)
+            let passwords = await passwordStorage(failure, role: .source, endpoint: sourceEndpoint, context: context)
+            let advice = ConnectivityAdvice.describe(failure, role: .source, endpoint: sourceEndpoint, passwords: passwords)
             outcome.failure = (.source, advice.message + "; \(rules.count) database rules were skipped for it", advice.remedy)
             return outcome
         }
@@ -323,7 +324,8 @@ public final class ValidationEngine: @unchecked Sendable {
                 } catch {
                     let failure = error as? ConnectionFailure
                         ?? ConnectionFailure.unclassified("\(error)", endpoint: endpoint.description)
-                    let advice = ConnectivityAdvice.describe(failure, role: .target, endpoint: endpoint)
+                    let passwords = await passwordStorage(failure, role: .target, endpoint: endpoint, context: context)
+                    let advice = ConnectivityAdvice.describe(failure, role: .target, endpoint: endpoint, passwords: passwords)
                     outcome.failure = (.target, advice.message, advice.remedy)
                 }
             } else {
@@ -339,6 +341,28 @@ public final class ValidationEngine: @unchecked Sendable {
             outcome.results.append(await evaluate(rule, probe: probe, session: session, database: database, context: context))
         }
         return outcome
+    }
+
+    /// For a session pg_hba.conf rejected while the maintenance session of that server is open:
+    /// how the server stores the user's password, so that the line proposed can check it.
+    /// Read only then (two queries on the maintenance session); pg_authid only when readable.
+    private func passwordStorage(_ failure: ConnectionFailure, role: ServerRole, endpoint: ConnectionString,
+                                 context: EvaluationContext) async -> PasswordStorage? {
+        guard failure.cause == .rejectedByHBA, let session = context.servers[role]?.session,
+              let user = endpoint.user ?? context.servers[role]?.facts?.user else { return nil }
+        do {
+            let row = try await session.query(
+                "SELECT current_setting('password_encryption'), has_table_privilege('pg_catalog.pg_authid', 'SELECT')", []).rows.first
+            var storage = PasswordStorage(userHashIsMD5: nil, passwordEncryption: row?.string(0))
+            if row?.bool(1) == true {
+                let hash = try await session.query(
+                    "SELECT COALESCE(rolpassword LIKE 'md5%', false) FROM pg_catalog.pg_authid WHERE rolname = $1", [user]).rows.first
+                storage.userHashIsMD5 = hash?.bool(0) ?? false
+            }
+            return storage
+        } catch {
+            return nil
+        }
     }
 
     // MARK: Probes
