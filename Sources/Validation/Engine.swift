@@ -264,23 +264,25 @@ public final class ValidationEngine: @unchecked Sendable {
 
     private func probeDatabases(_ databases: [String], rules: [Rule], context: EvaluationContext) async -> [DatabaseOutcome] {
         var outcomes: [DatabaseOutcome] = []
+        // Fewer databases than database slots: each may use a second source session.
+        let lanes = databases.count * 2 <= request.maxConcurrentDatabases ? 2 : 1
         await withTaskGroup(of: DatabaseOutcome.self) { group in
             var pending = databases[...]
             for _ in 0..<min(request.maxConcurrentDatabases, databases.count) {
                 let name = pending.removeFirst()
-                group.addTask { await self.probeDatabase(name, rules: rules, context: context) }
+                group.addTask { await self.probeDatabase(name, rules: rules, context: context, lanes: lanes) }
             }
             for await outcome in group {
                 outcomes.append(outcome)
                 if let name = pending.popFirst() {
-                    group.addTask { await self.probeDatabase(name, rules: rules, context: context) }
+                    group.addTask { await self.probeDatabase(name, rules: rules, context: context, lanes: lanes) }
                 }
             }
         }
         return outcomes
     }
 
-    private func probeDatabase(_ database: String, rules: [Rule], context: EvaluationContext) async -> DatabaseOutcome {
+    private func probeDatabase(_ database: String, rules: [Rule], context: EvaluationContext, lanes: Int) async -> DatabaseOutcome {
         var outcome = DatabaseOutcome(database: database)
         let sourceEndpoint = request.source.with(database: database)
         let source: Session
@@ -334,11 +336,44 @@ public final class ValidationEngine: @unchecked Sendable {
         }
         defer { if ownTarget { target?.connection.close() } }
 
-        for rule in applicable {
-            guard let probe = rule.probe else { continue }
-            let session = probe.runsOn == .source ? source : target
-            guard let session else { continue }
-            outcome.results.append(await evaluate(rule, probe: probe, session: session, database: database, context: context))
+        // The source rules run on `lanes` sessions of this database, taking the next rule as
+        // each finishes, while the target rules run on the target session: a database with
+        // 100 000 tables keeps both cores of the source busy instead of one.
+        let sourceRules = applicable.filter { $0.probe?.runsOn == .source }
+        let targetRules = target == nil ? [] : applicable.filter { $0.probe?.runsOn == .target }
+        var sourceSessions = [source]
+        if lanes > 1 && sourceRules.count > 1 {
+            for _ in 1..<lanes {
+                guard let extra = try? await openSession(sourceEndpoint, role: .source, key: database) else { break }
+                sourceSessions.append(extra)
+            }
+        }
+        defer { sourceSessions.dropFirst().forEach { $0.connection.close() } }
+        let queue = RuleQueue(sourceRules)
+        let frozen = context
+        outcome.results += await withTaskGroup(of: [RuleResult].self) { group in
+            for session in sourceSessions {
+                group.addTask {
+                    var results: [RuleResult] = []
+                    while let rule = queue.next(), let probe = rule.probe {
+                        results.append(await self.evaluate(rule, probe: probe, session: session, database: database, context: frozen))
+                    }
+                    return results
+                }
+            }
+            if let target, !targetRules.isEmpty {
+                group.addTask {
+                    var results: [RuleResult] = []
+                    for rule in targetRules {
+                        guard let probe = rule.probe else { continue }
+                        results.append(await self.evaluate(rule, probe: probe, session: target, database: database, context: frozen))
+                    }
+                    return results
+                }
+            }
+            var all: [RuleResult] = []
+            for await part in group { all += part }
+            return all
         }
         return outcome
     }
@@ -526,6 +561,14 @@ final class Session: @unchecked Sendable {
         counter.add(role: role, database: database)
         return try await connection.run { try $0.query(sql, parameters) }
     }
+}
+
+/// Rules handed out one at a time to the sessions that evaluate them.
+final class RuleQueue: @unchecked Sendable {
+    private var rules: ArraySlice<Rule>
+    private let lock = NSLock()
+    init(_ rules: [Rule]) { self.rules = rules[...] }
+    func next() -> Rule? { lock.withLock { rules.popFirst() } }
 }
 
 final class QueryCounter: @unchecked Sendable {
