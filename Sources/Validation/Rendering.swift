@@ -53,13 +53,21 @@ public struct FindingRendering: Sendable, Equatable {
                 + ", … (\(objects.count - Self.messageObjects) more)"
         }
         var message = TemplatePlaceholder.render(messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: shown, firstRow: first)
-        var remedy = TemplatePlaceholder.render(self.remedy.isEmpty ? "{remedies}" : self.remedy, values: filled, firstRow: first)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var remedy = Self.trimmed(TemplatePlaceholder.render(self.remedy.isEmpty ? "{remedies}" : self.remedy, values: filled, firstRow: first))
         if !unseen.isEmpty {
             message += " (and could not check everything: " + unseen.joined(separator: "; ") + ")"
             remedy += "\n" + grant
         }
         return (worst, message, worst == .succeeded ? "" : remedy, objects)
+    }
+
+    /// `text` without whitespace at either end. (Foundation's trimmingCharacters copied the whole
+    /// text through UTF-16: a third of the CPU of a run with a 4.6 MB remedy.)
+    static func trimmed(_ text: String) -> String {
+        let start = text.drop { $0.isWhitespace }
+        var end = start.endIndex
+        while end > start.startIndex, start[start.index(before: end)].isWhitespace { end = start.index(before: end) }
+        return String(start[..<end])
     }
 
     /// The same without the findings whose object `excluded` matches.
