@@ -1,9 +1,20 @@
 import Foundation
 import PostgresClient
 
+/// How the server stores the user's password, for the pg_hba.conf line to propose: the
+/// scram-sha-256 method cannot check a password stored as an MD5 hash (that user could no
+/// longer log in), while md5 accepts both.
+struct PasswordStorage: Sendable {
+    /// Whether the user's stored password is an MD5 hash; nil when pg_authid cannot be read.
+    var userHashIsMD5: Bool?
+    /// The server's password_encryption: how passwords set from now on are stored.
+    var passwordEncryption: String?
+}
+
 /// Messages and remedies for connections that could not be opened, one per cause.
 enum ConnectivityAdvice {
-    static func describe(_ failure: ConnectionFailure, role: ServerRole, endpoint: ConnectionString) -> (message: String, remedy: String) {
+    static func describe(_ failure: ConnectionFailure, role: ServerRole, endpoint: ConnectionString,
+                         passwords: PasswordStorage? = nil) -> (message: String, remedy: String) {
         let server = role.rawValue
         let host = endpoint.host, port = endpoint.port
         let user = endpoint.user ?? "the user"
@@ -27,16 +38,34 @@ enum ConnectivityAdvice {
             let client = firstMatch(#"host "([^"]+)""#, in: failure.message) ?? "<this machine's address>"
             let encrypted = failure.message.contains("SSL encryption") || failure.message.contains("GSS encryption")
             let mask = client.contains(":") ? "128" : "32"
-            let line = "\(encrypted ? "hostssl" : "host")    \(database)    \(user)    \(client)/\(mask)    scram-sha-256"
+            let md5 = passwords?.userHashIsMD5 == true
+            let line = "\(encrypted ? "hostssl" : "host")    \(database)    \(user)    \(client)/\(mask)    \(md5 ? "md5" : "scram-sha-256")"
+            let reset = "in psql, as \(user) or a superuser, SET password_encryption = 'scram-sha-256'; then \\password \(user)"
+            let note: String
+            if md5 {
+                note = "\nThe line uses md5 because \(user)'s password is stored as an MD5 hash, which scram-sha-256 cannot check "
+                    + "(md5 also accepts SCRAM passwords). To use scram-sha-256, first set \(user)'s password again as SCRAM: \(reset); "
+                    + "then change md5 to scram-sha-256."
+            } else if passwords?.userHashIsMD5 == false {
+                note = ""
+            } else if let encryption = passwords?.passwordEncryption, ["md5", "on"].contains(encryption) {
+                note = "\nThe \(server) stores passwords as MD5 (password_encryption = \(encryption)), and scram-sha-256 cannot check an MD5 "
+                    + "hash: if \(user)'s password is one (as a superuser: SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%';), "
+                    + "write md5 instead of scram-sha-256, or first set the password again as SCRAM: \(reset)."
+            } else {
+                note = "\nscram-sha-256 checks only passwords stored as SCRAM: if \(user)'s password is an MD5 hash (as a superuser: "
+                    + "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%';), write md5 instead, or first set the password "
+                    + "again as SCRAM: \(reset)."
+            }
             if failure.message.contains("rejects connection") {
                 let ssl = failure.message.contains("no encryption")
                     ? "\nIf the reject line is for unencrypted connections (hostnossl), connect with sslmode=require instead." : ""
                 return ("Cannot connect to the \(server): a reject line of pg_hba.conf matches this client (\(client), user \(user), database \(database))",
-                        "Add this line to the \(server)'s pg_hba.conf above the reject line, then reload (SELECT pg_reload_conf();):\n\(line)" + ssl)
+                        "Add this line to the \(server)'s pg_hba.conf above the reject line, then reload (SELECT pg_reload_conf();):\n\(line)" + ssl + note)
             }
             return ("Cannot connect to the \(server): pg_hba.conf has no entry for this client (\(client), user \(user), database \(database))",
                     "Add this line to the \(server)'s pg_hba.conf, then reload (SELECT pg_reload_conf();):\n"
-                    + line)
+                    + line + note)
         case .wrongPassword:
             return ("Cannot connect to the \(server): password authentication failed for user \(user)",
                     "Check the password of \(user) (in the URI, PGPASSWORD, ~/.pgpass or a service file); on Azure, use "

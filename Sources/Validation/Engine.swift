@@ -264,23 +264,25 @@ public final class ValidationEngine: @unchecked Sendable {
 
     private func probeDatabases(_ databases: [String], rules: [Rule], context: EvaluationContext) async -> [DatabaseOutcome] {
         var outcomes: [DatabaseOutcome] = []
+        // Fewer databases than database slots: each may use a second source session.
+        let lanes = databases.count * 2 <= request.maxConcurrentDatabases ? 2 : 1
         await withTaskGroup(of: DatabaseOutcome.self) { group in
             var pending = databases[...]
             for _ in 0..<min(request.maxConcurrentDatabases, databases.count) {
                 let name = pending.removeFirst()
-                group.addTask { await self.probeDatabase(name, rules: rules, context: context) }
+                group.addTask { await self.probeDatabase(name, rules: rules, context: context, lanes: lanes) }
             }
             for await outcome in group {
                 outcomes.append(outcome)
                 if let name = pending.popFirst() {
-                    group.addTask { await self.probeDatabase(name, rules: rules, context: context) }
+                    group.addTask { await self.probeDatabase(name, rules: rules, context: context, lanes: lanes) }
                 }
             }
         }
         return outcomes
     }
 
-    private func probeDatabase(_ database: String, rules: [Rule], context: EvaluationContext) async -> DatabaseOutcome {
+    private func probeDatabase(_ database: String, rules: [Rule], context: EvaluationContext, lanes: Int) async -> DatabaseOutcome {
         var outcome = DatabaseOutcome(database: database)
         let sourceEndpoint = request.source.with(database: database)
         let source: Session
@@ -289,7 +291,8 @@ public final class ValidationEngine: @unchecked Sendable {
         } catch {
             let failure = error as? ConnectionFailure
                 ?? ConnectionFailure.unclassified("\(error)", endpoint: sourceEndpoint.description)
-            let advice = ConnectivityAdvice.describe(failure, role: .source, endpoint: sourceEndpoint)
+            let passwords = await passwordStorage(failure, role: .source, endpoint: sourceEndpoint, context: context)
+            let advice = ConnectivityAdvice.describe(failure, role: .source, endpoint: sourceEndpoint, passwords: passwords)
             outcome.failure = (.source, advice.message + "; \(rules.count) database rules were skipped for it", advice.remedy)
             return outcome
         }
@@ -323,7 +326,8 @@ public final class ValidationEngine: @unchecked Sendable {
                 } catch {
                     let failure = error as? ConnectionFailure
                         ?? ConnectionFailure.unclassified("\(error)", endpoint: endpoint.description)
-                    let advice = ConnectivityAdvice.describe(failure, role: .target, endpoint: endpoint)
+                    let passwords = await passwordStorage(failure, role: .target, endpoint: endpoint, context: context)
+                    let advice = ConnectivityAdvice.describe(failure, role: .target, endpoint: endpoint, passwords: passwords)
                     outcome.failure = (.target, advice.message, advice.remedy)
                 }
             } else {
@@ -332,13 +336,68 @@ public final class ValidationEngine: @unchecked Sendable {
         }
         defer { if ownTarget { target?.connection.close() } }
 
-        for rule in applicable {
-            guard let probe = rule.probe else { continue }
-            let session = probe.runsOn == .source ? source : target
-            guard let session else { continue }
-            outcome.results.append(await evaluate(rule, probe: probe, session: session, database: database, context: context))
+        // The source rules run on `lanes` sessions of this database, taking the next rule as
+        // each finishes, while the target rules run on the target session: a database with
+        // 100 000 tables keeps both cores of the source busy instead of one.
+        let sourceRules = applicable.filter { $0.probe?.runsOn == .source }
+        let targetRules = target == nil ? [] : applicable.filter { $0.probe?.runsOn == .target }
+        var sourceSessions = [source]
+        if lanes > 1 && sourceRules.count > 1 {
+            for _ in 1..<lanes {
+                guard let extra = try? await openSession(sourceEndpoint, role: .source, key: database) else { break }
+                sourceSessions.append(extra)
+            }
+        }
+        defer { sourceSessions.dropFirst().forEach { $0.connection.close() } }
+        let queue = RuleQueue(sourceRules)
+        let frozen = context
+        outcome.results += await withTaskGroup(of: [RuleResult].self) { group in
+            for session in sourceSessions {
+                group.addTask {
+                    var results: [RuleResult] = []
+                    while let rule = queue.next(), let probe = rule.probe {
+                        results.append(await self.evaluate(rule, probe: probe, session: session, database: database, context: frozen))
+                    }
+                    return results
+                }
+            }
+            if let target, !targetRules.isEmpty {
+                group.addTask {
+                    var results: [RuleResult] = []
+                    for rule in targetRules {
+                        guard let probe = rule.probe else { continue }
+                        results.append(await self.evaluate(rule, probe: probe, session: target, database: database, context: frozen))
+                    }
+                    return results
+                }
+            }
+            var all: [RuleResult] = []
+            for await part in group { all += part }
+            return all
         }
         return outcome
+    }
+
+    /// For a session pg_hba.conf rejected while the maintenance session of that server is open:
+    /// how the server stores the user's password, so that the line proposed can check it.
+    /// Read only then (two queries on the maintenance session); pg_authid only when readable.
+    private func passwordStorage(_ failure: ConnectionFailure, role: ServerRole, endpoint: ConnectionString,
+                                 context: EvaluationContext) async -> PasswordStorage? {
+        guard failure.cause == .rejectedByHBA, let session = context.servers[role]?.session,
+              let user = endpoint.user ?? context.servers[role]?.facts?.user else { return nil }
+        do {
+            let row = try await session.query(
+                "SELECT current_setting('password_encryption'), has_table_privilege('pg_catalog.pg_authid', 'SELECT')", []).rows.first
+            var storage = PasswordStorage(userHashIsMD5: nil, passwordEncryption: row?.string(0))
+            if row?.bool(1) == true {
+                let hash = try await session.query(
+                    "SELECT COALESCE(rolpassword LIKE 'md5%', false) FROM pg_catalog.pg_authid WHERE rolname = $1", [user]).rows.first
+                storage.userHashIsMD5 = hash?.bool(0) ?? false
+            }
+            return storage
+        } catch {
+            return nil
+        }
     }
 
     // MARK: Probes
@@ -502,6 +561,14 @@ final class Session: @unchecked Sendable {
         counter.add(role: role, database: database)
         return try await connection.run { try $0.query(sql, parameters) }
     }
+}
+
+/// Rules handed out one at a time to the sessions that evaluate them.
+final class RuleQueue: @unchecked Sendable {
+    private var rules: ArraySlice<Rule>
+    private let lock = NSLock()
+    init(_ rules: [Rule]) { self.rules = rules[...] }
+    func next() -> Rule? { lock.withLock { rules.popFirst() } }
 }
 
 final class QueryCounter: @unchecked Sendable {

@@ -22,6 +22,9 @@ public struct FindingRendering: Sendable, Equatable {
     /// The grant to suggest with them.
     public var grant: String
 
+    /// How many objects `{objects}` names in a message.
+    static let messageObjects = 50
+
     /// The result's status, message, remedy and objects.
     public func render() -> (status: Status, message: String, remedy: String, objects: [String]) {
         let worstFinding = findings.map(\.status).max()
@@ -42,14 +45,29 @@ public struct FindingRendering: Sendable, Equatable {
         filled["objects"] = objects.joined(separator: ", ")
         filled["remedies"] = remedies.joined(separator: "\n")
         let first = relevant.first?.row ?? [:]
-        var message = TemplatePlaceholder.render(messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: filled, firstRow: first)
-        var remedy = TemplatePlaceholder.render(self.remedy.isEmpty ? "{remedies}" : self.remedy, values: filled, firstRow: first)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        // A message names the first objects only (100 000 tables owned by a superuser made a
+        // 1.5 MB message); the result's objects and the remedy keep them all.
+        var shown = filled
+        if objects.count > Self.messageObjects {
+            shown["objects"] = objects.prefix(Self.messageObjects).joined(separator: ", ")
+                + ", … (\(objects.count - Self.messageObjects) more)"
+        }
+        var message = TemplatePlaceholder.render(messages[worst] ?? "\(relevant.count) finding(s): {objects}", values: shown, firstRow: first)
+        var remedy = Self.trimmed(TemplatePlaceholder.render(self.remedy.isEmpty ? "{remedies}" : self.remedy, values: filled, firstRow: first))
         if !unseen.isEmpty {
             message += " (and could not check everything: " + unseen.joined(separator: "; ") + ")"
             remedy += "\n" + grant
         }
         return (worst, message, worst == .succeeded ? "" : remedy, objects)
+    }
+
+    /// `text` without whitespace at either end. (Foundation's trimmingCharacters copied the whole
+    /// text through UTF-16: a third of the CPU of a run with a 4.6 MB remedy.)
+    static func trimmed(_ text: String) -> String {
+        let start = text.drop { $0.isWhitespace }
+        var end = start.endIndex
+        while end > start.startIndex, start[start.index(before: end)].isWhitespace { end = start.index(before: end) }
+        return String(start[..<end])
     }
 
     /// The same without the findings whose object `excluded` matches.

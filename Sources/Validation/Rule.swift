@@ -58,6 +58,8 @@ public struct RuleExample: Sendable {
     public var targetMajor = 18
     public var sourceSettings: [String] = []
     public var targetSettings: [String] = []
+    /// pg_hba.conf lines put before the source server's trust lines (the example gets a server of its own).
+    public var sourceHBA: [String] = []
     /// Connect to the source/target as this role (created `LOGIN` by the runner, dropped after).
     public var sourceUser: String?
     public var targetUser: String?

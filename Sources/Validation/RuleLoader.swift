@@ -310,6 +310,7 @@ private struct RuleParser {
     }
 
     static let exampleKeys = ["name", "mode", "overwrite", "source_major", "target_major", "source_settings", "target_settings",
+                              "source_hba",
                               "source_user", "target_user", "setup", "target_setup", "target_instance_setup", "cleanup",
                               "target_cleanup", "unreachable", "expect"]
 
@@ -335,6 +336,7 @@ private struct RuleParser {
         }
         if let v = map["source_settings"] { example.sourceSettings = try strings(v.value, "source_settings") }
         if let v = map["target_settings"] { example.targetSettings = try strings(v.value, "target_settings") }
+        if let v = map["source_hba"] { example.sourceHBA = try strings(v.value, "source_hba") }
         let optionalStrings: [(String, WritableKeyPath<RuleExample, String?>)] = [
             ("source_user", \.sourceUser), ("target_user", \.targetUser), ("setup", \.setup), ("target_setup", \.targetSetup),
             ("target_instance_setup", \.targetInstanceSetup), ("cleanup", \.cleanup), ("target_cleanup", \.targetCleanup),

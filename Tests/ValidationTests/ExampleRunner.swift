@@ -12,13 +12,13 @@ enum ExampleServers {
     nonisolated(unsafe) private static var cache: [String: LocalServer] = [:]
     private static let lock = NSLock()
 
-    static func server(major: Int, settings: [String]) throws -> LocalServer {
-        let key = "\(major)|" + settings.joined(separator: "\n")
+    static func server(major: Int, settings: [String], hba: [String] = []) throws -> LocalServer {
+        let key = "\(major)|" + settings.joined(separator: "\n") + "|" + hba.joined(separator: "\n")
         if let server = lock.withLock({ cache[key] }) { return server }
         guard let bin = LocalServer.binDirectory(major: major, projectRoot: TestServers.projectRoot) else {
             throw ExampleError("PostgreSQL \(major) binaries not found: run scripts/setup.sh")
         }
-        let server = try LocalServer(major: major, binDirectory: bin, settings: settings, name: "rules")
+        let server = try LocalServer(major: major, binDirectory: bin, settings: settings, hbaLines: hba, name: "rules")
         lock.withLock { cache[key] = server }
         return server
     }
@@ -45,7 +45,7 @@ struct ExampleRunner {
 
     func run(_ testCase: ExampleCase) async throws -> (result: RuleResult?, database: String, run: ValidationRun) {
         let rule = testCase.rule, example = testCase.example
-        let source = try ExampleServers.server(major: example.sourceMajor, settings: example.sourceSettings)
+        let source = try ExampleServers.server(major: example.sourceMajor, settings: example.sourceSettings, hba: example.sourceHBA)
         let target = try ExampleServers.server(major: example.targetMajor, settings: example.targetSettings)
         let number = Self.counter.withLock { Self.next += 1; return Self.next }
         let database = "example_\(number)_\(ProcessInfo.processInfo.processIdentifier)"
@@ -94,7 +94,10 @@ struct ExampleRunner {
                                         overwrite: example.overwrite, rules: rules)
         let run = try await validate(request)
         let wanted = rule.scope == .database ? database : nil
-        let result = run.results.first { $0.rule == rule.id && $0.database == wanted }
+        // An instance rule's result for the example's database is a connectivity failure of that
+        // database: it is the one the example is about.
+        let result = run.results.first { $0.rule == rule.id && $0.database == database }
+            ?? run.results.first { $0.rule == rule.id && $0.database == wanted }
             ?? run.results.first { $0.rule == rule.id }
         return (result, database, run)
     }
