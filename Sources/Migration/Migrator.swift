@@ -199,12 +199,13 @@ public final class Migrator: @unchecked Sendable {
     private func perform() throws {
         let name = options.name
         try setSubstate(.performingPreRequisiteSteps)
-        printer.say("migration \(name): \(options.source) → \(options.target) (\(options.mode.rawValue), \(options.jobs) jobs)")
         let prerequisites = Date()
         sourceAdmin = try open(options.source.with(database: Self.adminDatabase(options.source)), what: "source")
         defer { sourceAdmin.close() }
         targetAdmin = try open(options.target.with(database: Self.adminDatabase(options.target)), what: "target")
         defer { targetAdmin.close() }
+        // The servers libpq reached (a service file may name another host than the strings say).
+        printer.say("migration \(name): \(sourceAdmin.reached) → \(targetAdmin.reached) (\(options.mode.rawValue), \(options.jobs) jobs)")
 
         // One active migration per target, held until the run ends.
         let lockSession = try acquireTargetLock()

@@ -208,6 +208,9 @@ public final class ValidationEngine: @unchecked Sendable {
         do {
             let session = try await openSession(maintenance, role: role, key: nil)
             state.session = session
+            let reached = session.connection.reached
+            state.info.host = reached.host; state.info.port = reached.port
+            if let user = reached.user { state.info.user = user }
             state.info.serverVersion = session.connection.serverVersion.split(separator: " ").first.map(String.init)
             do {
                 counter.add(role: role, database: nil)
@@ -219,6 +222,10 @@ public final class ValidationEngine: @unchecked Sendable {
             }
         } catch let failure as ConnectionFailure {
             state.failure = failure
+            if let reached = failure.reached {
+                state.info.host = reached.host; state.info.port = reached.port
+                if let user = reached.user { state.info.user = user }
+            }
         } catch {
             state.failure = ConnectionFailure.unclassified("\(error)", endpoint: maintenance.description)
         }
@@ -414,13 +421,13 @@ public final class ValidationEngine: @unchecked Sendable {
                 let advice = ConnectivityAdvice.describe(failure, role: role, endpoint: state.endpoint)
                 let skipped = rules.filter { $0.builtin == nil && $0.servers.contains(role) }.count
                 return result(.failed, advice.message + "; \(skipped) rule\(skipped == 1 ? " that needs" : "s that need") the \(role.rawValue) "
-                              + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [state.endpoint.description])
+                              + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [failure.endpoint])
             }
             if let factsError = state.factsError {
                 return result(.failed, "Connected to the \(role.rawValue), but could not read its settings: \(factsError)",
-                              "Check that \(state.endpoint.user ?? "the user") may read pg_settings and pg_roles.", [state.endpoint.description])
+                              "Check that \(state.endpoint.user ?? "the user") may read pg_settings and pg_roles.", [state.reachedDescription])
             }
-            return result(.succeeded, "Connected to \(state.endpoint.description) (PostgreSQL \(state.info.serverVersion ?? "?"))", "", [])
+            return result(.succeeded, "Connected to \(state.reachedDescription) (PostgreSQL \(state.info.serverVersion ?? "?"))", "", [])
         case .connectivityTLS:
             let reachable = [ServerRole.source, .target].compactMap { context.servers[$0] }.filter { $0.session != nil }
             guard !reachable.isEmpty else { return nil }
@@ -431,10 +438,10 @@ public final class ValidationEngine: @unchecked Sendable {
             }
             return result(.warning, (plain.count == 1 ? "The connection to the \(plain[0].role.rawValue) is" : "The connections to the source and the target are")
                           + " not encrypted",
-                          "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.endpoint.host):\($0.endpoint.port))" }.joined(separator: " and ")) "
+                          "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.info.host):\($0.info.port))" }.joined(separator: " and ")) "
                           + "(ssl = on with a certificate), then connect with sslmode=require or stricter "
                           + "(append ?sslmode=require to the URI).",
-                          plain.map { "\($0.role.rawValue) \($0.endpoint.description)" })
+                          plain.map { "\($0.role.rawValue) \($0.reachedDescription)" })
         case .connectivityLatency:
             let reachable = [ServerRole.source, .target].compactMap { context.servers[$0] }.filter { $0.session != nil }
             guard !reachable.isEmpty else { return nil }
@@ -450,7 +457,7 @@ public final class ValidationEngine: @unchecked Sendable {
                 guard !samples.isEmpty else { continue }
                 let sorted = samples.sorted()
                 let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-                figures.append((state.role, state.endpoint.description, median))
+                figures.append((state.role, state.reachedDescription, median))
             }
             let summary = figures.map { "\($0.role.rawValue) \(String(format: "%.1f", $0.ms)) ms" }.joined(separator: ", ")
             let threshold = request.latencyThresholdMs
@@ -477,6 +484,9 @@ struct ServerState: Sendable {
     var facts: ServerFacts?
     var factsError: String?
     var info: ServerInfo
+
+    /// `user@host:port/database` of the open session (libpq's, after a service file), else of the string.
+    var reachedDescription: String { session?.connection.reached.description ?? failure?.endpoint ?? endpoint.description }
 
     init(role: ServerRole, endpoint: ConnectionString) {
         self.role = role; self.endpoint = endpoint

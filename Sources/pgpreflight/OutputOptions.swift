@@ -86,6 +86,8 @@ extension ServerInfo {
     static func describe(_ endpoint: ConnectionString) async -> ServerInfo {
         var info = ServerInfo(host: endpoint.host, port: endpoint.port, user: endpoint.user, serverVersion: nil)
         if let connection = try? await Connection.connect(endpoint) {
+            let reached = connection.reached  // a service file may name another host than the string
+            info.host = reached.host; info.port = reached.port; info.user = reached.user ?? info.user
             info.serverVersion = connection.parameterStatus("server_version")
             connection.close()
         }
