@@ -192,6 +192,9 @@ public final class Migrator: @unchecked Sendable {
     }
 
     private static func adminDatabase(_ endpoint: ConnectionString) -> String {
+        // A string naming a user database names what to migrate, not where to connect (on the
+        // target it may not exist yet).
+        if DatabaseSelection.named(in: endpoint) != nil { return "postgres" }
         if let db = endpoint.value("dbname"), !db.isEmpty, !db.contains("=") { return db }
         return "postgres"
     }

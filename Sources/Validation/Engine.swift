@@ -19,6 +19,9 @@ public struct ValidationRequest: Sendable {
     public var statementTimeout: String
     /// `connectivity.latency` warns when a server's median round trip is slower than this.
     public var latencyThresholdMs: Double
+    /// Source database → the target database of another name it is checked against
+    /// (`--target …/shop_copy`, see `DatabaseSelection.targetName`); absent: the same name.
+    public var targetNames: [String: String] = [:]
 
     public init(source: ConnectionString, target: ConnectionString, databases: [String]? = nil, mode: MigrationMode = .offline,
                 overwrite: Bool = false, ruleDirectories: [URL] = [], rules: [Rule]? = nil,
@@ -197,13 +200,15 @@ public final class ValidationEngine: @unchecked Sendable {
     // MARK: Sessions
 
     /// The database of the maintenance session: the one in the connection string, else postgres.
-    static func maintenanceDatabase(_ endpoint: ConnectionString) -> String {
+    static func maintenanceDatabase(_ endpoint: ConnectionString, role: ServerRole) -> String {
+        // A target string may name the database a source database goes to: it may not exist yet.
+        if role == .target, DatabaseSelection.named(in: endpoint) != nil { return "postgres" }
         if let name = endpoint.effective("dbname"), !name.isEmpty { return name }
         return "postgres"
     }
 
     private func openServer(_ role: ServerRole, endpoint: ConnectionString) async -> ServerState {
-        let maintenance = endpoint.with(database: Self.maintenanceDatabase(endpoint))
+        let maintenance = endpoint.with(database: Self.maintenanceDatabase(endpoint, role: role))
         var state = ServerState(role: role, endpoint: maintenance)
         do {
             let session = try await openSession(maintenance, role: role, key: nil)
@@ -322,8 +327,9 @@ public final class ValidationEngine: @unchecked Sendable {
         var ownTarget = false
         let applicable = rules.filter { rule in rule.servers.allSatisfy { context.servers[$0]?.session != nil } }
         if applicable.contains(where: { $0.probe?.runsOn == .target }), let maintenance = context.servers[.target]?.session {
-            if context.servers[.target]?.facts?.databases.contains(database) == true {
-                let endpoint = request.target.with(database: database)
+            let targetName = request.targetNames[database] ?? database
+            if context.servers[.target]?.facts?.databases.contains(targetName) == true {
+                let endpoint = request.target.with(database: targetName)
                 do {
                     target = try await openSession(endpoint, role: .target, key: database)
                     ownTarget = true

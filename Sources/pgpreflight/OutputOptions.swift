@@ -68,16 +68,13 @@ struct PolicyOptions: ParsableArguments {
 }
 
 extension ServerOptions {
-    /// The databases given with --database, or every database of the source that accepts
-    /// connections except templates, the maintenance database and the platforms' own.
+    /// The databases given with --database, else the one the source URI names, else the
+    /// default selection (DatabaseSelection, as validate and migrate).
     func selectedDatabases() async throws -> [String] {
-        if !databases.isEmpty { return databases }
+        if let given = try givenDatabases() { return given }
         let connection = try await Connection.connect(try sourceEndpoint())
         defer { connection.close() }
-        return try await connection.run { c in
-            try c.query("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1").rows
-                .compactMap { $0.string(0) }.filter { !ValidationEngine.excludedDatabases.contains($0) }
-        }
+        return try await connection.run { try DatabaseSelection.read(from: $0, given: nil).selected }
     }
 }
 
