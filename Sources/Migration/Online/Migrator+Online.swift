@@ -213,7 +213,7 @@ extension Migrator {
             throw MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume")
         }
         if canceled.isSet {
-            dropChangeCapture(databases)
+            if !wasInterrupted { dropChangeCapture(databases) }  // interrupted: the rerun resumes from the slots
             throw MigrationCanceled()
         }
         try timed("Cutover (sequences, verification, slots)") { try completeCutover(databases) }
