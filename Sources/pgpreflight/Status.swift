@@ -18,7 +18,8 @@ struct Status: AsyncParsableCommand {
             fail("no state store in \(stateDir)")
         }
         let store: StateStore
-        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
+        // Read-only: polling `status` never holds a lock a running `migrate` waits for.
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir), readOnly: true) } catch { fail("\(error)") }
         let names = try name.map { [$0] } ?? store.migrations().map(\.name)
         var statuses: [StateStore.Status] = []
         for name in names {
