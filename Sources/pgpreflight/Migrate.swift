@@ -17,14 +17,14 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let options: MigrationOptions
-        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { fail(error.description) }
+        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { throw ValidationError(error.description) }
         try await Self.migrate(options)
     }
 
     /// Runs the migrator, prints its summary and exits with its code.
     static func migrate(_ options: MigrationOptions) async throws -> Never {
         let migrator: Migrator
-        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { fail(error.description) }
+        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { throw ValidationError(error.description) }
         let outcome = await migrator.run()
         if !outcome.summary.isEmpty { FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!) }
         var line = "migration \(outcome.name): \(outcome.state.rawValue)"
@@ -47,8 +47,8 @@ struct MigrationArguments: ParsableArguments {
     var overwrite = false
     @Flag(help: "Start even while other sessions are connected to a source database.")
     var force = false
-    @Option(help: "Directory of the state store.")
-    var stateDir: String = ".pgpreflight"
+    @OptionGroup var state: StateDirectoryOption
+    var stateDir: String { state.stateDir }
     @Option(help: "counts (default) or checksums.")
     var verify: VerifyMode = .counts
     @Option(help: "Directory holding pg_dump (default: the newest found).")
@@ -93,8 +93,3 @@ struct MigrationArguments: ParsableArguments {
     }
 }
 
-/// One line on stderr, exit code 2.
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("pgpreflight: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
