@@ -19,8 +19,13 @@ public struct ReportOptions: Sendable {
     /// What to call the validated server in reports: the inventory name in `scan`, nil for
     /// `validate` (then "source"). JUnit class names are `pgpreflight.<serverName>.<database>`.
     public var serverName: String?
-    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil) {
+    /// Console: Succeeded rows folded into one count line (the CLI's default; `--all` lists them).
+    public var foldSucceeded: Bool
+    /// Console: no line longer than this (wrapped at spaces, continuation lines indented); nil: no limit.
+    public var width: Int?
+    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil, foldSucceeded: Bool = false, width: Int? = nil) {
         self.strict = strict; self.color = color; self.serverName = serverName
+        self.foldSucceeded = foldSucceeded; self.width = width
     }
 }
 

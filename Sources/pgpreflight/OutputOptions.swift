@@ -6,7 +6,9 @@ import Validation
 
 /// How a run is reported: shared by `validate`, `verify` and `validate-and-migrate`.
 struct OutputOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
+    @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")). The console report "
+                               + "wraps its lines at the terminal's width (COLUMNS when set; \(TerminalWidth.fallback) columns when not a terminal).",
+                               valueName: "format"))
     var format: ReportFormat = .console
     @Option(help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
     var output: String?
@@ -14,6 +16,8 @@ struct OutputOptions: ParsableArguments {
     var strict = false
     @Option(help: ArgumentHelp("Colours in the console report: auto (on a terminal, unless NO_COLOR is set or TERM=dumb), always or never.", valueName: "when"))
     var color: ColorChoice = .auto
+    @Flag(help: "Console report: list every rule, Succeeded ones too (default: problems first, the Succeeded ones counted in one line).")
+    var all = false
     @OptionGroup var verbosity: VerbosityOptions
 
     func check() throws {}
@@ -23,7 +27,8 @@ struct OutputOptions: ParsableArguments {
     /// Renders the run, writes it, and under GitHub Actions also prints annotation lines.
     func emit(_ run: ValidationRun) throws {
         let colour = reportFormat == .console && (color == .always || (output == nil && color.enabled()))
-        let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour))
+        let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour, foldSucceeded: !all,
+                                                                                    width: TerminalWidth.current()))
         if let output {
             try writeReport(text, to: output)
         } else {
@@ -105,5 +110,18 @@ func writeReport(_ text: String, to path: String) throws {
         let reason = !FileManager.default.fileExists(atPath: folder) ? "the folder \(folder) does not exist"
             : !FileManager.default.isWritableFile(atPath: folder) ? "no permission to write in \(folder)" : "\(error.localizedDescription)"
         throw ValidationError("cannot write \(path): \(reason)")
+    }
+}
+
+/// How wide the console report may be: COLUMNS when set, else the terminal's width, else 120
+/// columns (a file, a pipe, a CI log). Longer lines are wrapped, never cut.
+enum TerminalWidth {
+    static let fallback = 120
+
+    static func current() -> Int {
+        if let text = ProcessInfo.processInfo.environment["COLUMNS"], let columns = Int(text), columns > 0 { return columns }
+        var size = winsize()
+        if isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return fallback
     }
 }

@@ -41,7 +41,7 @@ struct ValidateAndMigrate: AsyncParsableCommand {
         let reportBase = options.stateDirectory.appendingPathComponent("\(options.name)-validation")
         try Reports.render(run, as: .json).write(to: reportBase.appendingPathExtension("json"), atomically: true, encoding: .utf8)
         try Reports.render(run, as: .html).write(to: reportBase.appendingPathExtension("html"), atomically: true, encoding: .utf8)
-        show(try Reports.render(run, as: .console, options: ReportOptions(color: ColorChoice.auto.enabled())))
+        show(try Reports.render(run, as: .console, options: ReportOptions(color: ColorChoice.auto.enabled(), foldSucceeded: true, width: TerminalWidth.current())))
 
         if run.status == .failed {
             let message = "validation failed: \(run.results.filter { $0.blockingStatus == .failed }.count) rule(s) Failed; report: \(reportBase.path).html"

@@ -27,7 +27,7 @@ extension CLITests {
             """.write(to: serviceFile, atomically: true, encoding: .utf8)
         let environment = ["PGPREFLIGHT_RULES": rules.path, "PGSERVICEFILE": serviceFile.path, "GITHUB_ACTIONS": "false"]
         let (code, output) = try pgpreflight(["validate", "--source", "service=pgpf_reachable", "--target", "service=pgpf_closed",
-                                              "--database", "postgres", "--format", "console", "--color", "never"], environment: environment)
+                                              "--database", "postgres", "--format", "console", "--color", "never", "--all"], environment: environment)
         #expect(code == 1, "\(output)")
         #expect(output.contains("Connected to postgres@127.0.0.1:\(port)/postgres"), "\(output)")
         // The report's header: both servers as libpq reached them.
