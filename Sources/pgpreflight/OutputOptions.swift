@@ -7,7 +7,7 @@ import Validation
 /// How a run is reported: shared by `validate`, `verify` and `validate-and-migrate`.
 struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")). The console report "
-                               + "wraps its lines at the terminal's width (COLUMNS when set; \(TerminalWidth.fallback) columns when not a terminal).",
+                               + "wraps its lines at the terminal's width (COLUMNS when set; not wrapped when the output is not a terminal).",
                                valueName: "format"))
     var format: ReportFormat = .console
     @Option(help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
@@ -113,15 +113,14 @@ func writeReport(_ text: String, to path: String) throws {
     }
 }
 
-/// How wide the console report may be: COLUMNS when set, else the terminal's width, else 120
-/// columns (a file, a pipe, a CI log). Longer lines are wrapped, never cut.
+/// How wide the console report may be: COLUMNS when set, else the terminal's width; nil (no
+/// limit) when standard output is not a terminal: a file, a pipe or a CI log keeps whole lines,
+/// for grep and for viewers that wrap them themselves.
 enum TerminalWidth {
-    static let fallback = 120
-
-    static func current() -> Int {
+    static func current() -> Int? {
         if let text = ProcessInfo.processInfo.environment["COLUMNS"], let columns = Int(text), columns > 0 { return columns }
         var size = winsize()
         if isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-        return fallback
+        return nil
     }
 }
