@@ -10,7 +10,8 @@ import Validation
 ///   (GitLab shows it as the suite, Azure as the test file), `name` = the rule id;
 /// - Failed → `<failure type="<rule id>" message="…">` with message, objects and remedy;
 ///   Warning → a passing test case whose `<system-out>` carries the warning and remedy
-///   (a failure with `strict`, so the report agrees with the exit code);
+///   (a failure with `strict`, so the report agrees with the exit code; with
+///   `junitWarningsAsFailures` a `<failure type="warning">`, the exit code unchanged);
 /// - a finding a suppression or the baseline accepted → `<skipped message="<reason>"/>` and a
 ///   `<system-out>` with its original status, message, objects and remedy; counted in the
 ///   suite's `skipped`, never in `failures` (it does not count toward the exit code);
@@ -32,7 +33,7 @@ public enum JUnitReport {
         try xml.start("testsuites")
         try xml.attribute("name", toolName)
         try xml.attribute("tests", String(run.results.count))
-        try xml.attribute("failures", String(failures(in: run.results, strict: options.strict)))
+        try xml.attribute("failures", String(failures(in: run.results, options: options)))
         try xml.attribute("errors", "0")
         try xml.attribute("time", seconds(run.finishedAt.timeIntervalSince(run.startedAt)))
 
@@ -41,7 +42,7 @@ public enum JUnitReport {
             try xml.start("testsuite")
             try xml.attribute("name", className)
             try xml.attribute("tests", String(group.results.count))
-            try xml.attribute("failures", String(failures(in: group.results, strict: options.strict)))
+            try xml.attribute("failures", String(failures(in: group.results, options: options)))
             try xml.attribute("errors", "0")
             try xml.attribute("skipped", String(group.results.filter { $0.suppressed != nil }.count))
             try xml.attribute("time", seconds(group.results.reduce(0) { $0 + $1.finishedAt.timeIntervalSince($1.startedAt) }))
@@ -56,7 +57,7 @@ public enum JUnitReport {
 
             var used: [String: Int] = [:]
             for result in group.results {
-                try testCase(result, className: className, name: uniqueName(result.rule, &used), xml: xml, strict: options.strict)
+                try testCase(result, className: className, name: uniqueName(result.rule, &used), xml: xml, options: options)
             }
             if group.database == groups.first?.database, !run.notices.isEmpty {
                 try xml.element("system-out", text: run.notices.map { "Notice: " + $0 }.joined(separator: "\n"))
@@ -67,7 +68,8 @@ public enum JUnitReport {
         return try xml.finish()
     }
 
-    private static func testCase(_ result: RuleResult, className: String, name: String, xml: XMLWriter, strict: Bool) throws {
+    private static func testCase(_ result: RuleResult, className: String, name: String, xml: XMLWriter, options: ReportOptions) throws {
+        let strict = options.strict
         try xml.start("testcase")
         try xml.attribute("classname", className)
         try xml.attribute("name", name)
@@ -83,6 +85,8 @@ public enum JUnitReport {
             try xml.element("failure", ["message": result.message, "type": result.rule], text: details(result))
         case .warning where strict:
             try xml.element("failure", ["message": "Warning: " + result.message, "type": result.rule], text: details(result))
+        case .warning where options.junitWarningsAsFailures:
+            try xml.element("failure", ["message": "Warning: " + result.message, "type": "warning"], text: details(result))
         case .warning:
             try xml.element("system-out", text: details(result))
         case .succeeded:
@@ -129,8 +133,9 @@ public enum JUnitReport {
         return list
     }
 
-    private static func failures(in results: [RuleResult], strict: Bool) -> Int {
-        results.filter { $0.suppressed == nil && ($0.status == .failed || (strict && $0.status == .warning)) }.count
+    private static func failures(in results: [RuleResult], options: ReportOptions) -> Int {
+        let warningsFail = options.strict || options.junitWarningsAsFailures
+        return results.filter { $0.suppressed == nil && ($0.status == .failed || (warningsFail && $0.status == .warning)) }.count
     }
 
     /// The rule id, made unique within the suite (GitLab keeps only the first of duplicates).

@@ -23,9 +23,13 @@ public struct ReportOptions: Sendable {
     public var foldSucceeded: Bool
     /// Console: no line longer than this (wrapped at spaces, continuation lines indented); nil: no limit.
     public var width: Int?
-    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil, foldSucceeded: Bool = false, width: Int? = nil) {
+    /// JUnit (`--junit-warnings failure`): warnings are `<failure type="warning">`, so that a CI
+    /// test view lists them as failing tests, without `strict`'s exit code.
+    public var junitWarningsAsFailures: Bool
+    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil, foldSucceeded: Bool = false, width: Int? = nil,
+                junitWarningsAsFailures: Bool = false) {
         self.strict = strict; self.color = color; self.serverName = serverName
-        self.foldSucceeded = foldSucceeded; self.width = width
+        self.foldSucceeded = foldSucceeded; self.width = width; self.junitWarningsAsFailures = junitWarningsAsFailures
     }
 }
 

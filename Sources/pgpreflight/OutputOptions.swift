@@ -18,6 +18,9 @@ struct OutputOptions: ParsableArguments {
     var color: ColorChoice = .auto
     @Flag(help: "Console report: list every rule, Succeeded ones too (default: problems first, the Succeeded ones counted in one line).")
     var all = false
+    @Option(help: ArgumentHelp("JUnit report: warnings as passing tests with their text (pass, the default) or as <failure type=\"warning\"> "
+                               + "(failure; the exit code stays as without --strict).", valueName: "pass|failure"))
+    var junitWarnings: JUnitWarnings = .pass
     @OptionGroup var verbosity: VerbosityOptions
 
     func check() throws {}
@@ -28,7 +31,8 @@ struct OutputOptions: ParsableArguments {
     func emit(_ run: ValidationRun) throws {
         let colour = reportFormat == .console && (color == .always || (output == nil && color.enabled()))
         let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour, foldSucceeded: !all,
-                                                                                    width: TerminalWidth.current()))
+                                                                                    width: TerminalWidth.current(),
+                                                                                    junitWarningsAsFailures: junitWarnings == .failure))
         if let output {
             try writeReport(text, to: output)
         } else {
@@ -112,6 +116,9 @@ func writeReport(_ text: String, to path: String) throws {
         throw ValidationError("cannot write \(path): \(reason)")
     }
 }
+
+/// `--junit-warnings`: how the JUnit report shows warnings.
+enum JUnitWarnings: String, CaseIterable, ExpressibleByArgument { case pass, failure }
 
 /// How wide the console report may be: COLUMNS when set, else the terminal's width; nil (no
 /// limit) when standard output is not a terminal: a file, a pipe or a CI log keeps whole lines,

@@ -131,6 +131,24 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         #expect(failure.stringValue?.contains("REPLICA IDENTITY FULL") == true)
     }
 
+    /// `--junit-warnings failure`: each warning a failing test of type "warning" (counted in the
+    /// totals, valid against both schemas), the failures as before.
+    @Test func warningsAsFailuresOfTypeWarning() throws {
+        let run = try Fixtures.realRun()
+        let xml = try JUnitReport.render(run, options: ReportOptions(junitWarningsAsFailures: true))
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        let document = try parseXML(xml)
+        let warnings = run.results.filter { $0.status == .warning && $0.suppressed == nil }
+        #expect(!warnings.isEmpty)
+        let typed = try document.nodes(forXPath: "//failure[@type='warning']")
+        #expect(typed.count == warnings.count)
+        #expect(typed.allSatisfy { attribute($0, "message")?.hasPrefix("Warning: ") == true })
+        let root = try #require(try document.nodes(forXPath: "/testsuites").first)
+        #expect(attribute(root, "failures") == String(run.count(.failed) + run.count(.warning)))
+        #expect(try document.nodes(forXPath: "//failure[@type!='warning']").count == run.count(.failed))
+    }
+
     @Test func specialCharactersAreEscaped() throws {
         let run = Fixtures.hostileRun()
         let xml = try JUnitReport.render(run)
