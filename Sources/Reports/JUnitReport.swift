@@ -7,7 +7,9 @@ import Validation
 ///
 /// - one `testsuite` for the instance results, one per database, totals on every suite;
 /// - one `testcase` per result: `classname` = `pgpreflight.<server>.<database|instance>`
-///   (GitLab shows it as the suite, Azure as the test file), `name` = the rule id;
+///   (GitLab shows it as the suite, Azure as the test file), `name` = the rule id, for a
+///   warning `⚠ warning: <rule id> [database]` (so that a passing warning stands out in a CI
+///   test list, which shows names, not system-out);
 /// - Failed → `<failure type="<rule id>" message="…">` with message, objects and remedy;
 ///   Warning → a passing test case whose `<system-out>` carries the warning and remedy
 ///   (a failure with `strict`, so the report agrees with the exit code; with
@@ -57,7 +59,7 @@ public enum JUnitReport {
 
             var used: [String: Int] = [:]
             for result in group.results {
-                try testCase(result, className: className, name: uniqueName(result.rule, &used), xml: xml, options: options)
+                try testCase(result, className: className, name: uniqueName(testName(result), &used), xml: xml, options: options)
             }
             if group.database == groups.first?.database, !run.notices.isEmpty {
                 try xml.element("system-out", text: run.notices.map { "Notice: " + $0 }.joined(separator: "\n"))
@@ -136,6 +138,12 @@ public enum JUnitReport {
     private static func failures(in results: [RuleResult], options: ReportOptions) -> Int {
         let warningsFail = options.strict || options.junitWarningsAsFailures
         return results.filter { $0.suppressed == nil && ($0.status == .failed || (warningsFail && $0.status == .warning)) }.count
+    }
+
+    /// The rule id; a warning's says so, with its database.
+    static func testName(_ result: RuleResult) -> String {
+        guard result.status == .warning else { return result.rule }
+        return "⚠ warning: \(result.rule)" + (result.database.map { " [\($0)]" } ?? "")
     }
 
     /// The rule id, made unique within the suite (GitLab keeps only the first of duplicates).

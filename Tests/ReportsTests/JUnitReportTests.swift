@@ -44,7 +44,12 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         #expect(try XMLSchemaValidator.validate(xml: longTime, schemaFile: ourSchema) != [])
         let badName = xml.replacingOccurrences(of: #"name="tables.primary-key""#, with: #"name="Tables Primary Key""#)
         #expect(try XMLSchemaValidator.validate(xml: badName, schemaFile: ourSchema).contains { $0.contains("Tables Primary Key") })
-        let duplicate = xml.replacingOccurrences(of: #"name="tables.case-collisions""#, with: #"name="tables.primary-key""#)
+        // Another test case's name in the same suite (the database's primary-key warning).
+        let run = try Fixtures.realRun()
+        let collisions = try #require(run.results.first { $0.rule == "tables.case-collisions" })
+        let neighbour = try #require(run.results.first { $0.rule == "tables.primary-key" && $0.database == collisions.database })
+        let neighbourName = neighbour.status == .warning ? "⚠ warning: tables.primary-key [\(neighbour.database!)]" : "tables.primary-key"
+        let duplicate = xml.replacingOccurrences(of: #"name="tables.case-collisions""#, with: "name=\"\(neighbourName)\"")
         #expect(try XMLSchemaValidator.validate(xml: duplicate, schemaFile: ourSchema) != [])
         #expect(try XMLSchemaValidator.validate(xml: "<testsuites><oops></testsuites>", schemaFile: ourSchema) != [])
         #expect(throws: ReportError.self) {
@@ -75,7 +80,10 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
                 #expect(attribute(suite, "skipped") == "0")
                 #expect(attribute(suite, "hostname") == "127.0.0.1")
                 #expect(attribute(suite, "timestamp")?.hasSuffix("Z") == true)
-                #expect(cases.compactMap { attribute($0, "name") } == expected.map(\.rule))
+                #expect(cases.compactMap { attribute($0, "name") } == expected.map { result in
+                    // A warning's name says so, with its database.
+                    result.status == .warning ? "⚠ warning: \(result.rule)" + (result.database.map { " [\($0)]" } ?? "") : result.rule
+                })
                 #expect(cases.allSatisfy { attribute($0, "classname") == name })
                 #expect(cases.allSatisfy { attribute($0, "time")?.range(of: #"^\d+\.\d{3}$"#, options: .regularExpression) != nil })
                 let suiteTime = try #require(attribute(suite, "time").flatMap(Double.init))
@@ -113,7 +121,7 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
     @Test func warningsPassWithTheirTextUnlessStrict() throws {
         let run = try Fixtures.realRun()
         let warning = try #require(run.results.first { $0.rule == "tables.primary-key" && $0.status == .warning })
-        let path = "//testsuite[@name='pgpreflight.source.\(warning.database!)']/testcase[@name='tables.primary-key']"
+        let path = "//testsuite[@name='pgpreflight.source.\(warning.database!)']/testcase[@name='⚠ warning: tables.primary-key [\(warning.database!)]']"
 
         let lenient = try parseXML(try JUnitReport.render(run))
         let testCase = try #require(try lenient.nodes(forXPath: path).first)
@@ -183,7 +191,7 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         run.results.append(run.results[1])  // the same rule twice in one database
         let document = try parseXML(try JUnitReport.render(run, options: ReportOptions(serverName: "prod-eu")))
         let names = try document.nodes(forXPath: "//testsuite[2]/testcase").compactMap { attribute($0, "name") }
-        #expect(names == ["tables.primary-key", "extensions.available", "tables.primary-key#2"])
+        #expect(names == ["tables.primary-key", "⚠ warning: extensions.available [café € <shop>]", "tables.primary-key#2"])
         #expect(try document.nodes(forXPath: "//testcase[@classname='pgpreflight.prod-eu.instance']").count == 1)
     }
 
