@@ -425,9 +425,12 @@ public final class ValidationEngine: @unchecked Sendable {
             guard let state = context.servers[role] else { return nil }
             if let failure = state.failure {
                 let advice = ConnectivityAdvice.describe(failure, role: role, endpoint: state.endpoint)
-                let skipped = rules.filter { $0.builtin == nil && $0.servers.contains(role) }.count
-                return result(.failed, advice.message + "; \(skipped) rule\(skipped == 1 ? " that needs" : "s that need") the \(role.rawValue) "
-                              + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [failure.endpoint])
+                let skippedRules = rules.filter { $0.builtin == nil && $0.servers.contains(role) }.map(\.id)
+                let skipped = skippedRules.count
+                var failed = result(.failed, advice.message + "; \(skipped) rule\(skipped == 1 ? " that needs" : "s that need") the \(role.rawValue) "
+                                    + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [failure.endpoint])
+                failed.skippedRules = skippedRules
+                return failed
             }
             if let factsError = state.factsError {
                 return result(.failed, "Connected to the \(role.rawValue), but could not read its settings: \(factsError)",

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import PostgresClient
 import Reports
 import TestSupport
 import Testing
@@ -215,5 +216,28 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         let broken = xml.replacingOccurrences(of: "<properties>", with: "<properties><property name=\"password\" value=\"x\"/>")
         #expect(try XMLSchemaValidator.validate(xml: broken, schemaText: JUnitReport.schema).contains { $0.contains("password") })
         #expect(throws: ReportError.self) { try XMLSchemaValidator.validate(xml: xml, schemaText: "<xs:schema") }
+    }
+}
+
+extension JUnitReportTests {
+    /// A server that could not be reached: the rules it kept from running are skipped test
+    /// cases (a CI view shows what was not checked), counted, and the file stays valid.
+    @Test func rulesAnUnreachableServerKeptFromRunningAreSkipped() async throws {
+        let request = ValidationRequest(source: try ConnectionString(TestServers.pg15.connectionString()),
+                                        target: try ConnectionString("host=127.0.0.1 port=1 user=postgres connect_timeout=2"),  // nothing listens on port 1
+                                        databases: ["postgres"], ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))
+        let run = try await ValidationEngine(request: request).run().run
+        let connectivity = try #require(run.results.first { $0.rule == "connectivity.target" })
+        #expect(connectivity.status == .failed && !connectivity.skippedRules.isEmpty)
+        let xml = try JUnitReport.render(run)
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        let document = try parseXML(xml)
+        let skipped = try document.nodes(forXPath: "//testcase[skipped[starts-with(@message, 'not run: the target could not be reached')]]")
+        #expect(Set(skipped.compactMap { attribute($0, "name") }) == Set(connectivity.skippedRules))
+        let root = try #require(try document.nodes(forXPath: "/testsuites").first)
+        #expect(attribute(root, "tests") == String(run.results.count + connectivity.skippedRules.count))
+        let suites = try document.nodes(forXPath: "/testsuites/testsuite")
+        #expect(suites.compactMap { Int(attribute($0, "skipped") ?? "") }.reduce(0, +) >= connectivity.skippedRules.count)
     }
 }
