@@ -165,9 +165,10 @@ public enum JUnitReport {
         return list
     }
 
-    /// The rule id; a warning's says so, with its database.
+    /// The rule id; a warning's says so, with its database (an accepted one is a skipped test
+    /// under its rule id: it no longer warns).
     static func testName(_ result: RuleResult) -> String {
-        guard result.status == .warning else { return result.rule }
+        guard result.status == .warning, result.suppressed == nil else { return result.rule }
         return "⚠ warning: \(result.rule)" + (result.database.map { " [\($0)]" } ?? "")
     }
 

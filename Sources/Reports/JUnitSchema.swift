@@ -15,7 +15,7 @@ extension JUnitReport {
   - totals (tests, failures, errors, skipped, time, timestamp, hostname) on every suite;
   - time in seconds with exactly three decimals; timestamps in UTC (ISO 8601, "Z");
   - suite names and test case class names pgpreflight.<server>.<database or "instance">;
-  - test case names are rule ids (dotted lower-case), a warning's "⚠ warning: <rule id>" with
+  - test case names are rule ids (dotted lower-case), a warning's (not accepted) "⚠ warning: <rule id>" with
     " [database]" for a database's, unique within their suite;
   - a test case holds one <failure> (type = the rule id, or "warning" when asked for: the junit-warnings option
     set to failure), one <system-out>, or, for a
