@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
+    // Every target lists each module it imports (checked: swift build
+    // --explicit-target-dependency-import-check error, as scripts/test.sh builds).
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"]), .brew(["libxml2"])]),
@@ -22,20 +24,20 @@ let package = Package(
         .executableTarget(name: "EmbedRulesTool"),
         .plugin(name: "EmbedRules", capability: .buildTool(), dependencies: ["EmbedRulesTool"]),
         .target(name: "Reports", dependencies: ["Validation", "CLibXML2"]),
-        .target(name: "Scanning", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Yams", package: "Yams")]),
-        .target(name: "Migration", dependencies: ["Reports", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Scanning", dependencies: ["Reports", "Validation", "PostgresClient", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Yams", package: "Yams")]),
+        .target(name: "Migration", dependencies: ["Validation", "PostgresClient", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(name: "pgpreflight", dependencies: [
-            "Migration", "Scanning", "LocalServers",
+            "Migration", "Scanning", "Reports", "Validation", "PostgresClient", "LocalServers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "LocalServers", "TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: ["Migration", "PostgresClient", "Validation", "LocalServers", "TestSupport"]),
         .testTarget(name: "ScanTests", dependencies: ["Scanning", "Validation", "PostgresClient", "LocalServers", "TestSupport"]),
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "TestSupport"], exclude: ["Schemas"]),
-        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Reports", "TestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["Migration", "TestSupport", "LocalServers"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "PostgresClient", "TestSupport"], exclude: ["Schemas"]),
+        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Reports", "PostgresClient", "LocalServers", "TestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport", "LocalServers"]),
     ]
 )

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-swift build --build-tests -q
+# Every import must be a declared dependency of its target (Package.swift tells the truth).
+swift build --build-tests -q --explicit-target-dependency-import-check error
 swift test --skip-build "$@"
 if [ "${PGPREFLIGHT_FIDELITY:-1}" != 0 ] && [ $# -eq 0 ]; then
   Tests/Fidelity/regression-fidelity.sh

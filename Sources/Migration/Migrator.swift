@@ -25,7 +25,12 @@ public final class Migrator: @unchecked Sendable {
     }
     private var substate: MigrationSubstate = .performingPreRequisiteSteps
     var targetDatabases: [String] = []
+    /// Set to stop the run: by `cancel` (the store) or by a signal (then `interruptedBy` too).
     let canceled = Flag()
+    /// SIGINT or SIGTERM received while running: stop like a cancel, but keep everything a
+    /// resume needs (online: the slots) and end Interrupted.
+    let interruptedBy = Box<Int32>()
+    var wasInterrupted: Bool { interruptedBy.value != nil }
     let sessions = SessionRegistry()
     /// The roles (cluster-wide) are verified with this database's catalogs.
     var firstDatabase: String?
@@ -85,13 +90,29 @@ public final class Migrator: @unchecked Sendable {
                                     message: "\(error)", targetDatabases: [], summary: "")
         }
         let monitor = startCancelMonitor()
-        defer { monitor.stop(); try? store.clearRunner(name) }
+        let signals = SignalWatch(SIGINT, SIGTERM) { [self] signal in
+            guard interruptedBy.value == nil else { return }
+            interruptedBy.value = signal
+            // Statements waiting on the servers and the children (pg_dump, pg_restore) end now;
+            // workers stop at their next check, their defers remove the temporary files.
+            canceled.set()
+            sessions.cancelAll()
+            ChildProcesses.terminateAll()
+        }
+        defer { signals.stop(); monitor.stop(); try? store.clearRunner(name) }
         do {
             try perform()
             try store.setState(name, .succeeded, .completed)
             return outcome(.succeeded, .completed, nil, started)
         } catch {
             printer.clear()
+            if let signal = interruptedBy.value {
+                let message = "interrupted (\(signal == SIGINT ? "SIGINT" : "SIGTERM")); rerun the same command to resume"
+                try? store.setState(name, .interrupted, substate, message: message)
+                var result = outcome(.interrupted, substate, "interrupted; rerun the same command to resume", started)
+                result.signal = signal
+                return result
+            }
             let wasCanceled = canceled.isSet || ((try? store.isCanceled(name)) ?? false)
             if wasCanceled {
                 let drop = targetDatabases.isEmpty ? "" : "; to clean up, drop the target databases: \(targetDatabases.joined(separator: ", "))"
@@ -192,6 +213,9 @@ public final class Migrator: @unchecked Sendable {
     }
 
     private static func adminDatabase(_ endpoint: ConnectionString) -> String {
+        // A string naming a user database names what to migrate, not where to connect (on the
+        // target it may not exist yet).
+        if DatabaseSelection.named(in: endpoint) != nil { return "postgres" }
         if let db = endpoint.value("dbname"), !db.isEmpty, !db.contains("=") { return db }
         return "postgres"
     }
@@ -199,12 +223,13 @@ public final class Migrator: @unchecked Sendable {
     private func perform() throws {
         let name = options.name
         try setSubstate(.performingPreRequisiteSteps)
-        printer.say("migration \(name): \(options.source) → \(options.target) (\(options.mode.rawValue), \(options.jobs) jobs)")
         let prerequisites = Date()
         sourceAdmin = try open(options.source.with(database: Self.adminDatabase(options.source)), what: "source")
         defer { sourceAdmin.close() }
         targetAdmin = try open(options.target.with(database: Self.adminDatabase(options.target)), what: "target")
         defer { targetAdmin.close() }
+        // The servers libpq reached (a service file may name another host than the strings say).
+        printer.say("migration \(name): \(sourceAdmin.reached) → \(targetAdmin.reached) (\(options.mode.rawValue), \(options.jobs) jobs)")
 
         // One active migration per target, held until the run ends.
         let lockSession = try acquireTargetLock()
@@ -256,8 +281,9 @@ public final class Migrator: @unchecked Sendable {
                 try store.setDatabase(name, database, state: options.mode == .online ? "Streaming" : "Succeeded")
                 if options.mode == .online { try store.markDone(name, database, .onlineCopied) }
             } catch {
-                try? store.setDatabase(name, database, state: canceled.isSet ? "Canceled" : "Failed")
-                if canceled.isSet && options.mode == .online { dropChangeCapture(databases) }
+                try? store.setDatabase(name, database, state: wasInterrupted ? "Interrupted" : canceled.isSet ? "Canceled" : "Failed")
+                // Interrupted: the slots stay, the rerun resumes from them.
+                if canceled.isSet && !wasInterrupted && options.mode == .online { dropChangeCapture(databases) }
                 throw error
             }
         }

@@ -6,6 +6,8 @@ import Validation
 public enum MigrationState: String, Codable, Sendable {
     case inProgress = "InProgress", waitingForUserAction = "WaitingForUserAction", succeeded = "Succeeded"
     case failed = "Failed", validationFailed = "ValidationFailed", canceled = "Canceled"
+    /// Stopped by SIGINT/SIGTERM: nothing rolled back, resumed by the same command.
+    case interrupted = "Interrupted"
 
     public var isFinal: Bool { self == .succeeded || self == .canceled }
 }
@@ -84,8 +86,14 @@ public struct MigrationOutcome: Sendable {
     /// The summary table printed at the end.
     public let summary: String
 
-    /// 0 Succeeded, 1 anything else.
-    public var exitCode: Int32 { state == .succeeded ? 0 : 1 }
+    /// The signal that interrupted the run (SIGINT, SIGTERM), nil otherwise.
+    public var signal: Int32? = nil
+
+    /// 0 Succeeded, 128 + the signal when interrupted (130 SIGINT, 143 SIGTERM, as shells), 1 anything else.
+    public var exitCode: Int32 {
+        if state == .interrupted, let signal { return 128 + signal }
+        return state == .succeeded ? 0 : 1
+    }
 }
 
 /// Bad input or an unusable state store: exit code 2, one line.

@@ -34,8 +34,8 @@ extension StateStore {
 
     /// Latency and pending bytes per database, for `status`.
     func streamFigures(_ migration: String) throws -> [String: (latency: Double?, pending: Int?)] {
-        try pool.write { db in
-            try db.execute(sql: Self.onlineSchema)
+        try pool.read { db in  // a read: `status` never holds the write lock (the tables come with the store)
+            guard try db.tableExists("stream_progress") else { return [:] }
             var figures: [String: (Double?, Int?)] = [:]
             for row in try GRDB.Row.fetchAll(db, sql: "SELECT database, latencySeconds, pendingBytes FROM stream_progress WHERE migration = ?",
                                              arguments: [migration]) {
@@ -226,8 +226,8 @@ extension StateStore {
     /// The recorded runner: nil when none was recorded; `alive` false when its process is gone
     /// (no such pid, or a different process now has it). On another host it counts as alive.
     public func runner(_ migration: String) throws -> (pid: Int, alive: Bool)? {
-        let row = try pool.write { db -> GRDB.Row? in
-            try db.execute(sql: Self.runnerSchema)
+        let row = try pool.read { db -> GRDB.Row? in  // a read, as streamFigures
+            guard try db.tableExists("runner") else { return nil }
             return try GRDB.Row.fetchOne(db, sql: "SELECT pid, startTime, host FROM runner WHERE migration = ?", arguments: [migration])
         }
         guard let row else { return nil }

@@ -8,20 +8,56 @@ public final class StateStore: Sendable {
     let pool: DatabasePool
     public let path: URL
 
-    /// Opens (creating if needed) the store in `directory`.
-    public init(directory: URL) throws {
+    /// Opens (creating if needed) the store in `directory`. `readOnly` (for `status`): never
+    /// writes, so it never holds a lock a runner waits for.
+    public init(directory: URL, readOnly: Bool = false) throws {
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             path = directory.appendingPathComponent("migrations.sqlite")
+            if !readOnly {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                if !FileManager.default.fileExists(atPath: path.path) { try Self.create(at: path) }
+            }
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
+            configuration.readonly = readOnly
             // WAL without fsync at each commit: a killed process loses nothing (the OS has
             // the pages); thousands of per-table updates stay cheap.
-            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            pool = try DatabasePool(path: path.path, configuration: configuration)
-            try Self.migrator.migrate(pool)
+            if !readOnly { configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") } }
+            let file = path.path
+            pool = try Self.retryingWhileBusy { try DatabasePool(path: file, configuration: configuration) }
+            if !readOnly { try Self.retryingWhileBusy { [pool] in try Self.migrator.migrate(pool) } }
         } catch {
             throw MigrationUsageError("cannot open the state store in \(directory.path): \(error)")
+        }
+    }
+
+    /// A new store is made whole (WAL mode, schema) under a name of its own, then linked into
+    /// place: link(2) fails when another process made one meanwhile, and then that one is used.
+    /// Nobody ever opens a half-made store: switching a file to WAL mode is the one lock SQLite
+    /// does not wait for (its busy timeout does not apply), "database is locked" at start.
+    private static func create(at path: URL) throws {
+        let temporary = path.deletingLastPathComponent()
+            .appendingPathComponent(".migrations-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite")
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: temporary.path + suffix) }
+        }
+        let queue = try DatabaseQueue(path: temporary.path)
+        try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        try migrator.migrate(queue)
+        try queue.close()
+        if link(temporary.path, path.path) != 0 && errno != EEXIST {
+            throw MigrationUsageError("cannot create \(path.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// SQLITE_BUSY that the busy timeout does not cover (a WAL switch, a recovery): tried again
+    /// for up to 10 s.
+    private static func retryingWhileBusy<T>(_ body: () throws -> T) throws -> T {
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            do { return try body() } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
+                usleep(50_000)
+            }
         }
     }
 
@@ -53,6 +89,12 @@ public final class StateStore: Sendable {
                     id INTEGER PRIMARY KEY AUTOINCREMENT, migration TEXT NOT NULL, at TEXT NOT NULL,
                     database TEXT, message TEXT NOT NULL);
                 """)
+        }
+        // The online and runner tables, made with the store, so that readers (`status`) never
+        // have to create them (a write) and never hold the write lock a runner waits for.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: onlineSchema)
+            try db.execute(sql: runnerSchema)
         }
         return migrator
     }

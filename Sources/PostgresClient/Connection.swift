@@ -90,9 +90,11 @@ public final class Connection: @unchecked Sendable {
         if endpoint.listsSeveralHosts { return try openBlocking(pairs, endpoint: endpoint) }
         func failure(_ handle: OpaquePointer, appending suffix: String = "") -> ConnectionFailure {
             let text = (String(cString: PQerrorMessage(handle)) + suffix).trimmingCharacters(in: .whitespacesAndNewlines)
+            let reached = ReachedEndpoint(handle)
             PQfinish(handle)
             let message = Redaction.scrub(text, secrets: endpoint.secrets)
-            return ConnectionFailure(cause: ConnectionFailure.classify(text), message: message, endpoint: endpoint.description)
+            return ConnectionFailure(cause: ConnectionFailure.classify(text), message: message,
+                                     endpoint: reached?.description ?? endpoint.description, reached: reached)
         }
         let started: OpaquePointer? = withCStrings(pairs.map(\.0)) { keywords in
             withCStrings(pairs.map(\.1)) { values in PQconnectStartParams(keywords, values, 1) }
@@ -153,9 +155,11 @@ public final class Connection: @unchecked Sendable {
         }
         if PQstatus(handle) != CONNECTION_OK {
             let text = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let reached = ReachedEndpoint(handle)
             PQfinish(handle)
-            throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: Redaction.scrub(text, secrets: endpoint.secrets),
-                                    endpoint: endpoint.description)
+            let message = Redaction.scrub(text, secrets: endpoint.secrets)
+            throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: message,
+                                    endpoint: reached?.description ?? endpoint.description, reached: reached)
         }
         return Connection(handle: handle, endpoint: endpoint)
     }
@@ -204,6 +208,12 @@ public final class Connection: @unchecked Sendable {
     public var isEncrypted: Bool { PQsslInUse(handle) == 1 }
     public var backendPID: Int { Int(PQbackendPID(handle)) }
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// The server libpq actually reached: after a service file (`service=name`), PG* variables
+    /// and host lists, which `endpoint` alone cannot tell. Messages name this.
+    public var reached: ReachedEndpoint {
+        ReachedEndpoint(handle) ?? ReachedEndpoint(host: endpoint.host, port: endpoint.port, database: endpoint.database ?? "", user: endpoint.user)
+    }
 
     public func parameterStatus(_ name: String) -> String? {
         PQparameterStatus(handle, name).map { String(cString: $0) }
@@ -465,4 +475,29 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeP
     defer { pointers.forEach { free($0) } }
     let constPointers = pointers.map { UnsafePointer($0) }
     return constPointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// Host, port, database and user of a libpq session (PQhost, PQport, PQdb, PQuser), also of a
+/// failed attempt: what libpq made of the connection string, service file and PG* variables.
+public struct ReachedEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var user: String?
+
+    public init(host: String, port: Int, database: String, user: String?) {
+        self.host = host; self.port = port; self.database = database; self.user = user
+    }
+
+    /// nil when libpq did not get as far as choosing a host (a malformed option, a missing service).
+    init?(_ handle: OpaquePointer) {
+        func text(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
+            pointer.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        guard let host = text(PQhost(handle)), let port = text(PQport(handle)).flatMap({ Int($0) }) else { return nil }
+        self.init(host: host, port: port, database: text(PQdb(handle)) ?? "", user: text(PQuser(handle)))
+    }
+
+    /// `user@host:port/database`, never a password.
+    public var description: String { "\(user.map { "\($0)@" } ?? "")\(host):\(port)/\(database)" }
 }

@@ -87,6 +87,11 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
 
     public var description: String {
         let userPart = user.map { "\($0)@" } ?? ""
+        // A service file names the host: before connecting only its name is known (an open
+        // session's `reached` says where libpq went), not localhost:5432.
+        if effective("host") == nil, let service = value("service") ?? ProcessInfo.processInfo.environment["PGSERVICE"], !service.isEmpty {
+            return "\(userPart)service=\(service)/\(database ?? "")"
+        }
         return "\(userPart)\(host):\(port)/\(database ?? "")"
     }
 

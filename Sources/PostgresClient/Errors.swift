@@ -31,11 +31,19 @@ public enum ConnectionFailureCause: String, Sendable, CaseIterable, Codable {
 }
 
 /// A connection that could not be opened. `message` is libpq's text with any password removed;
-/// `endpoint` is the redacted connection target (user@host:port/database).
+/// `endpoint` is the redacted connection target (user@host:port/database), as libpq resolved
+/// it (a service file, PG* variables) when it got that far.
 public struct ConnectionFailure: Error, CustomStringConvertible, Sendable {
     public let cause: ConnectionFailureCause
     public let message: String
     public let endpoint: String
+    /// Where libpq tried to connect (PQhost/PQport/PQdb/PQuser of the failed attempt); nil when
+    /// it did not get that far. Remedies name these, not the connection string's defaults.
+    public var reached: ReachedEndpoint?
+
+    public init(cause: ConnectionFailureCause, message: String, endpoint: String, reached: ReachedEndpoint? = nil) {
+        self.cause = cause; self.message = message; self.endpoint = endpoint; self.reached = reached
+    }
 
     public var description: String { "could not connect to \(endpoint): \(message)" }
 

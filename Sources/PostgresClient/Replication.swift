@@ -58,9 +58,10 @@ public final class ReplicationConnection: @unchecked Sendable {
         guard let handle else { throw ConnectionFailure(cause: .other, message: "out of memory", endpoint: endpoint.description) }
         if PQstatus(handle) != CONNECTION_OK {
             let text = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let reached = ReachedEndpoint(handle)
             PQfinish(handle)
             throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: Redaction.scrub(text, secrets: endpoint.secrets),
-                                    endpoint: endpoint.description)
+                                    endpoint: reached?.description ?? endpoint.description, reached: reached)
         }
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
         return ReplicationConnection(handle: handle, endpoint: endpoint)

@@ -12,11 +12,23 @@ public enum ConsoleReport {
 
     public static func render(_ run: ValidationRun, options: ReportOptions) -> String {
         var lines: [String] = []
-        let rows = run.groups.flatMap(\.results)
+        // Problems first: Failed, Warning, then accepted findings, then Succeeded (each in the
+        // groups' order); Succeeded rows folded into one count line when asked.
+        let all = run.groups.flatMap(\.results)
+        func rank(_ result: RuleResult) -> Int {
+            result.suppressed != nil ? 2 : result.status == .failed ? 0 : result.status == .warning ? 1 : 3
+        }
+        let ordered = all.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+        let folded = options.foldSucceeded ? ordered.filter { rank($0) == 3 } : []
+        let rows = options.foldSucceeded ? ordered.filter { rank($0) != 3 } : ordered
         let ruleWidth = max(4, rows.map { clean($0.rule).count }.max() ?? 0)
         let dbWidth = max(8, rows.map { clean($0.database ?? "-").count }.max() ?? 0)
         let statusWidth = max(9, rows.map { $0.statusLabel.count }.max() ?? 0)
-        let indent = String(repeating: " ", count: ruleWidth + dbWidth + statusWidth + 6)
+        // Remedies and objects go under the message column, or 4 columns in when that column is
+        // past half of a narrow terminal.
+        let messageColumn = ruleWidth + dbWidth + statusWidth + 6
+        let indent = String(repeating: " ", count: options.width.map { messageColumn > $0 / 2 } == true ? 4 : messageColumn)
+        var gridRows = Set<Int>()  // continuation lines of a grid row start under its message
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
         func dim(_ s: String) -> String { options.color ? "\u{1B}[2m" + s + "\u{1B}[0m" : s }
         func bold(_ s: String) -> String { options.color ? "\u{1B}[1m" + s + "\u{1B}[0m" : s }
@@ -32,6 +44,7 @@ public enum ConsoleReport {
             // An accepted finding keeps its status but is dimmed: it does not block.
             let coloured = !options.color ? status
                 : result.suppressed == nil ? colour(result.status) + status + "\u{1B}[0m" : dim(status)
+            gridRows.insert(lines.count)
             lines.append("\(pad(clean(result.rule), ruleWidth))  \(pad(clean(result.database ?? "-"), dbWidth))  "
                          + "\(coloured)  \(clean(result.message))")
             guard result.status != .succeeded else { continue }
@@ -48,6 +61,9 @@ public enum ConsoleReport {
                 lines.append(indent + (index == 0 ? "↳ " : "  ") + remedyLine)
             }
         }
+        if !folded.isEmpty {
+            lines.append(dim("✓ \(folded.count) more rule\(folded.count == 1 ? "" : "s") Succeeded (--all lists them)"))
+        }
         lines.append("")
         if !run.notices.isEmpty {
             lines += run.notices.map { "notice: " + clean($0) }
@@ -60,7 +76,68 @@ public enum ConsoleReport {
         lines.append("\(label)\(options.strict ? " (strict)" : ""): \(run.blockingCount(.failed)) failed, "
                      + "\(run.blockingCount(.warning)) warnings, \(run.blockingCount(.succeeded)) succeeded\(accepted) "
                      + "(\(run.mode.rawValue) mode, \(run.databases.count) databases, \(run.durationMs) ms)")
-        return lines.joined(separator: "\n") + "\n"
+        guard let width = options.width else { return lines.joined(separator: "\n") + "\n" }
+        // Continuation lines start under the message column (grid rows) or under the text
+        // after the leading spaces (remedies, objects).
+        return lines.enumerated().flatMap { index, line -> [String] in
+            let leading = line.prefix { $0 == " " }.count
+            return fit(line, width: width, hang: gridRows.contains(index) ? indent.count : leading > 0 ? leading + 2 : 2)
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// `line` cut at spaces into lines of at most `width` visible characters (ANSI colour codes
+    /// count for nothing); a word longer than a line is cut where it must. Continuation lines
+    /// are indented by `hang` (at most half the width).
+    static func fit(_ line: String, width: Int, hang: Int) -> [String] {
+        let width = max(width, 20)
+        guard visibleCount(line) > width else { return [line] }
+        let hang = min(hang, width / 2)
+        let margin = String(repeating: " ", count: hang)
+        // Tokens: a run of spaces and the word after it.
+        var tokens: [(spaces: Int, word: String)] = []
+        var spaces = 0, word = ""
+        for character in line {
+            if character == " " {
+                if !word.isEmpty { tokens.append((spaces, word)); word = ""; spaces = 0 }
+                spaces += 1
+            } else {
+                word.append(character)
+            }
+        }
+        if !word.isEmpty { tokens.append((spaces, word)) }
+        var result: [String] = []
+        var current = "", count = 0
+        var fresh = false  // `current` holds only the margin of a continuation line
+        for (spaces, token) in tokens {
+            let gap = fresh ? 0 : spaces
+            if count + gap + visibleCount(token) <= width {
+                current += String(repeating: " ", count: gap) + token
+                count += gap + visibleCount(token); fresh = false
+                continue
+            }
+            if !fresh && count > 0 { result.append(current); current = margin; count = hang; fresh = true }
+            var word = token
+            while count + visibleCount(word) > width {  // longer than a whole line: cut it
+                let room = width - count
+                result.append(current + String(word.prefix(room)))
+                word = String(word.dropFirst(room)); current = margin; count = hang; fresh = true
+            }
+            if !word.isEmpty { current += word; count += visibleCount(word); fresh = false }
+        }
+        if !fresh { result.append(current) }
+        return result
+    }
+
+    /// Characters a terminal shows: ANSI colour sequences (ESC [ … m) left out.
+    static func visibleCount(_ text: String) -> Int {
+        guard text.contains("\u{1B}") else { return text.count }
+        var count = 0, inEscape = false
+        for character in text {
+            if inEscape { if character == "m" { inEscape = false }; continue }
+            if character == "\u{1B}" { inEscape = true; continue }
+            count += 1
+        }
+        return count
     }
 
     private static func version(_ server: ServerInfo) -> String {

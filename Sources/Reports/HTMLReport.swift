@@ -343,6 +343,18 @@ public enum HTMLReport {
           .meta { grid-template-columns: repeat(2, 1fr); }
           .c-time, .c-db { display: none; } .c-rule { width: auto; }
         }
+        /* A phone (400 px): each result a block of its own, the finding and remedy the full width
+           (as table cells beside the status and check columns they broke one word per line). */
+        @media (max-width: 560px) {
+          .results thead { display: none; }
+          .results, .results tbody, .results tr, .results td { display: block; width: auto; }
+          .results td { border-bottom: 0; padding: 6px 12px; } .results td.c-time { display: none; }
+          .results td.c-status { padding-top: 12px; } .results tr { border-bottom: 1px solid var(--line); }
+          .results tr.fail td:first-child, .results tr.warn td:first-child, .results tr.ok td:first-child { box-shadow: none; }
+          .results tr.fail { box-shadow: inset 4px 0 0 var(--fail); } .results tr.warn { box-shadow: inset 4px 0 0 #f79009; }
+          .results tr.ok { box-shadow: inset 4px 0 0 #17b26a; }
+          .remedy pre { overflow-wrap: anywhere; word-break: normal; }
+        }
         @media print {
           body { background: #fff; } .hero { background: #fff; color: var(--ink); border-bottom: 2px solid var(--ink); }
           .eyebrow, .meta dt, .verdict, .meta .note, h1 .arrow { color: var(--muted); }

@@ -7,13 +7,19 @@ import Validation
 ///
 /// - one `testsuite` for the instance results, one per database, totals on every suite;
 /// - one `testcase` per result: `classname` = `pgpreflight.<server>.<database|instance>`
-///   (GitLab shows it as the suite, Azure as the test file), `name` = the rule id;
+///   (GitLab shows it as the suite, Azure as the test file), `name` = the rule id, for a
+///   warning `⚠ warning: <rule id> [database]` (so that a passing warning stands out in a CI
+///   test list, which shows names, not system-out);
 /// - Failed → `<failure type="<rule id>" message="…">` with message, objects and remedy;
 ///   Warning → a passing test case whose `<system-out>` carries the warning and remedy
-///   (a failure with `strict`, so the report agrees with the exit code);
+///   (a failure with `strict`, so the report agrees with the exit code; with
+///   `junitWarningsAsFailures` a `<failure type="warning">`, the exit code unchanged);
 /// - a finding a suppression or the baseline accepted → `<skipped message="<reason>"/>` and a
 ///   `<system-out>` with its original status, message, objects and remedy; counted in the
 ///   suite's `skipped`, never in `failures` (it does not count toward the exit code);
+/// - a server that could not be reached: after its failed connectivity test case, each rule
+///   that could not run because of it as a test case with `<skipped message="not run: …"/>`
+///   (counted in `tests` and `skipped`);
 /// - `errors` is always 0: a check that could not run is a Failed result;
 /// - the run's notices (an expired suppression, …) are the first suite's `<system-out>`; the
 ///   detected source platform is a `platform` property of every suite.
@@ -31,8 +37,8 @@ public enum JUnitReport {
         }
         try xml.start("testsuites")
         try xml.attribute("name", toolName)
-        try xml.attribute("tests", String(run.results.count))
-        try xml.attribute("failures", String(failures(in: run.results, strict: options.strict)))
+        try xml.attribute("tests", String(run.results.count + groups.map { notRun(in: $0.results).count }.reduce(0, +)))
+        try xml.attribute("failures", String(failures(in: run.results, options: options)))
         try xml.attribute("errors", "0")
         try xml.attribute("time", seconds(run.finishedAt.timeIntervalSince(run.startedAt)))
 
@@ -40,10 +46,11 @@ public enum JUnitReport {
             let className = "\(toolName).\(server).\(group.database ?? "instance")"
             try xml.start("testsuite")
             try xml.attribute("name", className)
-            try xml.attribute("tests", String(group.results.count))
-            try xml.attribute("failures", String(failures(in: group.results, strict: options.strict)))
+            let skippedHere = notRun(in: group.results)
+            try xml.attribute("tests", String(group.results.count + skippedHere.count))
+            try xml.attribute("failures", String(failures(in: group.results, options: options)))
             try xml.attribute("errors", "0")
-            try xml.attribute("skipped", String(group.results.filter { $0.suppressed != nil }.count))
+            try xml.attribute("skipped", String(group.results.filter { $0.suppressed != nil }.count + skippedHere.count))
             try xml.attribute("time", seconds(group.results.reduce(0) { $0 + $1.finishedAt.timeIntervalSince($1.startedAt) }))
             try xml.attribute("timestamp", ReportTime.iso(group.results.map(\.startedAt).min() ?? run.startedAt))
             try xml.attribute("hostname", run.source.host)
@@ -56,7 +63,16 @@ public enum JUnitReport {
 
             var used: [String: Int] = [:]
             for result in group.results {
-                try testCase(result, className: className, name: uniqueName(result.rule, &used), xml: xml, strict: options.strict)
+                try testCase(result, className: className, name: uniqueName(testName(result), &used), xml: xml, options: options)
+            }
+            for (rule, because) in skippedHere {
+                try xml.start("testcase")
+                try xml.attribute("classname", className)
+                try xml.attribute("name", uniqueName(rule, &used))
+                try xml.attribute("time", seconds(0))
+                try xml.element("skipped", ["message": "not run: \(because)"])
+                try xml.element("system-out", text: "Not run: \(because).")
+                try xml.end()
             }
             if group.database == groups.first?.database, !run.notices.isEmpty {
                 try xml.element("system-out", text: run.notices.map { "Notice: " + $0 }.joined(separator: "\n"))
@@ -67,7 +83,8 @@ public enum JUnitReport {
         return try xml.finish()
     }
 
-    private static func testCase(_ result: RuleResult, className: String, name: String, xml: XMLWriter, strict: Bool) throws {
+    private static func testCase(_ result: RuleResult, className: String, name: String, xml: XMLWriter, options: ReportOptions) throws {
+        let strict = options.strict
         try xml.start("testcase")
         try xml.attribute("classname", className)
         try xml.attribute("name", name)
@@ -83,6 +100,8 @@ public enum JUnitReport {
             try xml.element("failure", ["message": result.message, "type": result.rule], text: details(result))
         case .warning where strict:
             try xml.element("failure", ["message": "Warning: " + result.message, "type": result.rule], text: details(result))
+        case .warning where options.junitWarningsAsFailures:
+            try xml.element("failure", ["message": "Warning: " + result.message, "type": "warning"], text: details(result))
         case .warning:
             try xml.element("system-out", text: details(result))
         case .succeeded:
@@ -129,8 +148,28 @@ public enum JUnitReport {
         return list
     }
 
-    private static func failures(in results: [RuleResult], strict: Bool) -> Int {
-        results.filter { $0.suppressed == nil && ($0.status == .failed || (strict && $0.status == .warning)) }.count
+    private static func failures(in results: [RuleResult], options: ReportOptions) -> Int {
+        let warningsFail = options.strict || options.junitWarningsAsFailures
+        return results.filter { $0.suppressed == nil && ($0.status == .failed || (warningsFail && $0.status == .warning)) }.count
+    }
+
+    /// The rules a group's unreachable servers kept from running, each once, with why.
+    static func notRun(in results: [RuleResult]) -> [(rule: String, because: String)] {
+        var seen = Set(results.map(\.rule)), list: [(String, String)] = []
+        for result in results where result.status == .failed && !result.skippedRules.isEmpty {
+            let server = result.rule == "connectivity.target" ? "the target" : "the source"
+            for rule in result.skippedRules where seen.insert(rule).inserted {
+                list.append((rule, "\(server) could not be reached (\(result.rule) Failed)"))
+            }
+        }
+        return list
+    }
+
+    /// The rule id; a warning's says so, with its database (an accepted one is a skipped test
+    /// under its rule id: it no longer warns).
+    static func testName(_ result: RuleResult) -> String {
+        guard result.status == .warning, result.suppressed == nil else { return result.rule }
+        return "⚠ warning: \(result.rule)" + (result.database.map { " [\($0)]" } ?? "")
     }
 
     /// The rule id, made unique within the suite (GitLab keeps only the first of duplicates).

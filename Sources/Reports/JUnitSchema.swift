@@ -15,8 +15,10 @@ extension JUnitReport {
   - totals (tests, failures, errors, skipped, time, timestamp, hostname) on every suite;
   - time in seconds with exactly three decimals; timestamps in UTC (ISO 8601, "Z");
   - suite names and test case class names pgpreflight.<server>.<database or "instance">;
-  - test case names are rule ids (dotted lower-case), unique within their suite;
-  - a test case holds one <failure> (type = the rule id), one <system-out>, or, for a
+  - test case names are rule ids (dotted lower-case), a warning's (not accepted) "⚠ warning: <rule id>" with
+    " [database]" for a database's, unique within their suite;
+  - a test case holds one <failure> (type = the rule id, or "warning" when asked for: the junit-warnings option
+    set to failure), one <system-out>, or, for a
     finding a suppression or the baseline accepted, one <skipped message="reason"/>
     followed by one <system-out> with the original status and message;
   - a suite may end with one <system-out> (the run's notices, in the first suite);
@@ -52,7 +54,7 @@ extension JUnitReport {
 
   <xs:simpleType name="TestCaseName">
     <xs:restriction base="xs:string">
-      <xs:pattern value="[a-z][a-z0-9_\-]*(\.[a-z0-9][a-z0-9_\-]*)*(#[2-9]|#[1-9][0-9]+)?"/>
+      <xs:pattern value="(⚠ warning: )?[a-z][a-z0-9_\-]*(\.[a-z0-9][a-z0-9_\-]*)*( \[.+\])?(#[2-9]|#[1-9][0-9]+)?"/>
     </xs:restriction>
   </xs:simpleType>
 

@@ -3,7 +3,8 @@ import Validation
 
 /// The Markdown report of `validate --format markdown`, for pull-request and merge-request
 /// comments: a heading with the overall status, the run's notices, a summary table, a table of
-/// all results and a details section per result that is not Succeeded. An accepted finding
+/// the results, problems first, the Succeeded ones folded in a `<details>` after them, and a
+/// details section per result that is not Succeeded. An accepted finding
 /// (suppression or baseline) keeps its status, is marked in the Accepted column with the reason
 /// in its details, and is counted on its own in the summary.
 ///
@@ -77,16 +78,20 @@ public enum MarkdownReport {
         head.append("| **Run** | \(ReportTime.readable(run.startedAt)), \(ReportTime.duration(ms: run.durationMs)) |")
         head.append("")
 
-        let ordered = run.groups.flatMap(\.results)
+        // Problems first (Failed, Warning, each in the groups' order), then the Succeeded ones.
+        let all = run.groups.flatMap(\.results)
+        func rank(_ status: Status) -> Int { status == .failed ? 0 : status == .warning ? 1 : 2 }
+        let ordered = all.enumerated().sorted { (rank($0.element.status), $0.offset) < (rank($1.element.status), $1.offset) }.map(\.element)
         let listed = shape.foldSucceeded ? ordered.filter { $0.status != .succeeded } : ordered
         let folded = ordered.count - listed.count
         let problems = ordered.filter { $0.status != .succeeded }
 
         let tableHead = ["### Results", "", "| Rule | Database | Status | Accepted | Message |", "| --- | --- | --- | --- | --- |"]
-        let rows = listed.map { result in
+        func row(_ result: RuleResult) -> String {
             "| `\(result.rule)` | \(result.database.map(cell) ?? "_server_") | \(emoji(result.status)) \(result.status.rawValue) | "
                 + "\(result.suppressed.map { "\(acceptedMark) \($0.by.rawValue)" } ?? "") | \(cell(result.message)) |"
         }
+        let rows = listed.map(row)
         let details = problems.map { detail($0, shape: shape) }
         let footer = ["", "<sub>\(toolName) \(toolVersion) · \(run.results.count) checks</sub>", ""]
 
@@ -96,7 +101,15 @@ public enum MarkdownReport {
         }
 
         guard let budget else {
-            var lines = head + tableHead + rows
+            // The passing rows folded in a <details> below the problems (GitHub renders the
+            // table inside once a blank line follows the summary).
+            let passing = listed.filter { $0.status == .succeeded }
+            var lines = head + (passing.count == listed.count && !passing.isEmpty ? Array(tableHead.prefix(2)) : tableHead)
+                + listed.filter { $0.status != .succeeded }.map(row)
+            if !passing.isEmpty {
+                lines += ["", "<details><summary>\(emoji(.succeeded)) \(passing.count) Succeeded</summary>", ""]
+                    + Array(tableHead.suffix(2)) + passing.map(row) + ["", "</details>"]
+            }
             if folded > 0 { lines += ["", foldNote(folded)] }
             if !details.isEmpty { lines += ["", "### Details", ""] + details }
             return (lines + footer).joined(separator: "\n")

@@ -19,8 +19,17 @@ public struct ReportOptions: Sendable {
     /// What to call the validated server in reports: the inventory name in `scan`, nil for
     /// `validate` (then "source"). JUnit class names are `pgpreflight.<serverName>.<database>`.
     public var serverName: String?
-    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil) {
+    /// Console: Succeeded rows folded into one count line (the CLI's default; `--all` lists them).
+    public var foldSucceeded: Bool
+    /// Console: no line longer than this (wrapped at spaces, continuation lines indented); nil: no limit.
+    public var width: Int?
+    /// JUnit (`--junit-warnings failure`): warnings are `<failure type="warning">`, so that a CI
+    /// test view lists them as failing tests, without `strict`'s exit code.
+    public var junitWarningsAsFailures: Bool
+    public init(strict: Bool = false, color: Bool = false, serverName: String? = nil, foldSucceeded: Bool = false, width: Int? = nil,
+                junitWarningsAsFailures: Bool = false) {
         self.strict = strict; self.color = color; self.serverName = serverName
+        self.foldSucceeded = foldSucceeded; self.width = width; self.junitWarningsAsFailures = junitWarningsAsFailures
     }
 }
 

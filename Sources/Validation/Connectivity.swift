@@ -16,9 +16,11 @@ enum ConnectivityAdvice {
     static func describe(_ failure: ConnectionFailure, role: ServerRole, endpoint: ConnectionString,
                          passwords: PasswordStorage? = nil) -> (message: String, remedy: String) {
         let server = role.rawValue
-        let host = endpoint.host, port = endpoint.port
-        let user = endpoint.user ?? "the user"
-        let database = endpoint.database ?? "postgres"
+        // What libpq tried (a service file may name another host), else what the string says.
+        let reached = failure.reached
+        let host = reached?.host ?? endpoint.host, port = reached?.port ?? endpoint.port
+        let user = reached?.user ?? endpoint.user ?? "the user"
+        let database = reached.map(\.database).flatMap { $0.isEmpty ? nil : $0 } ?? endpoint.database ?? "postgres"
         switch failure.cause {
         case .hostNotResolved:
             return ("Cannot connect to the \(server): the host name \(host) could not be resolved (DNS)",

@@ -19,6 +19,9 @@ public struct ValidationRequest: Sendable {
     public var statementTimeout: String
     /// `connectivity.latency` warns when a server's median round trip is slower than this.
     public var latencyThresholdMs: Double
+    /// Source database → the target database of another name it is checked against
+    /// (`--target …/shop_copy`, see `DatabaseSelection.targetName`); absent: the same name.
+    public var targetNames: [String: String] = [:]
 
     public init(source: ConnectionString, target: ConnectionString, databases: [String]? = nil, mode: MigrationMode = .offline,
                 overwrite: Bool = false, ruleDirectories: [URL] = [], rules: [Rule]? = nil,
@@ -197,17 +200,22 @@ public final class ValidationEngine: @unchecked Sendable {
     // MARK: Sessions
 
     /// The database of the maintenance session: the one in the connection string, else postgres.
-    static func maintenanceDatabase(_ endpoint: ConnectionString) -> String {
+    static func maintenanceDatabase(_ endpoint: ConnectionString, role: ServerRole) -> String {
+        // A target string may name the database a source database goes to: it may not exist yet.
+        if role == .target, DatabaseSelection.named(in: endpoint) != nil { return "postgres" }
         if let name = endpoint.effective("dbname"), !name.isEmpty { return name }
         return "postgres"
     }
 
     private func openServer(_ role: ServerRole, endpoint: ConnectionString) async -> ServerState {
-        let maintenance = endpoint.with(database: Self.maintenanceDatabase(endpoint))
+        let maintenance = endpoint.with(database: Self.maintenanceDatabase(endpoint, role: role))
         var state = ServerState(role: role, endpoint: maintenance)
         do {
             let session = try await openSession(maintenance, role: role, key: nil)
             state.session = session
+            let reached = session.connection.reached
+            state.info.host = reached.host; state.info.port = reached.port
+            if let user = reached.user { state.info.user = user }
             state.info.serverVersion = session.connection.serverVersion.split(separator: " ").first.map(String.init)
             do {
                 counter.add(role: role, database: nil)
@@ -219,6 +227,10 @@ public final class ValidationEngine: @unchecked Sendable {
             }
         } catch let failure as ConnectionFailure {
             state.failure = failure
+            if let reached = failure.reached {
+                state.info.host = reached.host; state.info.port = reached.port
+                if let user = reached.user { state.info.user = user }
+            }
         } catch {
             state.failure = ConnectionFailure.unclassified("\(error)", endpoint: maintenance.description)
         }
@@ -318,8 +330,9 @@ public final class ValidationEngine: @unchecked Sendable {
         var ownTarget = false
         let applicable = rules.filter { rule in rule.servers.allSatisfy { context.servers[$0]?.session != nil } }
         if applicable.contains(where: { $0.probe?.runsOn == .target }), let maintenance = context.servers[.target]?.session {
-            if context.servers[.target]?.facts?.databases.contains(database) == true {
-                let endpoint = request.target.with(database: database)
+            let targetName = request.targetNames[database] ?? database
+            if context.servers[.target]?.facts?.databases.contains(targetName) == true {
+                let endpoint = request.target.with(database: targetName)
                 do {
                     target = try await openSession(endpoint, role: .target, key: database)
                     ownTarget = true
@@ -471,15 +484,18 @@ public final class ValidationEngine: @unchecked Sendable {
             guard let state = context.servers[role] else { return nil }
             if let failure = state.failure {
                 let advice = ConnectivityAdvice.describe(failure, role: role, endpoint: state.endpoint)
-                let skipped = rules.filter { $0.builtin == nil && $0.servers.contains(role) }.count
-                return result(.failed, advice.message + "; \(skipped) rule\(skipped == 1 ? " that needs" : "s that need") the \(role.rawValue) "
-                              + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [state.endpoint.description])
+                let skippedRules = rules.filter { $0.builtin == nil && $0.servers.contains(role) }.map(\.id)
+                let skipped = skippedRules.count
+                var failed = result(.failed, advice.message + "; \(skipped) rule\(skipped == 1 ? " that needs" : "s that need") the \(role.rawValue) "
+                                    + "\(skipped == 1 ? "was" : "were") skipped", advice.remedy, [failure.endpoint])
+                failed.skippedRules = skippedRules
+                return failed
             }
             if let factsError = state.factsError {
                 return result(.failed, "Connected to the \(role.rawValue), but could not read its settings: \(factsError)",
-                              "Check that \(state.endpoint.user ?? "the user") may read pg_settings and pg_roles.", [state.endpoint.description])
+                              "Check that \(state.endpoint.user ?? "the user") may read pg_settings and pg_roles.", [state.reachedDescription])
             }
-            return result(.succeeded, "Connected to \(state.endpoint.description) (PostgreSQL \(state.info.serverVersion ?? "?"))", "", [])
+            return result(.succeeded, "Connected to \(state.reachedDescription) (PostgreSQL \(state.info.serverVersion ?? "?"))", "", [])
         case .connectivityTLS:
             let reachable = [ServerRole.source, .target].compactMap { context.servers[$0] }.filter { $0.session != nil }
             guard !reachable.isEmpty else { return nil }
@@ -490,10 +506,10 @@ public final class ValidationEngine: @unchecked Sendable {
             }
             return result(.warning, (plain.count == 1 ? "The connection to the \(plain[0].role.rawValue) is" : "The connections to the source and the target are")
                           + " not encrypted",
-                          "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.endpoint.host):\($0.endpoint.port))" }.joined(separator: " and ")) "
+                          "Enable SSL on \(plain.map { "the \($0.role.rawValue) (\($0.info.host):\($0.info.port))" }.joined(separator: " and ")) "
                           + "(ssl = on with a certificate), then connect with sslmode=require or stricter "
                           + "(append ?sslmode=require to the URI).",
-                          plain.map { "\($0.role.rawValue) \($0.endpoint.description)" })
+                          plain.map { "\($0.role.rawValue) \($0.reachedDescription)" })
         case .connectivityLatency:
             let reachable = [ServerRole.source, .target].compactMap { context.servers[$0] }.filter { $0.session != nil }
             guard !reachable.isEmpty else { return nil }
@@ -509,7 +525,7 @@ public final class ValidationEngine: @unchecked Sendable {
                 guard !samples.isEmpty else { continue }
                 let sorted = samples.sorted()
                 let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-                figures.append((state.role, state.endpoint.description, median))
+                figures.append((state.role, state.reachedDescription, median))
             }
             let summary = figures.map { "\($0.role.rawValue) \(String(format: "%.1f", $0.ms)) ms" }.joined(separator: ", ")
             let threshold = request.latencyThresholdMs
@@ -536,6 +552,9 @@ struct ServerState: Sendable {
     var facts: ServerFacts?
     var factsError: String?
     var info: ServerInfo
+
+    /// `user@host:port/database` of the open session (libpq's, after a service file), else of the string.
+    var reachedDescription: String { session?.connection.reached.description ?? failure?.endpoint ?? endpoint.description }
 
     init(role: ServerRole, endpoint: ConnectionString) {
         self.role = role; self.endpoint = endpoint

@@ -44,6 +44,9 @@ public struct RuleResult: Codable, Sendable, Equatable {
     /// What the message and remedy were rendered from (probe results only; not encoded): lets a
     /// policy `exclude` render them again without the excluded objects.
     public var rendering: FindingRendering?
+    /// A connectivity result of a server that could not be reached: the rules that did not run
+    /// because of it (JUnit lists them as skipped test cases). Not encoded.
+    public var skippedRules: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case rule, title, scope, database, status, message, remedy, objects, documentation, startedAt, finishedAt, suppressed

@@ -166,3 +166,32 @@ public struct DatabaseSelection: Sendable, Equatable {
         return notices
     }
 }
+
+// MARK: A connection string that names a database
+
+extension DatabaseSelection {
+    /// The database a connection string names (`postgresql://host/shop`, `dbname=shop`), as psql
+    /// and pg_dump read it, unless it is one the server keeps for itself (postgres, template1, a
+    /// platform's): those only say where to connect. PGDATABASE does not count, so that the
+    /// environment never narrows a run silently.
+    public static func named(in endpoint: ConnectionString) -> String? {
+        guard let name = endpoint.value("dbname"), !name.isEmpty, !name.contains("="), !name.contains("://"),
+              systemDatabases[name] == nil else { return nil }
+        return name
+    }
+
+    /// What the commands select: `--database` when given, else the database the source string
+    /// names, else nil (the default selection).
+    public static func given(_ databases: [String], source: ConnectionString) -> [String]? {
+        if !databases.isEmpty { return databases }
+        return named(in: source).map { [$0] }
+    }
+
+    /// The target database compared with (or probed for) the source database `database`: the one
+    /// the target string names when the source string names `database` and no `--database` was
+    /// given (`--source …/shop --target …/shop_copy`), else the same name.
+    public static func targetName(for database: String, databases: [String], source: ConnectionString, target: ConnectionString) -> String {
+        guard databases.isEmpty, named(in: source) == database, let named = named(in: target) else { return database }
+        return named
+    }
+}

@@ -9,16 +9,16 @@ struct Cancel: AsyncParsableCommand {
 
     @Argument(help: "Migration name.")
     var name: String
-    @Option(help: "Directory of the state store.")
-    var stateDir: String = ".pgpreflight"
+    @OptionGroup var state: StateDirectoryOption
+    var stateDir: String { state.stateDir }
 
     func run() async throws {
         guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
-            fail("no state store in \(stateDir)")
+            throw ValidationError("no state store in \(stateDir)")
         }
         let store: StateStore
-        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
-        guard let record = try store.cancel(name) else { fail("no migration named \(name) in \(stateDir)") }
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { throw ValidationError("\(error)") }
+        guard let record = try store.cancel(name) else { throw ValidationError("no migration named \(name) in \(stateDir)") }
         if record.state != .canceled {
             print("migration \(name) is already \(record.state.rawValue); nothing to cancel")
             return

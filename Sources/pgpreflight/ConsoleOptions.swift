@@ -44,3 +44,9 @@ enum Console {
     /// `--quiet`: `say` prints nothing.
     nonisolated(unsafe) static var quiet = false
 }
+
+/// `--state-dir`, the same for every command that reads or writes the state store.
+struct StateDirectoryOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Directory of the state store.", valueName: "dir"))
+    var stateDir: String = ".pgpreflight"
+}

@@ -11,19 +11,19 @@ struct Cutover: AsyncParsableCommand {
 
     @Argument(help: "Migration name.")
     var name: String
-    @Option(help: "Directory of the state store.")
-    var stateDir: String = ".pgpreflight"
+    @OptionGroup var state: StateDirectoryOption
+    var stateDir: String { state.stateDir }
     @Option(help: "Seconds to wait for the migration to finish.")
     var timeout: Int = 600
 
     func run() async throws {
         guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
-            fail("no state store in \(stateDir)")
+            throw ValidationError("no state store in \(stateDir)")
         }
         let store: StateStore
-        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
-        guard let record = try store.migration(name) else { fail("no migration named \(name) in \(stateDir)") }
-        guard record.mode == "online" else { fail("migration \(name) is offline: there is nothing to cut over") }
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { throw ValidationError("\(error)") }
+        guard let record = try store.migration(name) else { throw ValidationError("no migration named \(name) in \(stateDir)") }
+        guard record.mode == "online" else { throw ValidationError("migration \(name) is offline: there is nothing to cut over") }
         if record.state.isFinal || record.state == .failed {
             print("migration \(name) is \(record.state.rawValue); nothing to cut over")
             throw ExitCode(record.state == .succeeded ? 0 : 1)

@@ -17,14 +17,14 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let options: MigrationOptions
-        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { fail(error.description) }
+        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { throw ValidationError(error.description) }
         try await Self.migrate(options)
     }
 
     /// Runs the migrator, prints its summary and exits with its code.
     static func migrate(_ options: MigrationOptions) async throws -> Never {
         let migrator: Migrator
-        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { fail(error.description) }
+        do { migrator = try Migrator(options) } catch let error as MigrationUsageError { throw ValidationError(error.description) }
         let outcome = await migrator.run()
         if !outcome.summary.isEmpty { FileHandle.standardError.write(("\n" + outcome.summary).data(using: .utf8)!) }
         var line = "migration \(outcome.name): \(outcome.state.rawValue)"
@@ -38,12 +38,7 @@ struct Migrate: AsyncParsableCommand {
 struct MigrationArguments: ParsableArguments {
     @Argument(help: "Migration name: letters, digits and '-', not starting with '-'.")
     var name: String
-    @Option(help: "Source connection string or URI (libpq).")
-    var source: String
-    @Option(help: "Target connection string or URI (libpq).")
-    var target: String
-    @Option(name: [.customShort("d"), .customLong("database")], help: "A database to migrate (repeatable; default: every user database).")
-    var databases: [String] = []
+    @OptionGroup var servers: ServerOptions
     @Option(help: "offline (default) or online.")
     var mode: MigrationMode = .offline
     @Option(name: .shortAndLong, parsing: .unconditional, help: "Parallel workers (default: the number of cores; lowered to what the servers' free connections allow).")
@@ -52,8 +47,8 @@ struct MigrationArguments: ParsableArguments {
     var overwrite = false
     @Flag(help: "Start even while other sessions are connected to a source database.")
     var force = false
-    @Option(help: "Directory of the state store.")
-    var stateDir: String = ".pgpreflight"
+    @OptionGroup var state: StateDirectoryOption
+    var stateDir: String { state.stateDir }
     @Option(help: "counts (default) or checksums.")
     var verify: VerifyMode = .counts
     @Option(help: "Directory holding pg_dump (default: the newest found).")
@@ -71,10 +66,20 @@ struct MigrationArguments: ParsableArguments {
     func makeOptions() throws -> MigrationOptions {
         let modeValue = mode, verifyValue = verify
         guard jobs >= 1 else { throw MigrationUsageError("--jobs must be at least 1") }
+        let databases = servers.databases
         let sourceString: ConnectionString, targetString: ConnectionString
-        do { sourceString = try ConnectionString(source) } catch { throw MigrationUsageError("--source: \(error)") }
-        do { targetString = try ConnectionString(target) } catch { throw MigrationUsageError("--target: \(error)") }
-        var options = MigrationOptions(name: name, source: sourceString, target: targetString, databases: databases, mode: modeValue,
+        do { sourceString = try ConnectionString(servers.source) } catch { throw MigrationUsageError("--source: \(error)") }
+        do { targetString = try ConnectionString(servers.target) } catch { throw MigrationUsageError("--target: \(error)") }
+        // A source URI naming a database means that database (DatabaseSelection.given); the
+        // migrator copies each database under its own name, so a target naming another is refused.
+        let selected = DatabaseSelection.given(databases, source: sourceString) ?? []
+        if let named = DatabaseSelection.named(in: sourceString), databases.isEmpty,
+           case let targetName = DatabaseSelection.targetName(for: named, databases: databases, source: sourceString, target: targetString),
+           targetName != named {
+            throw MigrationUsageError("--target names database \(targetName), but migrate copies \(named) under its own name: "
+                                      + "leave the database out of the --target URI (or name \(named))")
+        }
+        var options = MigrationOptions(name: name, source: sourceString, target: targetString, databases: selected, mode: modeValue,
                                 jobs: jobs, overwrite: overwrite, force: force,
                                 stateDirectory: URL(fileURLWithPath: stateDir), verify: verifyValue,
                                 pgBin: pgBin.map { URL(fileURLWithPath: $0) },
@@ -88,8 +93,3 @@ struct MigrationArguments: ParsableArguments {
     }
 }
 
-/// One line on stderr, exit code 2.
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("pgpreflight: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}

@@ -6,7 +6,9 @@ import Validation
 
 /// How a run is reported: shared by `validate`, `verify` and `validate-and-migrate`.
 struct OutputOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
+    @Option(help: ArgumentHelp("Report format: \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")). The console report "
+                               + "wraps its lines at the terminal's width (COLUMNS when set; not wrapped when the output is not a terminal).",
+                               valueName: "format"))
     var format: ReportFormat = .console
     @Option(help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
     var output: String?
@@ -14,6 +16,11 @@ struct OutputOptions: ParsableArguments {
     var strict = false
     @Option(help: ArgumentHelp("Colours in the console report: auto (on a terminal, unless NO_COLOR is set or TERM=dumb), always or never.", valueName: "when"))
     var color: ColorChoice = .auto
+    @Flag(help: "Console report: list every rule, Succeeded ones too (default: problems first, the Succeeded ones counted in one line).")
+    var all = false
+    @Option(help: ArgumentHelp("JUnit report: warnings as passing tests with their text (pass, the default) or as <failure type=\"warning\"> "
+                               + "(failure; the exit code stays as without --strict).", valueName: "pass|failure"))
+    var junitWarnings: JUnitWarnings = .pass
     @OptionGroup var verbosity: VerbosityOptions
 
     func check() throws {}
@@ -23,7 +30,9 @@ struct OutputOptions: ParsableArguments {
     /// Renders the run, writes it, and under GitHub Actions also prints annotation lines.
     func emit(_ run: ValidationRun) throws {
         let colour = reportFormat == .console && (color == .always || (output == nil && color.enabled()))
-        let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour))
+        let text = try Reports.render(run, as: reportFormat, options: ReportOptions(strict: strict, color: colour, foldSucceeded: !all,
+                                                                                    width: TerminalWidth.current(),
+                                                                                    junitWarningsAsFailures: junitWarnings == .failure))
         if let output {
             try writeReport(text, to: output)
         } else {
@@ -68,16 +77,13 @@ struct PolicyOptions: ParsableArguments {
 }
 
 extension ServerOptions {
-    /// The databases given with --database, or every database of the source that accepts
-    /// connections except templates, the maintenance database and the platforms' own.
+    /// The databases given with --database, else the one the source URI names, else the
+    /// default selection (DatabaseSelection, as validate and migrate).
     func selectedDatabases() async throws -> [String] {
-        if !databases.isEmpty { return databases }
+        if let given = try givenDatabases() { return given }
         let connection = try await Connection.connect(try sourceEndpoint())
         defer { connection.close() }
-        return try await connection.run { c in
-            try c.query("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1").rows
-                .compactMap { $0.string(0) }.filter { !ValidationEngine.excludedDatabases.contains($0) }
-        }
+        return try await connection.run { try DatabaseSelection.read(from: $0, given: nil).selected }
     }
 }
 
@@ -86,6 +92,8 @@ extension ServerInfo {
     static func describe(_ endpoint: ConnectionString) async -> ServerInfo {
         var info = ServerInfo(host: endpoint.host, port: endpoint.port, user: endpoint.user, serverVersion: nil)
         if let connection = try? await Connection.connect(endpoint) {
+            let reached = connection.reached  // a service file may name another host than the string
+            info.host = reached.host; info.port = reached.port; info.user = reached.user ?? info.user
             info.serverVersion = connection.parameterStatus("server_version")
             connection.close()
         }
@@ -106,5 +114,20 @@ func writeReport(_ text: String, to path: String) throws {
         let reason = !FileManager.default.fileExists(atPath: folder) ? "the folder \(folder) does not exist"
             : !FileManager.default.isWritableFile(atPath: folder) ? "no permission to write in \(folder)" : "\(error.localizedDescription)"
         throw ValidationError("cannot write \(path): \(reason)")
+    }
+}
+
+/// `--junit-warnings`: how the JUnit report shows warnings.
+enum JUnitWarnings: String, CaseIterable, ExpressibleByArgument { case pass, failure }
+
+/// How wide the console report may be: COLUMNS when set, else the terminal's width; nil (no
+/// limit) when standard output is not a terminal: a file, a pipe or a CI log keeps whole lines,
+/// for grep and for viewers that wrap them themselves.
+enum TerminalWidth {
+    static func current() -> Int? {
+        if let text = ProcessInfo.processInfo.environment["COLUMNS"], let columns = Int(text), columns > 0 { return columns }
+        var size = winsize()
+        if isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return nil
     }
 }

@@ -8,21 +8,22 @@ struct Status: AsyncParsableCommand {
 
     @Argument(help: "Migration name (default: every migration in the store).")
     var name: String?
-    @Option(help: "Directory of the state store.")
-    var stateDir: String = ".pgpreflight"
+    @OptionGroup var state: StateDirectoryOption
+    var stateDir: String { state.stateDir }
     @Option(help: "text or json.")
     var format: RulesCommand.Format = .text
 
     func run() async throws {
         guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDir).appendingPathComponent("migrations.sqlite").path) else {
-            fail("no state store in \(stateDir)")
+            throw ValidationError("no state store in \(stateDir)")
         }
         let store: StateStore
-        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir)) } catch { fail("\(error)") }
+        // Read-only: polling `status` never holds a lock a running `migrate` waits for.
+        do { store = try StateStore(directory: URL(fileURLWithPath: stateDir), readOnly: true) } catch { throw ValidationError("\(error)") }
         let names = try name.map { [$0] } ?? store.migrations().map(\.name)
         var statuses: [StateStore.Status] = []
         for name in names {
-            guard let status = try store.status(name) else { fail("no migration named \(name) in \(stateDir)") }
+            guard let status = try store.status(name) else { throw ValidationError("no migration named \(name) in \(stateDir)") }
             statuses.append(status)
         }
         if format == .json {

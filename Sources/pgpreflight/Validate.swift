@@ -39,10 +39,11 @@ struct Validate: AsyncParsableCommand {
         -> (ValidationRun, ValidationStatistics) {
         let loaded = try rules.loadRules()
         let teamPolicy = try policy.load(rules: loaded)
-        let request = ValidationRequest(
+        var request = ValidationRequest(
             source: try servers.sourceEndpoint(), target: try servers.targetEndpoint(),
-            databases: servers.databases.isEmpty ? nil : servers.databases, mode: rules.migrationMode,
+            databases: try servers.givenDatabases(), mode: rules.migrationMode,
             overwrite: rules.overwrite, rules: loaded)
+        request.targetNames = try servers.targetNames()
         var outcome = try await ValidationEngine(request: request).run()
         if dryRunSchema { outcome.run = await withSchemaDryRun(outcome.run, source: request.source, target: request.target, pgBin: pgBin) }
         return (teamPolicy.apply(to: outcome.run), outcome.statistics)

@@ -22,14 +22,14 @@ struct ValidateAndMigrate: AsyncParsableCommand {
 
     func run() async throws {
         let options: MigrationOptions
-        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { fail(error.description) }
+        do { options = try migration.makeOptions() } catch let error as MigrationUsageError { throw ValidationError(error.description) }
         guard MigrationOptions.isValidName(options.name) else {
-            fail("invalid migration name '\(options.name)': use letters, digits and '-', not starting with '-'")
+            throw ValidationError("invalid migration name '\(options.name)': use letters, digits and '-', not starting with '-'")
         }
         let rules = try RuleLoader.load(directories: try ValidationRequest.ruleDirectories(extra: ruleDirectories.map { URL(fileURLWithPath: $0) }))
         let teamPolicy = try policy.load(rules: rules)
         let store: StateStore
-        do { store = try StateStore(directory: options.stateDirectory) } catch { fail("cannot open the state store in \(options.stateDirectory.path): \(error)") }
+        do { store = try StateStore(directory: options.stateDirectory) } catch { throw ValidationError("cannot open the state store in \(options.stateDirectory.path): \(error)") }
 
         say("validating \(options.source) → \(options.target) for an \(options.mode.rawValue) migration")
         let request = ValidationRequest(source: options.source, target: options.target,
@@ -41,7 +41,7 @@ struct ValidateAndMigrate: AsyncParsableCommand {
         let reportBase = options.stateDirectory.appendingPathComponent("\(options.name)-validation")
         try Reports.render(run, as: .json).write(to: reportBase.appendingPathExtension("json"), atomically: true, encoding: .utf8)
         try Reports.render(run, as: .html).write(to: reportBase.appendingPathExtension("html"), atomically: true, encoding: .utf8)
-        show(try Reports.render(run, as: .console, options: ReportOptions(color: ColorChoice.auto.enabled())))
+        show(try Reports.render(run, as: .console, options: ReportOptions(color: ColorChoice.auto.enabled(), foldSucceeded: true, width: TerminalWidth.current())))
 
         if run.status == .failed {
             let message = "validation failed: \(run.results.filter { $0.blockingStatus == .failed }.count) rule(s) Failed; report: \(reportBase.path).html"

@@ -32,7 +32,8 @@ struct Verify: AsyncParsableCommand {
         let databases = try await servers.selectedDatabases()
         let verifier = Verifier(source: source, target: target, checksums: checksums)
         var results = await verifier.verifyRoles()
-        for database in databases { results += await verifier.verify(database: database) }
+        let targetNames = try servers.targetNames()
+        for database in databases { results += await verifier.verify(database: database, targetDatabase: targetNames[database]) }
         let run = ValidationRun(mode: .offline, startedAt: started, finishedAt: Date(),
                                 source: await ServerInfo.describe(source), target: await ServerInfo.describe(target),
                                 databases: databases, results: results)

@@ -43,3 +43,43 @@ import Validation
         #expect(text.hasSuffix("Failed (strict): 1 failed, 1 warnings, 1 succeeded (online mode, 1 databases, 1500 ms)\n"))
     }
 }
+
+/// What the CLI shows: problems first, the Succeeded rows counted in one line (unless `--all`),
+/// no line wider than the terminal.
+extension ConsoleReportTests {
+    @Test func problemsFirstSucceededFoldedAndNoLineWiderThanTheTerminal() throws {
+        let run = try Fixtures.realRun()
+        let problems = run.results.filter { $0.status != .succeeded }
+        let succeeded = run.results.filter { $0.status == .succeeded && $0.suppressed == nil }
+        #expect(!problems.isEmpty && !succeeded.isEmpty)
+
+        let listed = ConsoleReport.render(run, options: ReportOptions())
+        let rows = listed.split(separator: "\n").map(String.init).filter { line in run.results.contains { line.hasPrefix($0.rule + " ") } }
+        // Every problem row comes before the first Succeeded row.
+        let firstSucceeded = try #require(rows.firstIndex { $0.contains(" Succeeded ") })
+        #expect(rows[firstSucceeded...].allSatisfy { $0.contains(" Succeeded ") }, "\(rows)")
+
+        let folded = ConsoleReport.render(run, options: ReportOptions(foldSucceeded: true))
+        for result in succeeded where !problems.contains(where: { $0.rule == result.rule }) {
+            #expect(!folded.contains(result.rule + " "), "\(result.rule) listed: \(folded)")
+        }
+        for result in problems { #expect(folded.contains(result.rule + " "), "\(result.rule) missing: \(folded)") }
+        #expect(folded.contains("✓ \(succeeded.count) more rules Succeeded (--all lists them)"), "\(folded)")
+        #expect(folded.contains("\(succeeded.count) succeeded"))  // the summary still counts them
+
+        for width in [60, 80, 100] {
+            let narrow = ConsoleReport.render(run, options: ReportOptions(foldSucceeded: true, width: width))
+            let lines = narrow.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines.allSatisfy { $0.count <= width }, "\(width): \(lines.filter { $0.count > width })")
+            // Nothing lost: the same words, only on more lines.
+            let words = { (text: String) in text.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ") }
+            #expect(words(narrow) == words(folded))
+        }
+        // Colour codes take no room.
+        let coloured = ConsoleReport.render(run, options: ReportOptions(color: true, width: 80))
+        #expect(coloured.contains("\u{1B}["))
+        #expect(coloured.split(separator: "\n").allSatisfy {
+            $0.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression).count <= 80
+        })
+    }
+}

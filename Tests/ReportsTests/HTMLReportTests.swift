@@ -102,3 +102,21 @@ import Validation
         #expect(strict.contains("<h1>prod-eu <span class=\"arrow\">→</span>"))
     }
 }
+
+extension HTMLReportTests {
+    /// At 400 px (a phone) each result is a block of its own, so the finding and remedy get the
+    /// whole width instead of a column beside status and check that broke one word per line.
+    /// (No browser here: the stylesheet is checked for the rules that do it.)
+    @Test func narrowScreensStackEachResult() throws {
+        let run = try Fixtures.realRun()
+        let html = HTMLReport.render(run)
+        let start = try #require(html.range(of: "@media (max-width: 560px) {"))
+        let block = String(html[start.upperBound...].prefix { $0 != "@" })
+        #expect(block.contains(".results thead { display: none; }"), "\(block)")
+        #expect(block.contains(".results, .results tbody, .results tr, .results td { display: block; width: auto; }"), "\(block)")
+        #expect(block.contains(".remedy pre { overflow-wrap: anywhere; word-break: normal; }"), "\(block)")
+        // Every result has the cells the stacked layout styles.
+        #expect(html.components(separatedBy: "<td class=\"c-status\">").count - 1 == run.results.count)
+        #expect(html.components(separatedBy: "<td class=\"c-finding\">").count - 1 == run.results.count)
+    }
+}

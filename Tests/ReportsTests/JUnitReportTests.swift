@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import PostgresClient
 import Reports
 import TestSupport
 import Testing
@@ -44,7 +45,12 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         #expect(try XMLSchemaValidator.validate(xml: longTime, schemaFile: ourSchema) != [])
         let badName = xml.replacingOccurrences(of: #"name="tables.primary-key""#, with: #"name="Tables Primary Key""#)
         #expect(try XMLSchemaValidator.validate(xml: badName, schemaFile: ourSchema).contains { $0.contains("Tables Primary Key") })
-        let duplicate = xml.replacingOccurrences(of: #"name="tables.case-collisions""#, with: #"name="tables.primary-key""#)
+        // Another test case's name in the same suite (the database's primary-key warning).
+        let run = try Fixtures.realRun()
+        let collisions = try #require(run.results.first { $0.rule == "tables.case-collisions" })
+        let neighbour = try #require(run.results.first { $0.rule == "tables.primary-key" && $0.database == collisions.database })
+        let neighbourName = neighbour.status == .warning ? "⚠ warning: tables.primary-key [\(neighbour.database!)]" : "tables.primary-key"
+        let duplicate = xml.replacingOccurrences(of: #"name="tables.case-collisions""#, with: "name=\"\(neighbourName)\"")
         #expect(try XMLSchemaValidator.validate(xml: duplicate, schemaFile: ourSchema) != [])
         #expect(try XMLSchemaValidator.validate(xml: "<testsuites><oops></testsuites>", schemaFile: ourSchema) != [])
         #expect(throws: ReportError.self) {
@@ -75,7 +81,10 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
                 #expect(attribute(suite, "skipped") == "0")
                 #expect(attribute(suite, "hostname") == "127.0.0.1")
                 #expect(attribute(suite, "timestamp")?.hasSuffix("Z") == true)
-                #expect(cases.compactMap { attribute($0, "name") } == expected.map(\.rule))
+                #expect(cases.compactMap { attribute($0, "name") } == expected.map { result in
+                    // A warning's name says so, with its database.
+                    result.status == .warning && result.suppressed == nil ? "⚠ warning: \(result.rule)" + (result.database.map { " [\($0)]" } ?? "") : result.rule
+                })
                 #expect(cases.allSatisfy { attribute($0, "classname") == name })
                 #expect(cases.allSatisfy { attribute($0, "time")?.range(of: #"^\d+\.\d{3}$"#, options: .regularExpression) != nil })
                 let suiteTime = try #require(attribute(suite, "time").flatMap(Double.init))
@@ -113,7 +122,7 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
     @Test func warningsPassWithTheirTextUnlessStrict() throws {
         let run = try Fixtures.realRun()
         let warning = try #require(run.results.first { $0.rule == "tables.primary-key" && $0.status == .warning })
-        let path = "//testsuite[@name='pgpreflight.source.\(warning.database!)']/testcase[@name='tables.primary-key']"
+        let path = "//testsuite[@name='pgpreflight.source.\(warning.database!)']/testcase[@name='⚠ warning: tables.primary-key [\(warning.database!)]']"
 
         let lenient = try parseXML(try JUnitReport.render(run))
         let testCase = try #require(try lenient.nodes(forXPath: path).first)
@@ -129,6 +138,24 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         #expect(attribute(failure, "message") == "Warning: " + warning.message)
         #expect(attribute(failure, "type") == "tables.primary-key")
         #expect(failure.stringValue?.contains("REPLICA IDENTITY FULL") == true)
+    }
+
+    /// `--junit-warnings failure`: each warning a failing test of type "warning" (counted in the
+    /// totals, valid against both schemas), the failures as before.
+    @Test func warningsAsFailuresOfTypeWarning() throws {
+        let run = try Fixtures.realRun()
+        let xml = try JUnitReport.render(run, options: ReportOptions(junitWarningsAsFailures: true))
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        let document = try parseXML(xml)
+        let warnings = run.results.filter { $0.status == .warning && $0.suppressed == nil }
+        #expect(!warnings.isEmpty)
+        let typed = try document.nodes(forXPath: "//failure[@type='warning']")
+        #expect(typed.count == warnings.count)
+        #expect(typed.allSatisfy { attribute($0, "message")?.hasPrefix("Warning: ") == true })
+        let root = try #require(try document.nodes(forXPath: "/testsuites").first)
+        #expect(attribute(root, "failures") == String(run.count(.failed) + run.count(.warning)))
+        #expect(try document.nodes(forXPath: "//failure[@type!='warning']").count == run.count(.failed))
     }
 
     @Test func specialCharactersAreEscaped() throws {
@@ -165,7 +192,7 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         run.results.append(run.results[1])  // the same rule twice in one database
         let document = try parseXML(try JUnitReport.render(run, options: ReportOptions(serverName: "prod-eu")))
         let names = try document.nodes(forXPath: "//testsuite[2]/testcase").compactMap { attribute($0, "name") }
-        #expect(names == ["tables.primary-key", "extensions.available", "tables.primary-key#2"])
+        #expect(names == ["tables.primary-key", "⚠ warning: extensions.available [café € <shop>]", "tables.primary-key#2"])
         #expect(try document.nodes(forXPath: "//testcase[@classname='pgpreflight.prod-eu.instance']").count == 1)
     }
 
@@ -189,5 +216,28 @@ func attribute(_ node: XMLNode, _ name: String) -> String? {
         let broken = xml.replacingOccurrences(of: "<properties>", with: "<properties><property name=\"password\" value=\"x\"/>")
         #expect(try XMLSchemaValidator.validate(xml: broken, schemaText: JUnitReport.schema).contains { $0.contains("password") })
         #expect(throws: ReportError.self) { try XMLSchemaValidator.validate(xml: xml, schemaText: "<xs:schema") }
+    }
+}
+
+extension JUnitReportTests {
+    /// A server that could not be reached: the rules it kept from running are skipped test
+    /// cases (a CI view shows what was not checked), counted, and the file stays valid.
+    @Test func rulesAnUnreachableServerKeptFromRunningAreSkipped() async throws {
+        let request = ValidationRequest(source: try ConnectionString(TestServers.pg15.connectionString()),
+                                        target: try ConnectionString("host=127.0.0.1 port=1 user=postgres connect_timeout=2"),  // nothing listens on port 1
+                                        databases: ["postgres"], ruleDirectories: try ValidationRequest.ruleDirectories(extra: []))
+        let run = try await ValidationEngine(request: request).run().run
+        let connectivity = try #require(run.results.first { $0.rule == "connectivity.target" })
+        #expect(connectivity.status == .failed && !connectivity.skippedRules.isEmpty)
+        let xml = try JUnitReport.render(run)
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: jenkinsSchema) == [])
+        #expect(try XMLSchemaValidator.validate(xml: xml, schemaFile: ourSchema) == [])
+        let document = try parseXML(xml)
+        let skipped = try document.nodes(forXPath: "//testcase[skipped[starts-with(@message, 'not run: the target could not be reached')]]")
+        #expect(Set(skipped.compactMap { attribute($0, "name") }) == Set(connectivity.skippedRules))
+        let root = try #require(try document.nodes(forXPath: "/testsuites").first)
+        #expect(attribute(root, "tests") == String(run.results.count + connectivity.skippedRules.count))
+        let suites = try document.nodes(forXPath: "/testsuites/testsuite")
+        #expect(suites.compactMap { Int(attribute($0, "skipped") ?? "") }.reduce(0, +) >= connectivity.skippedRules.count)
     }
 }

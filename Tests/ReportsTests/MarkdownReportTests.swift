@@ -84,3 +84,25 @@ import Validation
         #expect(tiny.contains("more results are left out") || tiny.contains("more non-Succeeded results are not listed"))
     }
 }
+
+extension MarkdownReportTests {
+    /// Problems first; the passing rows folded in a <details> after them.
+    @Test func problemsFirstAndPassingRowsFoldedInDetails() throws {
+        let run = try Fixtures.realRun()
+        let markdown = MarkdownReport.render(run)
+        let lines = markdown.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let open = try #require(lines.firstIndex { $0.hasPrefix("<details><summary>✅ \(run.count(.succeeded)) Succeeded</summary>") })
+        let close = try #require(lines[open...].firstIndex(of: "</details>"))
+        #expect(lines[open + 1].isEmpty)  // GitHub renders the table inside only after a blank line
+        let rows = lines.enumerated().filter { $0.element.hasPrefix("| `") }
+        let problemRows = rows.filter { $0.offset < open }, passingRows = rows.filter { $0.offset > open && $0.offset < close }
+        #expect(problemRows.count == run.results.filter { $0.status != .succeeded }.count)
+        #expect(passingRows.count == run.count(.succeeded))
+        #expect(problemRows.allSatisfy { !$0.element.contains("✅ Succeeded") })
+        #expect(passingRows.allSatisfy { $0.element.contains("✅ Succeeded") })
+        // Failed rows before Warning rows.
+        let lastFailed = try #require(problemRows.last { $0.element.contains("❌ Failed") }?.offset)
+        let firstWarning = try #require(problemRows.first { $0.element.contains("⚠️ Warning") }?.offset)
+        #expect(lastFailed < firstWarning)
+    }
+}

@@ -294,7 +294,7 @@ extension Migrator {
             throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume"))
         }
         if canceled.isSet {
-            dropChangeCapture(databases)
+            if !wasInterrupted { dropChangeCapture(databases) }  // interrupted: the rerun resumes from the slots
             throw MigrationCanceled()
         }
         Self.testKill(at: "cutover-applied")

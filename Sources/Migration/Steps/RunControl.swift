@@ -68,3 +68,28 @@ final class LockWatch: @unchecked Sendable {
 
     func close() { sessions.values.forEach { $0.close() }; sessions = [:] }
 }
+
+/// SIGINT / SIGTERM while a migration runs: `handler` runs once per signal on a queue of its
+/// own (the process is not killed); `stop()` restores the default dispositions, so a signal
+/// after the run ends the process as usual. Children get default dispositions (Tools.swift).
+final class SignalWatch: @unchecked Sendable {
+    private let signals: [Int32]
+    private let sources: [DispatchSourceSignal]
+
+    init(_ signals: Int32..., handler: @escaping @Sendable (Int32) -> Void) {
+        self.signals = signals
+        let queue = DispatchQueue(label: "pgpreflight.signals")
+        sources = signals.map { number in
+            signal(number, SIG_IGN)  // dispatch sources see signals only when not handled by default
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { handler(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func stop() {
+        sources.forEach { $0.cancel() }
+        for number in signals { signal(number, SIG_DFL) }
+    }
+}
