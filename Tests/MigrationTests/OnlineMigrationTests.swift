@@ -51,6 +51,17 @@ import TestSupport
         try Fixtures.waitUntil(seconds: 60) { try store.runner(name)?.pid == Int(pid) }
     }
 
+    /// A log file's text, for an expectation's message.
+    func logText(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+
+    /// Asks for the cutover and waits for it and for the migrator: both must end with 0.
+    func cutOver(_ name: String, state: URL, migrator: pid_t, log: URL, sourceLocation: SourceLocation = #_sourceLocation) {
+        let cutoverLog = state.appendingPathExtension("cutover.log")
+        #expect(LocalServer.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)) == 0,
+                "\(logText(cutoverLog))", sourceLocation: sourceLocation)
+        #expect(LocalServer.wait(migrator) == 0, "\(logText(log))", sourceLocation: sourceLocation)
+    }
+
     func assertIdentical(_ database: String) throws {
         for sql in ["SELECT aid, bid, abalance FROM pgbench_accounts ORDER BY aid",
                     "SELECT tid, bid, tbalance FROM pgbench_tellers ORDER BY tid",
@@ -87,7 +98,7 @@ import TestSupport
 
         let writers = pgbench(["-c", "2", "-t", "1500", "-n"], database: database)  // through the copy and the streaming
         let migrate = Fixtures.spawn(arguments(name, database, state), output: log)
-        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(try waitForCutoverTrigger(store, name), "\(logText(log))")
         let status = try #require(try store.status(name))
         #expect(status.databases.first?.latencySeconds != nil)
 
@@ -104,7 +115,7 @@ import TestSupport
         let cutoverLog = state.appendingPathExtension("cutover.log")
         let cutover = Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)
         #expect(LocalServer.wait(cutover) == 0, "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
-        #expect(LocalServer.wait(migrate) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(LocalServer.wait(migrate) == 0, "\(logText(log))")
         let done = try #require(try store.migration(name))
         #expect(done.state == .succeeded)
         #expect(done.substate == .completed)
@@ -133,7 +144,7 @@ import TestSupport
         let store = try StateStore(directory: state)
 
         let first = Fixtures.spawn(arguments(name, database, state), output: log)
-        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(try waitForCutoverTrigger(store, name), "\(logText(log))")
         let writers = pgbench(["-c", "2", "-t", "500", "-n"], database: database)
         usleep(1_500_000)
         kill(first, SIGKILL)  // mid-stream, mid-batch perhaps
@@ -144,11 +155,8 @@ import TestSupport
         let second = Fixtures.spawn(arguments(name, database, state), output: log)
         // The record still says WaitingForCutoverTrigger until the new process has started.
         #expect(try waitForRunner(store, name, second))
-        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
-        let cutoverLog = state.appendingPathExtension("cutover.log")
-        #expect(LocalServer.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)) == 0,
-                "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
-        #expect(LocalServer.wait(second) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(try waitForCutoverTrigger(store, name), "\(logText(log))")
+        cutOver(name, state: state, migrator: second, log: log)
         try assertIdentical(database)
         try assertCaptureRemoved(database, name: name)
     }
@@ -166,7 +174,7 @@ import TestSupport
         let store = try StateStore(directory: state)
 
         let first = Fixtures.spawn(arguments(name, database, state), output: log)
-        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(try waitForCutoverTrigger(store, name), "\(logText(log))")
         // A backlog written while the apply is stopped, then applied batch after batch.
         kill(first, SIGSTOP)
         #expect(LocalServer.wait(pgbench(["-c", "2", "-t", "4000", "-n"], database: database)) == 0)
@@ -188,11 +196,8 @@ import TestSupport
 
         let second = Fixtures.spawn(arguments(name, database, state), output: log)
         #expect(try waitForRunner(store, name, second))
-        #expect(try waitForCutoverTrigger(store, name), "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
-        let cutoverLog = state.appendingPathExtension("cutover.log")
-        #expect(LocalServer.wait(Fixtures.spawn(["cutover", name, "--state-dir", state.path], output: cutoverLog)) == 0,
-                "\((try? String(contentsOf: cutoverLog, encoding: .utf8)) ?? "")")
-        #expect(LocalServer.wait(second) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(try waitForCutoverTrigger(store, name), "\(logText(log))")
+        cutOver(name, state: state, migrator: second, log: log)
         try assertIdentical(database)
         try assertCaptureRemoved(database, name: name)
     }
