@@ -8,31 +8,10 @@ import Validation
 
 /// The engine end to end against real servers: unreachable servers, missing databases,
 /// secrets, read-only sessions, privilege errors and query cost.
-@Suite(.serialized) struct EngineTests {
+@Suite(.serialized) struct EngineTests: EngineServerScaffolding {
     static let rules = RuleExamplesTests.rules
 
-    /// Servers of their own (a distinct settings list), so that the roles and databases these
-    /// tests create never show up in the rule examples' instance-wide results.
-    func servers() throws -> (source: LocalServer, target: LocalServer) {
-        (try ExampleServers.server(major: 15, settings: ["cluster_name = 'engine-tests'"]),
-         try ExampleServers.server(major: 18, settings: ["cluster_name = 'engine-tests'"]))
-    }
-
-    func createDatabase(_ server: LocalServer, _ sql: String = "") throws -> String {
-        let name = try TestServers.freshDatabase(on: server, prefix: "engine")
-        if !sql.isEmpty {
-            let c = try TestServers.connect(server, database: name)
-            defer { c.close() }
-            try c.execute(sql)
-        }
-        return name
-    }
-
-    func dropDatabase(_ server: LocalServer, _ name: String) {
-        guard let c = try? TestServers.connect(server) else { return }
-        defer { c.close() }
-        try? c.execute("DROP DATABASE IF EXISTS \((try? c.quoteIdentifier(name)) ?? name) WITH (FORCE)")
-    }
+    let databasePrefix = "engine"
 
     @Test func unreachableTargetFailsConnectivityAndSkipsTargetRules() async throws {
         let (source, _) = try servers()

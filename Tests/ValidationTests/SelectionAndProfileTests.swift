@@ -8,31 +8,11 @@ import Validation
 
 /// The shared database selection, the target's profile and policy exclusions, against real
 /// servers (issue 13).
-@Suite(.serialized) struct SelectionAndProfileTests {
+@Suite(.serialized) struct SelectionAndProfileTests: EngineServerScaffolding {
     static let rules = RuleExamplesTests.rules
 
-    /// The engine tests' servers: their roles and databases never reach the rule examples.
-    func servers() throws -> (source: LocalServer, target: LocalServer) {
-        (try ExampleServers.server(major: 15, settings: ["cluster_name = 'engine-tests'"]),
-         try ExampleServers.server(major: 18, settings: ["cluster_name = 'engine-tests'"]))
-    }
-
-    func createDatabase(_ server: LocalServer, _ sql: String = "") throws -> String {
-        let name = try TestServers.freshDatabase(on: server, prefix: "selection")
-        if !sql.isEmpty {
-            let c = try TestServers.connect(server, database: name)
-            defer { c.close() }
-            try c.execute(sql)
-        }
-        return name
-    }
-
-    func dropDatabase(_ server: LocalServer, _ name: String) {
-        guard let c = try? TestServers.connect(server) else { return }
-        defer { c.close() }
-        try? c.execute("UPDATE pg_database SET datistemplate = false WHERE datname = \((try? c.quoteLiteral(name)) ?? "''")")
-        try? c.execute("DROP DATABASE IF EXISTS \((try? c.quoteIdentifier(name)) ?? name) WITH (FORCE)")
-    }
+    let databasePrefix = "selection"
+    let clusterName = "selection-tests"
 
     @Test func selectionFromTheCatalogNamesEveryDatabaseLeftOut() {
         let catalog = [
