@@ -52,6 +52,9 @@ public struct MigrationOptions: Sendable {
     /// How long any statement (and pg_dump) waits for a lock before the run fails naming the
     /// blocker (0: forever).
     public var lockTimeoutSeconds = 300
+    /// How long to queue behind another migration running against the same target before
+    /// refusing (0: refuse at once).
+    public var targetWaitSeconds = 0
     /// Online mode: refuse tables without a primary key or replica identity instead of
     /// streaming their INSERTs and copying them again at cutover.
     public var strictKeys = false

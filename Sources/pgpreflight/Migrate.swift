@@ -57,6 +57,8 @@ struct MigrationArguments: ParsableArguments {
     var continueOnError = false
     @Option(help: "Seconds any step waits for a lock on the source or the target before the run fails, naming the session that holds it (0: no limit).")
     var lockTimeout: Int = 300
+    @Option(help: "Seconds to wait for another migration running against the same target server to finish before refusing (default 0: refuse at once).")
+    var waitForTarget: Int = 0
     @Option(help: "Split a table larger than this many MB into ranges copied in parallel when it dwarfs the rest of the data (more than twice what each other worker copies).")
     var splitTablesLargerThanMb: Int = 256
     @Flag(help: "Online mode: refuse tables without a primary key or replica identity (by default their INSERTs stream and they are copied again at cutover, while writes are stopped).")
@@ -88,6 +90,8 @@ struct MigrationArguments: ParsableArguments {
         options.continueOnError = continueOnError
         guard lockTimeout >= 0 else { throw MigrationUsageError("--lock-timeout must be 0 (no limit) or a number of seconds") }
         options.lockTimeoutSeconds = lockTimeout
+        guard waitForTarget >= 0 else { throw MigrationUsageError("--wait-for-target must be 0 (refuse at once) or a number of seconds") }
+        options.targetWaitSeconds = waitForTarget
         options.strictKeys = strictKeys
         return options
     }

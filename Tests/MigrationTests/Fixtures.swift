@@ -120,12 +120,17 @@ enum Fixtures {
         return database
     }
 
+    /// Other suites migrate into the same target server at the same time: queue behind them.
+    static let targetWait = ["--wait-for-target", "600"]
+
     static func options(_ name: String, database: String, stateDirectory: URL, verify: VerifyMode = .checksums,
                         overwrite: Bool = false, force: Bool = false) throws -> MigrationOptions {
-        MigrationOptions(name: name, source: try ConnectionString(source.connectionString()),
+        var options = MigrationOptions(name: name, source: try ConnectionString(source.connectionString()),
                          target: try ConnectionString(target.connectionString()), databases: [database],
                          jobs: 2, overwrite: overwrite, force: force, stateDirectory: stateDirectory, verify: verify,
                          showProgress: false)
+        options.targetWaitSeconds = 600
+        return options
     }
 
     static func stateDirectory() -> URL {

@@ -193,7 +193,7 @@ struct MigrationTests {
         let state = Fixtures.stateDirectory()
         let name = "kill-\(database.replacingOccurrences(of: "_", with: "-"))"
         let arguments = ["migrate", name, "--source", Fixtures.source.connectionString(), "--target", Fixtures.target.connectionString(),
-                         "--database", database, "--state-dir", state.path, "--jobs", "2", "--verify", "checksums"]
+                         "--database", database, "--state-dir", state.path, "--jobs", "2", "--verify", "checksums"] + Fixtures.targetWait
         let log = state.appendingPathExtension("log")
         let pid = Fixtures.spawn(arguments, output: log)
         defer { kill(pid, SIGKILL) }  // never left running to block the other tests' target
@@ -430,10 +430,16 @@ struct MigrationTests {
 
         // A second migration to the same target while the first runs is refused.
         let other = try TestServers.freshDatabase(on: Fixtures.source, prefix: "mig_second")
-        let second = try await Migrator(Fixtures.options("second-\(other.replacingOccurrences(of: "_", with: "-"))", database: other,
-                                                         stateDirectory: Fixtures.stateDirectory())).run()
+        var secondOptions = try Fixtures.options("second-\(other.replacingOccurrences(of: "_", with: "-"))", database: other,
+                                                 stateDirectory: Fixtures.stateDirectory())
+        secondOptions.targetWaitSeconds = 0
+        let second = try await Migrator(secondOptions).run()
         #expect(second.state == .failed)
         #expect(second.message?.contains("another migration (\(name))") == true, "\(second.message ?? "")")
+
+        // One queued with a wait (--wait-for-target) starts once the first ends.
+        let queued = Task { await (try Migrator(Fixtures.options("third-\(other.replacingOccurrences(of: "_", with: "-"))", database: other,
+                                                                  stateDirectory: Fixtures.stateDirectory()))).run() }
 
         // `pgpreflight cancel NAME` from another process.
         let output = try LocalServer.run([Fixtures.binary, "cancel", name, "--state-dir", state.path])
@@ -445,9 +451,8 @@ struct MigrationTests {
         #expect(try migrator.store.status(name)?.state == "Canceled")
         // Nothing rolled back: the target database is still there.
         #expect(try Fixtures.listing(Fixtures.target, "postgres", "SELECT count(*) FROM pg_database WHERE datname = '\(database)'") == ["1"])
-        // And the target is free again.
-        let third = try await Migrator(Fixtures.options("third-\(other.replacingOccurrences(of: "_", with: "-"))", database: other,
-                                                        stateDirectory: Fixtures.stateDirectory())).run()
+        // And the target is free again: the queued migration ran.
+        let third = try await queued.value
         #expect(third.state == .succeeded, "\(third.message ?? "")")
     }
 

@@ -86,7 +86,7 @@ extension MigrationTests {
         let name = "twice-\(database.replacingOccurrences(of: "_", with: "-"))"
         let log = state.appendingPathExtension("log")
         let pid = Fixtures.spawn(["migrate", name, "--source", Fixtures.source.connectionString(), "--target", Fixtures.target.connectionString(),
-                                  "--database", database, "--state-dir", state.path, "--force", "--lock-timeout", "0"], output: log)
+                                  "--database", database, "--state-dir", state.path, "--force", "--lock-timeout", "0"] + Fixtures.targetWait, output: log)
         let waiting = try Fixtures.waitUntil(seconds: 60) {
             try Fixtures.listing(Fixtures.source, "postgres", """
                 SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(name)%' AND wait_event_type = 'Lock'

@@ -50,7 +50,7 @@ extension MigrationTests {
         let name = "sig\(signal)-\(database.replacingOccurrences(of: "_", with: "-"))"
         let arguments = ["migrate", name, "--source", Fixtures.source.connectionString(password: "secret-not-needed"),
                          "--target", Fixtures.target.connectionString(), "--database", database, "--state-dir", state.path,
-                         "--force", "--lock-timeout", "0"]
+                         "--force", "--lock-timeout", "0"] + Fixtures.targetWait
         // TMPDIR: the run's own temporary folder, to see that nothing of it is left.
         func start(_ log: URL) throws -> pid_t {
             try LocalServer.spawnAttached(["/usr/bin/env", "TMPDIR=\(temporary.path)", Fixtures.binary] + arguments, output: log)

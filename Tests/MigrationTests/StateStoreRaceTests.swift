@@ -46,7 +46,7 @@ extension MigrationTests {
                 // A process of its own, as a user (or a scheduler) starts it.
                 _ = try LocalServer.run([Fixtures.binary, "migrate", name, "--source", Fixtures.source.connectionString(),
                                          "--target", Fixtures.target.connectionString(), "--database", database,
-                                         "--state-dir", state.path, "--jobs", "2", "--quiet"])
+                                         "--state-dir", state.path, "--jobs", "2", "--quiet"] + Fixtures.targetWait)
             } catch {
                 failures.add("\(name): \(error)")
             }

@@ -136,7 +136,8 @@ import TestSupport
             let state = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-short-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: state) }
             let (code, output) = try run(["migrate", "short-\(flag.dropFirst())", "--source", source.uri(), "--target", target.uri(),
-                                          "-d", database, "-j", "2", flag, "--state-dir", state.path],
+                                          "-d", database, "-j", "2", flag, "--state-dir", state.path,
+                                          "--wait-for-target", "600"],  // other suites migrate into the same target
                                          environment: ["PGPREFLIGHT_TRACE": ""])
             #expect(code == 0, "\(flag): \(output)")
             let all = lines(output)

@@ -12,7 +12,10 @@ extension Migrator {
         let lockSession = try open(options.target.with(database: "postgres"), what: "target (postgres database)")
         var locked = false
         var holder: String?
-        for attempt in 0..<20 {
+        let waitUntil = Date().addingTimeInterval(Double(options.targetWaitSeconds))
+        var announced = false
+        var attempt = 0
+        while true {
             locked = try lockSession.query("SELECT pg_try_advisory_lock($1::bigint)", Self.lockKey).rows[0].bool(0) ?? false
             if locked { break }
             holder = (try? lockSession.query("""
@@ -21,10 +24,21 @@ extension Migrator {
                   AND l.classid::int8 = ($1::int8 >> 32) AND l.objid::int8 = ($1::int8 & 4294967295)
                   AND a.application_name LIKE 'pgpreflight migrate %' LIMIT 1
                 """, Self.lockKey).rows.first?.string(0)) ?? nil
+            attempt += 1
             // The holder may be this migration's previous run, killed a moment ago: its
-            // session ends as soon as the server notices. Another migration's does not.
-            guard holder == name, attempt < 19 else { break }
-            usleep(250_000)
+            // session ends as soon as the server notices. Another migration's does not,
+            // unless --wait-for-target queues this run behind it.
+            if holder == name, attempt < 20 {
+                usleep(250_000)
+            } else if holder != name, Date() < waitUntil {
+                if !announced {
+                    announced = true
+                    printer.say("waiting up to \(options.targetWaitSeconds) s for migration \(holder ?? "(unknown)") to finish on the target \(options.target)")
+                }
+                usleep(500_000)
+            } else {
+                break
+            }
         }
         if !locked {
             lockSession.close()
