@@ -66,6 +66,9 @@ public final class ChangeApplier {
         /// distinct rows may go in one multi-row statement (the rows' order in it is the
         /// server's). Filled with `target`.
         var uniqueOnlyOnKey = false
+        /// A materialized view: wal2json sends the rows a REFRESH … CONCURRENTLY changes
+        /// (pgoutput never does). Not applied: the cutover refreshes the view on the target.
+        var materializedView = false
     }
 
     /// A statement waiting to be sent, with what grouping needs to know of it.
@@ -520,8 +523,16 @@ public final class ChangeApplier {
     /// The relation of a change, its target columns looked up (and compared) on first use.
     private func relation(_ id: UInt32) throws -> Relation? {
         guard var relation = relations[id] else { return nil }
+        if relation.materializedView { return nil }
         if relation.target == nil {
             try collect()  // the lookups below use the target session
+            if try target.query("""
+                SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'm'
+                """, relation.description.schema, relation.description.name).rows.isEmpty == false {
+                relation.materializedView = true
+                relations[id] = relation
+                return nil
+            }
             relation.target = try targetColumns(relation)
             try traits(&relation)
             relations[id] = relation
@@ -538,7 +549,9 @@ public final class ChangeApplier {
         let statement = "i\(relation.generation)_\(mask(indices))"
         if sqlByName[statement] == nil {
             let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }.joined(separator: ", ")
-            sqlByName[statement] = "INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) VALUES (\(parameters(indices.count)))"
+            // No column to write (every one generated, or none at all): the row is all defaults.
+            sqlByName[statement] = indices.isEmpty ? "INSERT INTO \(relation.qualifiedName) DEFAULT VALUES"
+                : "INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) VALUES (\(parameters(indices.count)))"
             if relation.independent, !indices.isEmpty, indices.allSatisfy({ targetColumns[$0].arrayTypeOID != 0 }) {
                 // Rows go in the arrays' order, as one after the other.
                 multiRowByName[statement] = ("INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) SELECT * FROM \(unnest(indices.count))",

@@ -568,22 +568,30 @@ extension Migrator {
             }
             again += missed
         }
+        // Unlogged tables: logical decoding never sees their changes.
+        again += try source.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND \(Catalog.userSchemaFilter)
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """).rows.compactMap { $0.string(0) }
         guard !again.isEmpty else { return }
+        // Copied as the base copy copies them (Catalog.tables: its column list, which may be
+        // empty, and its COPY format).
+        let oids = try Set(again.map { try source.query("SELECT $1::regclass::oid::int8", $0).first?.int(0) ?? -1 })
+        let tables = try Catalog.tables(source).filter { oids.contains($0.oid) }
         try target.execute("SET session_replication_role = replica")
         defer { try? target.execute("RESET session_replication_role") }
-        for table in again {
-            let columns = try source.query("""
-                SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-                WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped\(source.serverVersionNumber >= 120000 ? " AND attgenerated = ''" : "")
-                """, table).first?.string(0) ?? ""
+        for sourceTable in tables {
+            let table = sourceTable.qualified, format = sourceTable.binary ? "binary" : "text"
             try target.execute("BEGIN; SAVEPOINT empty")
             do {
                 do { try target.execute("TRUNCATE ONLY \(table)") } catch {
                     // Referenced by a foreign key: TRUNCATE refuses, DELETE (triggers off) does not.
                     try target.execute("ROLLBACK TO SAVEPOINT empty; DELETE FROM ONLY \(table)")
                 }
-                let copied = try source.pipeCopy("COPY \(table) (\(columns)) TO STDOUT", into: target,
-                                                 "COPY \(table) (\(columns)) FROM STDIN") { _ in true }
+                let copied = try source.pipeCopy("COPY \(table)\(sourceTable.columnList) TO STDOUT (FORMAT \(format))", into: target,
+                                                 "COPY \(table)\(sourceTable.columnList) FROM STDIN (FORMAT \(format))") { _ in true }
                 try target.execute("COMMIT")
                 printer.say("\(database): \(table) copied again: \(copied.targetRows) rows")
             } catch {
