@@ -40,8 +40,9 @@ public final class ChangeApplier {
         let typeModifier: Int32
         /// With its type modifier, for the statements a schema difference needs.
         let fullTypeName: String
-        /// The type (or an array's element) has a default btree operator class: `=` is exact.
-        /// Otherwise rows are compared by their text, rendered on the target on both sides.
+        /// The type (or an array's element) has a default btree operator class: `=` narrows the
+        /// rows (their text, rendered on the target on both sides, then decides). Otherwise rows
+        /// are compared by their text alone.
         let hasEquality: Bool
         /// The type's array type, for multi-row statements (`unnest` of one array per column);
         /// 0 when the column cannot be sent that way (an array itself, no array type, or a
@@ -759,7 +760,9 @@ public final class ChangeApplier {
                         conditions.append("\(column) IS NULL")
                         continue
                     } else if targetColumns[i].hasEquality {
-                        conditions.append("\(column) = $\(parameter)::\(type)")
+                        // `=` finds the candidates (an index may serve it); equal is not the
+                        // same (-0 = 0, 1.0 = 1.00, '1 day' = '24 hours'): the text decides.
+                        conditions.append("\(column) = $\(parameter)::\(type) AND \(column)::text = ($\(parameter)::\(type))::text")
                     } else {
                         conditions.append("\(column)::text = ($\(parameter)::\(type))::text")
                     }

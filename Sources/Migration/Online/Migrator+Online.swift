@@ -399,9 +399,10 @@ extension Migrator {
         try changes.run(consistentPoint: capture.consistentPoint, onProgress: { [self] progress in
             if !changes.exactNumerics && !warnedNumerics {
                 warnedNumerics = true
+                lock.withLock { _ = inexactNumericDatabases.insert(database) }
                 note("\(database): the source's wal2json is older than 2.6 and sends NaN and ±Infinity of float and numeric columns "
-                     + "as NULL; such values changed during streaming arrive as NULL on the target (upgrade wal2json, or check them "
-                     + "with --verify checksums)")
+                     + "as NULL (and -0 as 0); such values changed during streaming arrive wrong on the target, so the cutover "
+                     + "compares checksums of every table of \(database) (upgrade wal2json to 2.6 or later to avoid both)")
             }
             if catchUp != nil { maxDelay = max(maxDelay, progress.lastBatchDelaySeconds) }
             if catchUp == nil && progress.caughtUp { catchUp = Date().timeIntervalSince(streamStart) }
@@ -494,8 +495,9 @@ extension Migrator {
             try timed("Cutover: sequences") { try Sequences.reset(from: source, to: target) }
             try store.cutoverStep(options.name, database, "sequences")
             Self.testKill(at: "cutover-sequences")
+            let inexact = lock.withLock { inexactNumericDatabases.contains(database) }
             let mismatches = try TableVerifier.verify(source: options.source, target: options.target, database: database,
-                                                      mode: options.verify, jobs: options.jobs)
+                                                      mode: inexact ? .checksums : options.verify, jobs: options.jobs)
             if !mismatches.isEmpty {
                 let shown = mismatches.prefix(10).map(\.description).joined(separator: "; ")
                 throw MigrationFailure("verification after cutover failed for \(mismatches.count) table(s) of \(database): \(shown). "
