@@ -57,7 +57,7 @@ extension MigrationTests {
         }
         let log = state.appendingPathExtension("log")
         let pid = try start(log)
-        let waiting = try Fixtures.waitUntil(seconds: 120) {
+        let waiting = try Fixtures.waitUntil(seconds: 300) {
             try Fixtures.listing(Fixtures.source, "postgres", """
                 SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(name)%' AND wait_event_type = 'Lock'
                 """) != ["0"] && !Self.children(of: pid).isEmpty
