@@ -148,9 +148,12 @@ public final class StateStore: Sendable {
     func setState(_ name: String, _ state: MigrationState, _ substate: MigrationSubstate, message: String? = nil) throws {
         try pool.write { db in
             let final = state == .inProgress || state == .waitingForUserAction ? nil : Self.now()
+            // A run moving on to its next step must not erase a `cancel` it has not seen yet
+            // (its monitor polls the store): only an ending overwrites Canceled.
             try db.execute(sql: """
-                UPDATE migration SET state = ?, substate = ?, message = ?, updatedAt = ?, finishedAt = ? WHERE name = ?
-                """, arguments: [state.rawValue, substate.rawValue, message, Self.now(), final, name])
+                UPDATE migration SET state = ?, substate = ?, message = ?, updatedAt = ?, finishedAt = ?
+                WHERE name = ? AND (? OR state <> 'Canceled')
+                """, arguments: [state.rawValue, substate.rawValue, message, Self.now(), final, name, final != nil])
             if let message, state == .failed || state == .waitingForUserAction {
                 try db.execute(sql: "INSERT INTO error_log (migration, at, message) VALUES (?, ?, ?)",
                                arguments: [name, Self.now(), message])
