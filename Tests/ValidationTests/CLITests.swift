@@ -149,3 +149,33 @@ import TestSupport
         #expect(text.output.contains("\(ids.count) rules"))
     }
 }
+
+extension CLITests {
+    /// A target that cannot be reached: its connectivity result in the JSON report lists the
+    /// rules it kept from running (as JUnit's <skipped>), the report still matches its schema,
+    /// and no other result carries the key.
+    @Test func theJSONReportListsTheRulesAnUnreachableServerKeptFromRunning() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-skipped-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (code, output) = try pgpreflight(["validate", "--source", TestServers.pg15.uri(),
+                                              "--target", "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2",  // nothing listens on port 1
+                                              "--database", "postgres", "--format", "json", "--output", file.path, "-q"])
+        #expect(code == 1, "\(output)")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        let problems = try JSONSchemaValidator.problems(text, schema: JSONSchemaValidator.reportSchema)
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let results = try #require(document["results"] as? [[String: Any]])
+        let target = try #require(results.first { $0["rule"] as? String == "connectivity.target" })
+        let skipped = try #require(target["skippedRules"] as? [String], "\(target)")
+        #expect(!skipped.isEmpty)
+        #expect((target["message"] as? String)?.contains("\(skipped.count) rules that need the target were skipped") == true, "\(target)")
+        let shipped = TestServers.projectRoot.appendingPathComponent("rules")
+        for rule in skipped {
+            #expect(FileManager.default.fileExists(atPath: shipped.appendingPathComponent("\(rule).yaml").path), "\(rule)")
+        }
+        let ran = Set(results.compactMap { $0["rule"] as? String })
+        #expect(ran.isDisjoint(with: skipped), "\(ran.intersection(skipped))")
+        #expect(results.filter { $0["skippedRules"] != nil }.count == 1)
+    }
+}
