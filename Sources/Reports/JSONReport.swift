@@ -14,11 +14,9 @@ public enum JSONReport {
             let startedAt, finishedAt: Date
             let durationMs: Int
             let suppressed: Acceptance?
-            /// The rules a server that could not be reached kept from running (JUnit: <skipped>).
-            let skippedRules: [String]
             enum CodingKeys: String, CodingKey {
                 case rule, title, scope, database, status, message, remedy, objects, documentation, startedAt, finishedAt, durationMs
-                case suppressed, skippedRules
+                case suppressed
             }
             func encode(to encoder: Encoder) throws {
                 var c = encoder.container(keyedBy: CodingKeys.self)
@@ -30,7 +28,6 @@ public enum JSONReport {
                 try c.encode(startedAt, forKey: .startedAt); try c.encode(finishedAt, forKey: .finishedAt)
                 try c.encode(durationMs, forKey: .durationMs)
                 try c.encodeIfPresent(suppressed, forKey: .suppressed)
-                if !skippedRules.isEmpty { try c.encode(skippedRules, forKey: .skippedRules) }
             }
         }
         let schemaVersion = 1
@@ -45,6 +42,10 @@ public enum JSONReport {
         let targetProfile: String?
         let notices: [String]
         let results: [Result]
+        /// The rules a server that could not be reached kept from running, as JUnit's <skipped>.
+        /// At the top level: results are closed objects in schemaVersion 1.
+        struct Skipped: Encodable { let rule: String; let because: String }
+        let skippedRules: [Skipped]
     }
 
     public static func render(_ run: ValidationRun) throws -> String {
@@ -56,8 +57,9 @@ public enum JSONReport {
                 .init(rule: $0.rule, title: $0.title, scope: $0.scope.rawValue, database: $0.database, status: $0.status.rawValue,
                       message: $0.message, remedy: $0.remedy, objects: $0.objects, documentation: $0.documentation,
                       startedAt: $0.startedAt, finishedAt: $0.finishedAt, durationMs: $0.durationMs,
-                      suppressed: $0.suppressed, skippedRules: $0.skippedRules)
-            })
+                      suppressed: $0.suppressed)
+            },
+            skippedRules: JUnitReport.notRun(in: run.results).map { .init(rule: $0.rule, because: $0.because) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601

@@ -151,9 +151,8 @@ import TestSupport
 }
 
 extension CLITests {
-    /// A target that cannot be reached: its connectivity result in the JSON report lists the
-    /// rules it kept from running (as JUnit's <skipped>), the report still matches its schema,
-    /// and no other result carries the key.
+    /// A target that cannot be reached: the JSON report lists the rules it kept from running
+    /// (as JUnit's <skipped>), with why, and still matches its schema; none of them ran.
     @Test func theJSONReportListsTheRulesAnUnreachableServerKeptFromRunning() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-skipped-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: file) }
@@ -166,16 +165,24 @@ extension CLITests {
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         let results = try #require(document["results"] as? [[String: Any]])
-        let target = try #require(results.first { $0["rule"] as? String == "connectivity.target" })
-        let skipped = try #require(target["skippedRules"] as? [String], "\(target)")
+        let skipped = try #require(document["skippedRules"] as? [[String: Any]])
         #expect(!skipped.isEmpty)
+        let target = try #require(results.first { $0["rule"] as? String == "connectivity.target" })
         #expect((target["message"] as? String)?.contains("\(skipped.count) rules that need the target were skipped") == true, "\(target)")
         let shipped = TestServers.projectRoot.appendingPathComponent("rules")
-        for rule in skipped {
-            #expect(FileManager.default.fileExists(atPath: shipped.appendingPathComponent("\(rule).yaml").path), "\(rule)")
-        }
         let ran = Set(results.compactMap { $0["rule"] as? String })
-        #expect(ran.isDisjoint(with: skipped), "\(ran.intersection(skipped))")
-        #expect(results.filter { $0["skippedRules"] != nil }.count == 1)
+        for entry in skipped {
+            let rule = try #require(entry["rule"] as? String)
+            #expect(FileManager.default.fileExists(atPath: shipped.appendingPathComponent("\(rule).yaml").path), "\(rule)")
+            #expect(!ran.contains(rule), "\(rule) ran")
+            #expect(entry["because"] as? String == "the target could not be reached (connectivity.target Failed)", "\(entry)")
+        }
+
+        // Both servers reached: the list is there, empty.
+        let reached = try pgpreflight(["validate", "--source", TestServers.pg15.uri(), "--target", TestServers.pg18.uri(),
+                                       "--database", "postgres", "--format", "json", "--output", file.path, "-q"])
+        #expect(reached.code <= 1, "\(reached.output)")
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        #expect((all["skippedRules"] as? [Any])?.isEmpty == true, "\(all["skippedRules"] ?? "none")")
     }
 }
