@@ -24,10 +24,19 @@ enum OpenSessions {
     }
 
     static func abandonAll() {
-        lock.withLock {
-            for connection in sessions.values.compactMap(\.connection) { connection.abandon() }
+        let open = lock.withLock {
+            let open = sessions.values.compactMap(\.connection)
+            for connection in open { connection.shutDownSocket() }
             sessions = [:]
+            return open
         }
+        // PQcancel is a round trip to each server: outside the lock, all at once, and waited
+        // for a few seconds only (a server that does not answer must not hold up the exit).
+        let done = DispatchGroup()
+        for connection in open {
+            DispatchQueue.global().async(group: done) { connection.cancelQuery() }
+        }
+        _ = done.wait(timeout: .now() + 5)
     }
 }
 
@@ -38,10 +47,10 @@ extension Connection {
     /// The sessions are unusable afterwards; their calls fail.
     public static func abandonAll() { OpenSessions.abandonAll() }
 
-    /// Called by `OpenSessions` under its lock, while the handle is still open.
-    func abandon() {
+    /// Called by `OpenSessions` under its lock, while the handle is still open (the
+    /// descriptor stays open: libpq's later calls fail instead of reaching another file).
+    func shutDownSocket() {
         let socket = PQsocket(handle)
         if socket >= 0 { _ = shutdown(socket, Int32(SHUT_RDWR)) }
-        cancelQuery()
     }
 }
