@@ -186,3 +186,42 @@ extension CLITests {
         #expect((all["skippedRules"] as? [Any])?.isEmpty == true, "\(all["skippedRules"] ?? "none")")
     }
 }
+
+extension CLITests {
+    /// `--output` naming a symbolic link or a FIFO (as /dev/null and /dev/stdout are a device
+    /// and a link) writes through it: the report reaches what it points to and the name is not
+    /// replaced by a regular file (an atomic rename did that, to /dev/null when run as root).
+    @Test func outputThroughASymlinkOrAFIFOIsWrittenThroughNotReplaced() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-through-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = TestServers.pg15.uri()
+        let arguments = ["validate", "--source", server, "--target", TestServers.pg18.uri(), "--database", "postgres",
+                         "--format", "json", "-q", "--output"]
+        let rulesOnly = ["PGPREFLIGHT_RULES": try connectivityOnlyRules().path]
+        func kind(_ path: URL) throws -> FileAttributeType? {
+            try FileManager.default.attributesOfItem(atPath: path.path)[.type] as? FileAttributeType
+        }
+
+        let real = directory.appendingPathComponent("real.json"), link = directory.appendingPathComponent("link.json")
+        try Data().write(to: real)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: real)
+        let viaLink = try pgpreflight(arguments + [link.path], environment: rulesOnly)
+        #expect(viaLink.code <= 1, "\(viaLink.output)")
+        #expect(try kind(link) == .typeSymbolicLink)
+        #expect(try String(contentsOf: real, encoding: .utf8).contains("\"schemaVersion\" : 1"))
+
+        let fifo = directory.appendingPathComponent("fifo")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let copy = directory.appendingPathComponent("from-fifo.json")
+        let reader = Process()  // the FIFO's other end
+        reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+        reader.arguments = ["-c", "cat \"$0\" > \"$1\"", fifo.path, copy.path]
+        try reader.run()
+        let viaFIFO = try pgpreflight(arguments + [fifo.path], environment: rulesOnly)
+        reader.waitUntilExit()
+        #expect(viaFIFO.code <= 1, "\(viaFIFO.output)")
+        #expect(try kind(fifo) != .typeRegular, "the FIFO was replaced by a file")
+        #expect(try String(contentsOf: copy, encoding: .utf8).contains("\"schemaVersion\" : 1"))
+    }
+}
