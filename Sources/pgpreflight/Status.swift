@@ -44,7 +44,7 @@ struct Status: AsyncParsableCommand {
                 }
                 line += " · \(db.rowsCopied) rows, \(formatBytes(db.bytesCopied)) streamed"
                 if let latency = db.latencySeconds {
-                    line += String(format: " · latency %.1f s, %@ pending", latency, "\(db.pendingBytes ?? 0) bytes")
+                    line += String(format: " · latency %.1f s, %@ pending", latency, formatBytes(db.pendingBytes ?? 0))
                 }
                 print(line)
                 if !db.tablesInFlight.isEmpty { print("    copying: " + db.tablesInFlight.joined(separator: ", ")) }
