@@ -74,6 +74,7 @@ enum Roles {
             FROM pg_roles ORDER BY rolname
             """).rows
         var withoutPassword: [String] = []
+        let targetIsSuperuser = try target.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool(0) == true
         // ALTER ROLE … SET defaults (search_path, statement_timeout, …) of every database.
         var roleSettings: [String: [String]] = [:]
         for row in try source.query("""
@@ -93,7 +94,11 @@ enum Roles {
             if let until = role.string(8) { attributes.append("VALID UNTIL \(try target.quoteLiteral(until))") }
             if let hash = passwords[name] { attributes.append("PASSWORD \(try target.quoteLiteral(hash))") }
             else if role.bool(4)! { withoutPassword.append(name) }
-            let privileged = (role.bool(5)! ? ["REPLICATION"] : []) + (role.bool(6)! ? ["BYPASSRLS"] : [])
+            // SUPERUSER as on the source where the target's login may grant it (a self-managed
+            // target, as pg_dumpall restores it); a managed target's admin may not: then a note,
+            // and verification names the role.
+            let privileged = (role.bool(9)! && targetIsSuperuser ? ["SUPERUSER"] : [])
+                + (role.bool(5)! ? ["REPLICATION"] : []) + (role.bool(6)! ? ["BYPASSRLS"] : [])
             let quoted = try target.quoteIdentifier(name)
             do {
                 try target.execute("CREATE ROLE \(quoted) WITH \((attributes + privileged).joined(separator: " "))")
@@ -102,7 +107,7 @@ enum Roles {
                 notes.append("role \(name) created without \(privileged.joined(separator: ", ")): the target user may not grant it")
             }
             created.insert(name)
-            if role.bool(9)! { notes.append("role \(name) is a superuser on the source; it was created without SUPERUSER") }
+            if role.bool(9)!, !targetIsSuperuser { notes.append("role \(name) is a superuser on the source; it was created without SUPERUSER") }
             for setting in roleSettings[name] ?? [] {
                 guard let clause = try setClause(setting, target) else { continue }
                 do { try target.execute("ALTER ROLE \(quoted) SET \(clause.sql)") }

@@ -15,6 +15,8 @@ enum Fixtures {
           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_owner') THEN CREATE ROLE mig_owner LOGIN PASSWORD 'owner-secret'; END IF;
           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_reader') THEN CREATE ROLE mig_reader NOLOGIN; END IF;
           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_app') THEN CREATE ROLE mig_app LOGIN; END IF;
+          -- A second superuser: a target whose login is a superuser gets it as it is.
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_dba') THEN CREATE ROLE mig_dba SUPERUSER NOLOGIN; END IF;
         END $$;
         GRANT mig_reader TO mig_app;
         ALTER ROLE mig_app SET statement_timeout = '5min';

@@ -77,7 +77,7 @@ struct MigrationTests {
         for result in verification where result.status != .succeeded {
             Issue.record("verify: \(result.rule): \(result.message) \(result.objects.prefix(5))")
         }
-        // The database itself: owner and encoding as on the source; roles carried without SUPERUSER.
+        // The database itself: owner and encoding as on the source; roles as on the source.
         let dbInfo = "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '\(database)'"
         #expect(try Fixtures.listing(Fixtures.source, "postgres", dbInfo) == Fixtures.listing(Fixtures.target, "postgres", dbInfo))
         // Its settings, and those of roles in it.
