@@ -153,6 +153,35 @@ import Validation
         }
     }
 
+    @Test func theMetricsFolderIsMadeAndAPathThatCannotBeWrittenIsOneLineBeforeTheScan() throws {
+        let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "metrics_path")
+        let directory = try temporaryDirectory("scan-metrics-path")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let inventory = directory.appendingPathComponent("inventory.yaml")
+        try """
+            servers:
+              - name: shop
+                source: "\(TestServers.pg15.connectionString())"
+                target: "\(TestServers.pg18.connectionString())"
+                databases: [\(database)]
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+        let env = ["PGPREFLIGHT_RULES": try CLI.rules(in: directory, ["connectivity.source", "connectivity.target"]).path]
+        let arguments = ["scan", "--inventory", inventory.path, "--reports", directory.appendingPathComponent("reports").path, "--fail-on", "never"]
+        // The README's `--metrics fleet/pgpreflight.prom` beside a folder not made yet.
+        let metrics = directory.appendingPathComponent("textfile/collector/pgpreflight.prom")
+        let made = try CLI.run(arguments + ["--metrics", metrics.path], environment: env)
+        #expect(made.code == 0, "\(made.output)")
+        #expect(try PrometheusText.parse(String(contentsOf: metrics, encoding: .utf8))["pgpreflight_server_failed"]?.samples.count == 1)
+        // Under a file: nothing can go there. One line, exit 2, and no server was scanned.
+        let blocked = directory.appendingPathComponent("inventory.yaml/pgpreflight.prom")
+        let bad = try CLI.run(arguments + ["--metrics", blocked.path], environment: env)
+        #expect(bad.code == 2)
+        #expect(bad.output == "pgpreflight: --metrics \(blocked.path): cannot create the folder \(inventory.path)\n")
+        let folder = try CLI.run(arguments + ["--metrics", directory.path], environment: env)
+        #expect(folder.code == 2 && folder.output.hasPrefix("pgpreflight: --metrics \(directory.path): a folder"), "\(folder.output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("reports").path).filter { $0 != "history.sqlite" }.count == 1)
+    }
+
     // MARK: Merging an older version's shards
 
     @Test func shardsWrittenByAnOlderVersionWithoutTagsMerge() throws {
