@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["LocalServers", "PostgresClient"], path: "Tests/TestSupport"),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "LocalServers", "TestSupport"]),
         .testTarget(name: "VerifyTests", dependencies: ["Migration", "PostgresClient", "Validation", "LocalServers", "TestSupport"]),
-        .testTarget(name: "ScanTests", dependencies: ["Scanning", "Validation", "PostgresClient", "LocalServers", "TestSupport"]),
+        .testTarget(name: "ScanTests", dependencies: ["Scanning", "Validation", "PostgresClient", "LocalServers", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "PolicyTests", dependencies: ["Validation"]),
         .testTarget(name: "OnlineMigrationTests", dependencies: ["Migration", "PostgresClient", "TestSupport"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Validation", "PostgresClient", "TestSupport"], exclude: ["Schemas"]),

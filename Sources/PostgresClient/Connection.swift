@@ -73,11 +73,14 @@ public final class Connection: @unchecked Sendable {
     /// session's socket in short slices, checking `cancelled` between slices.
     ///
     /// libpq enforces connect_timeout only inside its blocking PQconnectdb, so this loop does it
-    /// the same way: at least 2 s, restarted whenever libpq moves to another host or address,
-    /// and "timeout expired" appended to libpq's "connection to server at … failed: " text.
-    /// Through its public API libpq cannot be told to go on to the next host after a timeout,
-    /// so a connection string listing several hosts uses PQconnectdbParams and keeps libpq's
-    /// failover exactly (not cancellable).
+    /// the same way: at least 2 s, restarted whenever libpq moves to another address, and
+    /// "timeout expired" appended to libpq's "connection to server at … failed: " text.
+    ///
+    /// Through its public API libpq cannot be told to go on to the next host after a timeout
+    /// (PQconnectdb does it with internal state), so a failover list (`host=a,b`) is tried here
+    /// host by host, each with its own connect_timeout, in order, as PQconnectdb does: the first
+    /// host that accepts the session (and passes target_session_attrs, which libpq checks per
+    /// host) wins; the failure lists every host's error, one a line, as libpq's does.
     private static func establish(_ endpoint: ConnectionString, connectTimeout: Int, applicationName: String,
                                   cancelled: CancelFlag?) throws -> Connection {
         var defaults: [(String, String)] = [("application_name", applicationName)]
@@ -88,7 +91,29 @@ public final class Connection: @unchecked Sendable {
         if cancelled?.isSet == true {
             throw ConnectionFailure(cause: .other, message: "connection attempt cancelled before it started", endpoint: endpoint.description)
         }
-        if endpoint.listsSeveralHosts { return try openBlocking(pairs, endpoint: endpoint) }
+        guard endpoint.listsSeveralHosts else { return try attempt(pairs, endpoint: endpoint, cancelled: cancelled) }
+        guard let hosts = endpoint.failoverHosts else {
+            // A list that cannot be split faithfully (an empty entry, libpq's default host, cannot
+            // be given as an override; counts that do not match, which libpq reports itself):
+            // libpq's own blocking failover, not cancellable.
+            return try openBlocking(pairs, endpoint: endpoint)
+        }
+        var failures: [ConnectionFailure] = []
+        for host in hosts {
+            do {
+                return try attempt(pairs + host, endpoint: endpoint, cancelled: cancelled)
+            } catch let failure as ConnectionFailure {
+                failures.append(failure)
+                if cancelled?.isSet == true { break }
+            }
+        }
+        let text = failures.map(\.message).joined(separator: "\n")
+        throw ConnectionFailure(cause: ConnectionFailure.classify(text), message: text,
+                                endpoint: failures.last?.endpoint ?? endpoint.description, reached: failures.last?.reached)
+    }
+
+    /// One PQconnectStartParams attempt, polled to its end (see `establish`).
+    private static func attempt(_ pairs: [(String, String)], endpoint: ConnectionString, cancelled: CancelFlag?) throws -> Connection {
         func failure(_ handle: OpaquePointer, appending suffix: String = "") -> ConnectionFailure {
             let text = (String(cString: PQerrorMessage(handle)) + suffix).trimmingCharacters(in: .whitespacesAndNewlines)
             let reached = ReachedEndpoint(handle)
@@ -188,10 +213,48 @@ public final class Connection: @unchecked Sendable {
         return nil
     }
 
+    /// Set (`$cancelsStatementsWithTask.withValue(true) { … }`) around work whose statements
+    /// must end when its task is cancelled: a scan's validation abandoned at its deadline.
+    /// Child tasks inherit it. Off by default, so that cleanup running in a cancelled task
+    /// (a migration dropping its slot) still gets its statements through.
+    @TaskLocal public static var cancelsStatementsWithTask = false
+
     /// Runs `body` on this connection's own queue, off the cooperative pool.
+    ///
+    /// Under `cancelsStatementsWithTask`, a cancelled task starts no more statements here
+    /// (`CancellationError`), and cancelling the task while `body` runs asks the server to
+    /// cancel the statement (PQcancel), so `body` ends with SQLSTATE 57014 instead of waiting
+    /// for its statement_timeout.
     public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body(self) }) }
+        guard Self.cancelsStatementsWithTask else {
+            return try await withCheckedThrowingContinuation { continuation in
+                queue.async { continuation.resume(with: Result { try body(self) }) }
+            }
+        }
+        try Task.checkCancellation()
+        let call = RunningCall()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                queue.async {
+                    continuation.resume(with: Result {
+                        guard call.start() else { throw CancellationError() }  // cancelled while queued
+                        defer { call.finish() }
+                        return try body(self)
+                    })
+                }
+            }
+        } onCancel: {
+            guard call.cancel() else { return }  // not started (it will not), or already done
+            // PQcancel blocks (a new connection to the server, no timeout in libpq 15): on a
+            // thread of its own, never the canceller's. A cancel that reaches the backend just
+            // before the statement does is ignored by the server, so it is repeated while the
+            // call is still running (up to 10 times, 1 s apart).
+            Thread.detachNewThread {
+                for _ in 0..<10 {
+                    self.cancelQuery()
+                    if call.waitForFinish(seconds: 1) { return }
+                }
+            }
         }
     }
 
@@ -460,6 +523,26 @@ public final class CopyInWriter {
         guard !done else { return }
         done = true
         _ = try? connection.endCopy(error: reason)
+    }
+}
+
+/// One `run` call under `cancelsStatementsWithTask`: whether its body started, finished, or
+/// was cancelled, shared by the connection's queue and the task's cancellation handler.
+private final class RunningCall: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var started = false, finished = false, cancelled = false
+
+    /// On the queue, before the body: false when the task was cancelled while the call waited.
+    func start() -> Bool { condition.withLock { if cancelled { return false }; started = true; return true } }
+    func finish() { condition.withLock { finished = true; condition.broadcast() } }
+    /// From the cancellation handler: true when the body is running now (so it needs a PQcancel).
+    func cancel() -> Bool { condition.withLock { cancelled = true; return started && !finished } }
+    func waitForFinish(seconds: Double) -> Bool {
+        condition.withLock {
+            let until = Date().addingTimeInterval(seconds)
+            while !finished { if !condition.wait(until: until) { break } }
+            return finished
+        }
     }
 }
 

@@ -80,6 +80,29 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         [effective("host"), value("hostaddr") ?? ProcessInfo.processInfo.environment["PGHOSTADDR"]].contains { $0?.contains(",") == true }
     }
 
+    /// The failover list as one keyword set per host, in order (host, hostaddr and port of
+    /// that entry; one port for all when one is given), to override the string's lists with;
+    /// `load_balance_hosts=random` shuffles it as libpq would. nil when the list has an empty
+    /// entry or its counts do not match.
+    var failoverHosts: [[(String, String)]]? {
+        func list(_ text: String?) -> [String] { text.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? [] }
+        let hosts = list(effective("host"))
+        let addresses = list(value("hostaddr") ?? ProcessInfo.processInfo.environment["PGHOSTADDR"])
+        let ports = list(effective("port"))
+        let count = max(hosts.count, addresses.count)
+        guard count > 1, hosts.isEmpty || hosts.count == count, addresses.isEmpty || addresses.count == count,
+              ports.count <= 1 || ports.count == count, !(hosts + addresses + ports).contains(where: \.isEmpty) else { return nil }
+        var entries = (0..<count).map { i -> [(String, String)] in
+            var entry: [(String, String)] = []
+            if !hosts.isEmpty { entry.append(("host", hosts[i])) }
+            if !addresses.isEmpty { entry.append(("hostaddr", addresses[i])) }
+            if !ports.isEmpty { entry.append(("port", ports.count == 1 ? ports[0] : ports[i])) }
+            return entry
+        }
+        if value("load_balance_hosts") == "random" { entries.shuffle() }
+        return entries
+    }
+
     /// Secrets to strip from any message derived from this connection.
     var secrets: [String] {
         [value("password"), ProcessInfo.processInfo.environment["PGPASSWORD"]].compactMap { $0 }.filter { !$0.isEmpty }

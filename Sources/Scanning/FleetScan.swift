@@ -1,4 +1,5 @@
 import Foundation
+import PostgresClient
 import Reports
 import Validation
 
@@ -95,12 +96,13 @@ public struct FleetScan: Sendable {
         var statuses: [String: [RuleStatus]] = [:]
         var historyFailures = 0, firstHistoryError: String?
         let deadline = serverDeadline, validate = self.validate
+        let abandoned = Abandoned()
         @Sendable func scanOne(_ server: Inventory.Server) async -> (Inventory.Server, ValidationRun) {
             if let problem = server.problem {
                 return (server, Self.failedRun(server: server, rule: "scan.inventory-entry", title: "The inventory entry can be used",
                                                message: problem, remedy: "Fix the server's entry in the inventory or set the variable."))
             }
-            return (server, await Self.withDeadline(deadline, server: server) { await validate(server) })
+            return (server, await Self.withDeadline(deadline, server: server, abandoned: abandoned) { await validate(server) })
         }
         try await withThrowingTaskGroup(of: (Inventory.Server, ValidationRun).self) { group in
             var pending = inventory.servers[...]
@@ -136,6 +138,10 @@ public struct FleetScan: Sendable {
                     problem: Self.problem(of: run), trend: trend, families: ServerSummary.families(ruleStatuses)))
             }
         }
+        // The sessions of validations abandoned at their deadline are closed before the scan ends
+        // (a process that exits first would leave a cancelled-too-late statement running on the
+        // server until its statement_timeout).
+        _ = await abandoned.settle(within: 30)
         let summary = Summary(startedAt: now, finishedAt: Date(), servers: summaries, directory: runDirectory.path, shard: shard)
         try Self.writeFleetFiles(summary, statuses: statuses, into: runDirectory, metricsFile: metricsFile)
         if let firstHistoryError {
@@ -157,7 +163,9 @@ public struct FleetScan: Sendable {
         for directory in directories {
             let run = try runFolder(directory)
             let summary: Summary
-            do { summary = try decoder.decode(Summary.self, from: Data(contentsOf: run.appendingPathComponent("summary.json"))) } catch {
+            do { summary = try decoder.decode(Summary.self, from: Data(contentsOf: run.appendingPathComponent("summary.json"))) } catch let DecodingError.keyNotFound(key, _) {
+                throw InventoryError("\(run.path)/summary.json: not a scan summary (no '\(key.stringValue)')")
+            } catch {
                 throw InventoryError("\(run.path)/summary.json: not a scan summary")
             }
             parts.append((run, summary))
@@ -194,8 +202,12 @@ public struct FleetScan: Sendable {
                 statuses[server.name] = try RuleStatus.read(report: run.appendingPathComponent("\(server.name).json"))
             }
         }
+        var servers = parts.flatMap(\.1.servers)
+        for i in servers.indices where servers[i].families.isEmpty {  // a summary from before the heat map
+            servers[i].families = ServerSummary.families(statuses[servers[i].name] ?? [])
+        }
         let summary = Summary(startedAt: parts.map(\.1.startedAt).min() ?? now, finishedAt: parts.map(\.1.finishedAt).max() ?? now,
-                              servers: parts.flatMap(\.1.servers), directory: runDirectory.path)
+                              servers: servers, directory: runDirectory.path)
         try writeFleetFiles(summary, statuses: statuses, into: runDirectory, metricsFile: metricsFile)
         return summary
     }
@@ -258,19 +270,23 @@ public struct FleetScan: Sendable {
 
     /// Runs `body`; when it has not finished after `seconds`, returns a Failed run instead and
     /// cancels it: a connection attempt still waiting ends at once (`Connection.connect` is
-    /// cancellable), a running statement ends with its statement_timeout.
-    static func withDeadline(_ seconds: Double?, server: Inventory.Server,
+    /// cancellable), a running statement is cancelled on the server (PQcancel, through
+    /// `Connection.cancelsStatementsWithTask`), no further statement starts, and the validation
+    /// closes its sessions as it returns. The abandoned work is handed to `abandoned`, so that
+    /// the scan can wait for those sessions to be gone before it ends.
+    static func withDeadline(_ seconds: Double?, server: Inventory.Server, abandoned: Abandoned? = nil,
                              _ body: @escaping @Sendable () async -> ValidationRun) async -> ValidationRun {
         guard let seconds else { return await body() }
         let once = Once()
         return await withCheckedContinuation { (continuation: CheckedContinuation<ValidationRun, Never>) in
             let work = Task {
-                let run = await body()
+                let run = await Connection.$cancelsStatementsWithTask.withValue(true) { await body() }
                 if once.claim() { continuation.resume(returning: run) }
             }
             let timer = Task {
                 try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
                 guard !Task.isCancelled, once.claim() else { return }
+                abandoned?.add(work)
                 work.cancel()
                 continuation.resume(returning: failedRun(
                     server: server, rule: "scan.deadline", title: "The server is validated within its deadline",
@@ -287,6 +303,54 @@ public struct FleetScan: Sendable {
         f.timeZone = TimeZone(identifier: "UTC")
         return f
     }()
+}
+
+extension FleetScan.ServerSummary {
+    /// Also reads the summaries earlier versions wrote, for `scan merge` of their shards: they
+    /// lack `tags` (read as none) and, before the heat map, `families` (read as none; the merge
+    /// works them out from the server's report).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), position: try c.decode(Int.self, forKey: .position),
+                  tags: try c.decodeIfPresent([String].self, forKey: .tags) ?? [], status: try c.decode(Status.self, forKey: .status),
+                  failed: try c.decode(Int.self, forKey: .failed), warnings: try c.decode(Int.self, forKey: .warnings),
+                  newFailures: try c.decode([ScanHistory.Key].self, forKey: .newFailures),
+                  newWarnings: try c.decode([ScanHistory.Key].self, forKey: .newWarnings),
+                  resolved: try c.decode([ScanHistory.Key].self, forKey: .resolved),
+                  newFindings: try c.decode([ScanHistory.Finding].self, forKey: .newFindings),
+                  resolvedFindings: try c.decode([ScanHistory.Finding].self, forKey: .resolvedFindings),
+                  problem: try c.decodeIfPresent(String.self, forKey: .problem),
+                  trend: try c.decode([ScanHistory.TrendPoint].self, forKey: .trend),
+                  families: try c.decodeIfPresent([String: Status].self, forKey: .families) ?? [:])
+    }
+}
+
+/// Validations abandoned at their deadline, still winding down (a cancel on its way to the
+/// server, sessions closing).
+final class Abandoned: @unchecked Sendable {
+    private var tasks: [Task<Void, Never>] = []
+    private let lock = NSLock()
+    func add(_ task: Task<Void, Never>) { lock.withLock { tasks.append(task) } }
+
+    /// Waits until every abandoned validation has returned (and so closed its sessions), or
+    /// `seconds` have passed: a server that stopped answering may never take the cancel request.
+    /// True when all have returned.
+    func settle(within seconds: Double) async -> Bool {
+        let tasks = lock.withLock { self.tasks }
+        guard !tasks.isEmpty else { return true }
+        let once = Once()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let all = Task {
+                for task in tasks { await task.value }
+                if once.claim() { continuation.resume(returning: true) }
+            }
+            Task {
+                try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
+                if once.claim() { continuation.resume(returning: false) }
+                all.cancel()
+            }
+        }
+    }
 }
 
 final class Once: @unchecked Sendable {
@@ -315,11 +379,24 @@ public struct RuleStatus: Sendable {
     }
 }
 
-/// node_exporter textfile-collector format.
+/// node_exporter textfile-collector format (Prometheus text exposition format 0.0.4).
+///
+/// Every per-server series carries the server's inventory tags as one `tags` label, joined the
+/// way Prometheus' own service discovery joins tags (`__meta_consul_tags`): with a comma before,
+/// between and after, `tags=",payments,tier-1,"`, so that `{tags=~".*,payments,.*"}` selects a
+/// team, and `""` when the server has none. (One label per tag would need a tag to be a label
+/// name and would make each server's label set different.)
 public enum PrometheusMetrics {
     public static func render(summary: FleetScan.Summary, statuses: [String: [RuleStatus]]) -> String {
+        /// A label value escaped per the exposition format: backslash, double quote, line feed.
         func label(_ s: String) -> String {
             s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        }
+        func tags(_ server: FleetScan.ServerSummary) -> String {
+            server.tags.isEmpty ? "" : "," + server.tags.joined(separator: ",") + ","
+        }
+        func serverLabels(_ server: FleetScan.ServerSummary) -> String {
+            "server=\"\(label(server.name))\",tags=\"\(label(tags(server)))\""
         }
         func value(_ status: Status) -> Int { switch status { case .succeeded: 0; case .warning: 1; case .failed: 2 } }
         var lines = [
@@ -328,7 +405,7 @@ public enum PrometheusMetrics {
         ]
         for server in summary.servers {
             for result in statuses[server.name] ?? [] {
-                lines.append("pgpreflight_rule_status{server=\"\(label(server.name))\",database=\"\(label(result.database ?? ""))\",rule=\"\(label(result.rule))\"} \(value(result.status))")
+                lines.append("pgpreflight_rule_status{\(serverLabels(server)),database=\"\(label(result.database ?? ""))\",rule=\"\(label(result.rule))\"} \(value(result.status))")
             }
         }
         for (metric, help, pick) in [
@@ -340,7 +417,7 @@ public enum PrometheusMetrics {
         ] as [(String, String, (FleetScan.ServerSummary) -> Int)] {
             lines.append("# HELP \(metric) \(help)")
             lines.append("# TYPE \(metric) gauge")
-            for server in summary.servers { lines.append("\(metric){server=\"\(label(server.name))\"} \(pick(server))") }
+            for server in summary.servers { lines.append("\(metric){\(serverLabels(server))} \(pick(server))") }
         }
         // Fleet-wide, per rule: every rule of the scan has a line (0 when nothing changed).
         var rules = Set(statuses.values.flatMap { $0.map(\.rule) })

@@ -51,6 +51,22 @@ struct ScanRun: AsyncParsableCommand {
         if let shard { _ = try Self.parseShard(shard) }
     }
 
+    /// The Prometheus textfile's folder is made (like --reports) and checked before any server
+    /// is contacted: a path that cannot be written is one line, not a file error once the scan is over.
+    static func prepareMetrics(_ path: String?) throws {
+        guard let path else { return }
+        let fm = FileManager.default
+        var isFolder: ObjCBool = false
+        if fm.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("--metrics \(path): a folder; give the file to write (e.g. \(path)/pgpreflight.prom)")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        do { try fm.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--metrics \(path): cannot create the folder \(folder.path)")
+        }
+        guard fm.isWritableFile(atPath: folder.path) else { throw ValidationError("--metrics \(path): cannot write in \(folder.path)") }
+    }
+
     static func parseShard(_ text: String) throws -> (index: Int, count: Int) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (0..<count).contains(index) else {
@@ -65,6 +81,7 @@ struct ScanRun: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         if let shard { let (index, count) = try Self.parseShard(shard); fleet = fleet.shard(index, of: count) }
+        try Self.prepareMetrics(metrics)
         let reportsDirectory = URL(fileURLWithPath: reports)
         let store = try openHistory(history, reports: reportsDirectory)
         // Rules are checked before any server is contacted; an entry's bad connection string
@@ -174,6 +191,7 @@ extension Scan {
         var failOn: FailOn = .failed
 
         func run() throws {
+            try ScanRun.prepareMetrics(metrics)
             let summary: FleetScan.Summary
             do {
                 summary = try FleetScan.merge(directories.map { URL(fileURLWithPath: $0) }, into: URL(fileURLWithPath: reports),

@@ -363,7 +363,7 @@ import Validation
         #expect(try fm.contentsOfDirectory(atPath: mergedRun.path).count == 8 * 3 + 2)
         let prom = try String(contentsOf: metrics, encoding: .utf8)
         #expect(prom.contains("pgpreflight_findings_new{rule=\"tables.primary-key\"} 6\n"))
-        #expect(prom.contains("pgpreflight_rule_status{server=\"app0-pg15\",database=\"\(databases[0])\",rule=\"tables.primary-key\"} 1"))
+        #expect(prom.contains("pgpreflight_rule_status{server=\"app0-pg15\",tags=\"\",database=\"\(databases[0])\",rule=\"tables.primary-key\"} 1"))
 
         // A missing shard is an error, not a smaller report.
         let incomplete = try CLI.run(["scan", "merge", shardRuns[0].path, shardRuns[1].path, "--reports", directory.appendingPathComponent("m2").path])

@@ -72,8 +72,8 @@ import Validation
         #expect((shopEntry?["newFailures"] as? [[String: Any]])?.first?["rule"] as? String == "tables.compression-lz4")
         #expect(summary?["startedAt"] != nil && summary?["finishedAt"] != nil)
         let prom = try String(contentsOf: metrics, encoding: .utf8)
-        #expect(prom.contains("pgpreflight_rule_status{server=\"shop-prod\",database=\"\(database)\",rule=\"tables.compression-lz4\"} 2"))
-        #expect(prom.contains("pgpreflight_server_new_failures{server=\"shop-prod\"} 1"))
+        #expect(prom.contains("pgpreflight_rule_status{server=\"shop-prod\",tags=\"\",database=\"\(database)\",rule=\"tables.compression-lz4\"} 2"))
+        #expect(prom.contains("pgpreflight_server_new_failures{server=\"shop-prod\",tags=\"\"} 1"))
         let index = try String(contentsOf: runDirectory.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(index.contains("<svg"))  // the trend chart over the two runs
 
