@@ -257,6 +257,7 @@ public final class Migrator: @unchecked Sendable {
             try checkTarget(database)
         }
         if options.mode == .online { try checkTargetPrivilegesForOnline() }
+        try checkTargetOwners(databases)
         tracker.time("Prerequisites", Date().timeIntervalSince(prerequisites))
 
         if try !store.isDone(name, "", .roles) {
