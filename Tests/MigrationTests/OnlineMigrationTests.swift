@@ -835,4 +835,51 @@ import TestSupport
         #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
         try assertCaptureRemoved(database, name: name)
     }
+
+    /// Found by the fidelity suite's online run: tables without a key that the cutover copies
+    /// again must copy whatever the source holds. One without columns and one with only a
+    /// generated column (no value an INSERT could carry: in no publication, copied whole), and
+    /// one whose CHECK constraint was added NOT VALID over a row that breaks it (kept by the
+    /// source, refused by a plain COPY), with an inheritance child: the cutover ends Succeeded,
+    /// the rows equal the source's and the constraint is still NOT VALID, on the child too.
+    @Test func tablesWithoutKeyThatACopyCouldRefuseAreCopiedAgainAtCutover() throws {
+        let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "onodd")
+        try TestServers.pg15.psql("""
+            CREATE TABLE no_columns ();
+            INSERT INTO no_columns SELECT FROM generate_series(1, 3);
+            CREATE TABLE only_generated (g int GENERATED ALWAYS AS (7) STORED);
+            INSERT INTO only_generated DEFAULT VALUES;
+            CREATE TABLE checked (v int);
+            CREATE TABLE checked_child (w text) INHERITS (checked);
+            INSERT INTO checked VALUES (0), (1), (2);
+            ALTER TABLE checked ADD CONSTRAINT positive CHECK (v > 0) NOT VALID;
+            INSERT INTO checked_child VALUES (3, 'child');
+            CREATE TABLE keyed (id int PRIMARY KEY, v text);
+            INSERT INTO keyed VALUES (1, 'one');
+            """, database: database)
+        let name = "onodd-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let migrate = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        try TestServers.pg15.psql("""
+            INSERT INTO no_columns SELECT FROM generate_series(1, 2);
+            INSERT INTO only_generated DEFAULT VALUES;
+            INSERT INTO checked VALUES (5);
+            DELETE FROM checked WHERE v = 1;
+            UPDATE keyed SET v = 'uno';
+            """, database: database)
+        let (code, text) = cutover(name, state)
+        #expect(code == 0, "\(text)")
+        if code != 0 { kill(migrate, SIGTERM) }
+        #expect(LocalServer.wait(migrate) == 0, "\(log(output))")
+        #expect(try store.migration(name)?.state == .succeeded)
+        #expect(try contents(TestServers.pg15, database) == contents(Self.target, database))
+        #expect(try Fixtures.listing(Self.target, database, "SELECT count(*) FROM no_columns") == ["5"])
+        #expect(try Fixtures.listing(Self.target, database, "SELECT v FROM ONLY checked ORDER BY v") == ["0", "2", "5"])
+        let constraints = "SELECT conrelid::regclass::text, convalidated, conislocal, coninhcount FROM pg_constraint WHERE conname = 'positive' ORDER BY 1"
+        #expect(try Fixtures.listing(Self.target, database, constraints) == Fixtures.listing(TestServers.pg15, database, constraints))
+        try assertCaptureRemoved(database, name: name)
+    }
 }
