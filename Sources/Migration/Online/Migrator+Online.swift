@@ -65,6 +65,17 @@ extension Migrator {
         return "\(publicationName)_\(oid)"
     }
 
+    /// Unlogged tables: their writes are not in the WAL, so no change of theirs streams; they
+    /// are copied again at cutover (found by the fidelity suite's online run).
+    func unloggedTables(_ conn: Connection) throws -> [String] {
+        try conn.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND \(Catalog.userSchemaFilter)
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """).rows.compactMap { $0.string(0) }
+    }
+
     /// Whether table `c` has a column an INSERT writes: not dropped, not generated.
     static func hasWritableColumn(_ conn: Connection) -> String {
         "EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
@@ -131,6 +142,11 @@ extension Migrator {
                 let published = Set(try conn.query("SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1",
                                                    insertOnlyPublicationName).rows.compactMap { $0.string(0) })
                 keyless = keyless.filter { published.contains($0.name) }
+            }
+            let unlogged = try unloggedTables(conn)
+            if !unlogged.isEmpty {
+                printer.say("\(database): \(unlogged.count) unlogged table(s) (\(unlogged.prefix(10).joined(separator: ", "))\(unlogged.count > 10 ? ", …" : "")): "
+                            + "their writes are not in the WAL, so none streams; they are copied again at cutover, while writes are stopped")
             }
             guard !keyless.isEmpty else { continue }
             let names = keyless.prefix(10).map(\.name).joined(separator: ", ") + (keyless.count > 10 ? ", …" : "")
@@ -616,11 +632,12 @@ extension Migrator {
     }
 
     /// At cutover, writes stopped and every change applied: the tables without a key (whose
-    /// UPDATEs and DELETEs were not streamed) are emptied and copied again on the target.
+    /// UPDATEs and DELETEs were not streamed) and the unlogged ones (nothing of theirs
+    /// streamed) are emptied and copied again on the target.
     /// Also refuses tables the publications missed (created on the source while streaming).
     private func copyKeylessTablesAgain(source: Connection, target: Connection, _ database: String) throws {
         let (keyed, keyless) = try tablesByKey(source)
-        var again = keyless.map(\.name)
+        var again = keyless.map(\.name) + (try unloggedTables(source))
         if !usesWal2JSON, try source.query("SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables", keyedPublicationName).rows.isEmpty {
             let published = Set(try source.query("""
                 SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname IN ($1, $2)
