@@ -44,6 +44,10 @@ public final class Migrator: @unchecked Sendable {
     /// Online mode: per database, the replication session that created the slot. It stays idle
     /// until the base copy ends, so the slot's exported snapshot stays importable.
     var captures: [String: ChangeCapture] = [:]
+    /// Online mode, wal2json older than 2.6: databases whose stream may have turned NaN,
+    /// ±Infinity and -0 of float and numeric columns into NULL or 0. Their cutover
+    /// verification compares checksums, whatever `--verify` says.
+    var inexactNumericDatabases: Set<String> = []
 
     public init(_ options: MigrationOptions) throws {
         guard MigrationOptions.isValidName(options.name) else {

@@ -828,7 +828,7 @@ import TestSupport
         if code != 0 { kill(second, SIGTERM) }
         #expect(LocalServer.wait(second) == 0, "\(log(resumed))")
         for table in ["late", "later"] {
-            #expect(log(resumed).contains("public.\(table) copied again"), "\(log(resumed))")
+            #expect(log(resumed).contains(#""public"."\#(table)" copied again"#), "\(log(resumed))")
         }
         #expect(log(resumed).contains(#"table "public"."later" without a primary key or replica identity was created on the source during streaming"#),
                 "\(log(resumed))")

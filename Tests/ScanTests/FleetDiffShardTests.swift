@@ -202,7 +202,7 @@ import Validation
         ])
         let rules = try RuleLoader.load(directories: [try CLI.rules(in: directory, ["connectivity.source", "connectivity.target"])])
         let started = Date()
-        let summary = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 2, metricsFile: nil, serverDeadline: 45) { server in
+        let summary = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 2, metricsFile: nil, serverDeadline: 120) { server in
             try! await ValidationEngine(request: ValidationRequest(source: try! ConnectionString(server.source), target: try! ConnectionString(server.target),
                                                                    databases: server.databases, rules: rules)).run().run
         }.run()
@@ -211,8 +211,10 @@ import Validation
         #expect(Date().timeIntervalSince(started) < 600)
         #expect(summary.servers.map(\.name) == ["hung", "good"])
         #expect(summary.servers[0].status == .failed)
-        #expect(summary.servers[0].problem?.hasPrefix("did not finish within 45 s") == true)
-        #expect(summary.servers[1].status == .succeeded)
+        #expect(summary.servers[0].problem?.hasPrefix("did not finish within 120 s") == true)
+        // The deadline is the same for both: generous, so that a busy machine's slow good server
+        // is not failed by it (on this machine under load 20 it once took more than 45 s).
+        #expect(summary.servers[1].status == .succeeded, "\(summary.servers[1].problem ?? "")")
         // The deadline cancelled the abandoned attempt: it let go of its connection (and its
         // thread) then, not at its 900 s connect timeout. (A generous bound, not a speed goal.)
         let released = Date().addingTimeInterval(120)

@@ -40,8 +40,9 @@ public final class ChangeApplier {
         let typeModifier: Int32
         /// With its type modifier, for the statements a schema difference needs.
         let fullTypeName: String
-        /// The type (or an array's element) has a default btree operator class: `=` is exact.
-        /// Otherwise rows are compared by their text, rendered on the target on both sides.
+        /// The type (or an array's element) has a default btree operator class: `=` narrows the
+        /// rows (their text, rendered on the target on both sides, then decides). Otherwise rows
+        /// are compared by their text alone.
         let hasEquality: Bool
         /// The type's array type, for multi-row statements (`unnest` of one array per column);
         /// 0 when the column cannot be sent that way (an array itself, no array type, or a
@@ -66,6 +67,9 @@ public final class ChangeApplier {
         /// distinct rows may go in one multi-row statement (the rows' order in it is the
         /// server's). Filled with `target`.
         var uniqueOnlyOnKey = false
+        /// A materialized view: wal2json sends the rows a REFRESH … CONCURRENTLY changes
+        /// (pgoutput never does). Not applied: the cutover refreshes the view on the target.
+        var materializedView = false
     }
 
     /// A statement waiting to be sent, with what grouping needs to know of it.
@@ -520,8 +524,16 @@ public final class ChangeApplier {
     /// The relation of a change, its target columns looked up (and compared) on first use.
     private func relation(_ id: UInt32) throws -> Relation? {
         guard var relation = relations[id] else { return nil }
+        if relation.materializedView { return nil }
         if relation.target == nil {
             try collect()  // the lookups below use the target session
+            if try target.query("""
+                SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'm'
+                """, relation.description.schema, relation.description.name).rows.isEmpty == false {
+                relation.materializedView = true
+                relations[id] = relation
+                return nil
+            }
             relation.target = try targetColumns(relation)
             try traits(&relation)
             relations[id] = relation
@@ -538,7 +550,9 @@ public final class ChangeApplier {
         let statement = "i\(relation.generation)_\(mask(indices))"
         if sqlByName[statement] == nil {
             let names = try indices.map { try target.quoteIdentifier(columns[$0].name) }.joined(separator: ", ")
-            sqlByName[statement] = "INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) VALUES (\(parameters(indices.count)))"
+            // No column to write (every one generated, or none at all): the row is all defaults.
+            sqlByName[statement] = indices.isEmpty ? "INSERT INTO \(relation.qualifiedName) DEFAULT VALUES"
+                : "INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) VALUES (\(parameters(indices.count)))"
             if relation.independent, !indices.isEmpty, indices.allSatisfy({ targetColumns[$0].arrayTypeOID != 0 }) {
                 // Rows go in the arrays' order, as one after the other.
                 multiRowByName[statement] = ("INSERT INTO \(relation.qualifiedName) (\(names))\(overriding) SELECT * FROM \(unnest(indices.count))",
@@ -746,7 +760,9 @@ public final class ChangeApplier {
                         conditions.append("\(column) IS NULL")
                         continue
                     } else if targetColumns[i].hasEquality {
-                        conditions.append("\(column) = $\(parameter)::\(type)")
+                        // `=` finds the candidates (an index may serve it); equal is not the
+                        // same (-0 = 0, 1.0 = 1.00, '1 day' = '24 hours'): the text decides.
+                        conditions.append("\(column) = $\(parameter)::\(type) AND \(column)::text = ($\(parameter)::\(type))::text")
                     } else {
                         conditions.append("\(column)::text = ($\(parameter)::\(type))::text")
                     }

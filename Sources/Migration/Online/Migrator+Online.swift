@@ -440,9 +440,10 @@ extension Migrator {
         try changes.run(consistentPoint: capture.consistentPoint, onProgress: { [self] progress in
             if !changes.exactNumerics && !warnedNumerics {
                 warnedNumerics = true
+                lock.withLock { _ = inexactNumericDatabases.insert(database) }
                 note("\(database): the source's wal2json is older than 2.6 and sends NaN and ±Infinity of float and numeric columns "
-                     + "as NULL; such values changed during streaming arrive as NULL on the target (upgrade wal2json, or check them "
-                     + "with --verify checksums)")
+                     + "as NULL (and -0 as 0); such values changed during streaming arrive wrong on the target, so the cutover "
+                     + "compares checksums of every table of \(database) (upgrade wal2json to 2.6 or later to avoid both)")
             }
             if catchUp != nil { maxDelay = max(maxDelay, progress.lastBatchDelaySeconds) }
             if catchUp == nil && progress.caughtUp { catchUp = Date().timeIntervalSince(streamStart) }
@@ -577,8 +578,9 @@ extension Migrator {
             try timed("Cutover: sequences") { try Sequences.reset(from: source, to: target) }
             try store.cutoverStep(options.name, database, "sequences")
             Self.testKill(at: "cutover-sequences")
+            let inexact = lock.withLock { inexactNumericDatabases.contains(database) }
             let mismatches = try TableVerifier.verify(source: options.source, target: options.target, database: database,
-                                                      mode: options.verify, jobs: options.jobs)
+                                                      mode: inexact ? .checksums : options.verify, jobs: options.jobs)
             if !mismatches.isEmpty {
                 let shown = mismatches.prefix(10).map(\.description).joined(separator: "; ")
                 throw MigrationFailure("verification after cutover failed for \(mismatches.count) table(s) of \(database): \(shown). "
@@ -655,19 +657,18 @@ extension Migrator {
                 + "--schema-only --table=…` | psql), then rerun the same migrate command and cut over again: their rows are copied then")
         }
         guard !again.isEmpty else { return }
+        // Copied as the base copy copies them (Catalog.tables: its column list, which may be
+        // empty, and its COPY format).
+        let oids = try Set(again.map { try source.query("SELECT $1::regclass::oid::int8", $0).first?.int(0) ?? -1 })
+        let tables = try Catalog.tables(source).filter { oids.contains($0.oid) }
         try target.execute("SET session_replication_role = replica")
         // Values as text read the same on both sides whatever either database's settings.
         let reset = "RESET DateStyle; RESET IntervalStyle; RESET extra_float_digits; RESET TimeZone; RESET bytea_output; RESET search_path"
         try source.execute(Migrator.copySessionSettings)
         try target.execute(Migrator.copySessionSettings)
         defer { try? target.execute("RESET session_replication_role; " + reset); try? source.execute(reset) }
-        for table in again {
-            let columns = try source.query("""
-                SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-                WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped\(source.serverVersionNumber >= 120000 ? " AND attgenerated = ''" : "")
-                """, table).first?.string(0) ?? ""
-            // No column to copy (none, or only generated ones): COPY without a list copies the rows.
-            let list = columns.isEmpty ? "" : " (\(columns))"
+        for sourceTable in tables {
+            let table = sourceTable.qualified, format = sourceTable.binary ? "binary" : "text"
             try target.execute("BEGIN; SAVEPOINT empty")
             do {
                 do { try target.execute("TRUNCATE ONLY \(table)") } catch {
@@ -685,8 +686,8 @@ extension Migrator {
                     ORDER BY conname
                     """, table).rows.compactMap { row in row.string(0).flatMap { name in row.string(1).map { (name, $0) } } }
                 for (name, _) in invalid { try target.execute("ALTER TABLE \(table) DROP CONSTRAINT \(name)") }
-                let copied = try source.pipeCopy("COPY \(table)\(list) TO STDOUT", into: target,
-                                                 "COPY \(table)\(list) FROM STDIN") { _ in true }
+                let copied = try source.pipeCopy("COPY \(table)\(sourceTable.columnList) TO STDOUT (FORMAT \(format))", into: target,
+                                                 "COPY \(table)\(sourceTable.columnList) FROM STDIN (FORMAT \(format))") { _ in true }
                 for (name, definition) in invalid { try target.execute("ALTER TABLE \(table) ADD CONSTRAINT \(name) \(definition)") }
                 try target.execute("COMMIT")
                 printer.say("\(database): \(table) copied again: \(copied.targetRows) rows")

@@ -1,0 +1,1 @@
+table test_str_escape;

@@ -1,0 +1,1 @@
+select count(*) from only public.parent_model;

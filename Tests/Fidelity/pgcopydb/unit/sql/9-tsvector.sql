@@ -1,0 +1,1 @@
+select id from public.tsv where id = 1;
