@@ -56,6 +56,7 @@ public final class Migrator: @unchecked Sendable {
         self.options = options
         self.store = try StateStore(directory: options.stateDirectory)
         self.printer = ProgressPrinter(enabled: options.showProgress)
+        tracker.printer = printer  // a line at each tenth of the bytes copied (Progress.swift)
     }
 
     /// Runs the migration on a thread of its own and returns how it ended.

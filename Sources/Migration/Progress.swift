@@ -14,14 +14,50 @@ final class ProgressTracker: @unchecked Sendable {
     private var timings: [String: Double] = [:]
     private var order: [String] = []
     let started = Date()
+    /// Set once, before the run: gets a line at each tenth of the bytes copied, so that a log
+    /// (not a terminal) shows the percent moving even between its timed lines.
+    var printer: ProgressPrinter?
+    /// The percent last shown: an estimate that never goes back.
+    private var shownPercent = 0.0
+    private var lastTenth = -1
 
-    func addTables(count: Int, diskBytes: Int64) { lock.withLock { tablesTotal += count; diskBytesTotal += diskBytes } }
-    func tableAlreadyCopied(diskBytes: Int64) { lock.withLock { tablesDone += 1; diskBytesDone += diskBytes } }
+    /// A database's tables, when its copy starts: the percent is of the tables known so far.
+    func addTables(count: Int, diskBytes: Int64) {
+        lock.withLock { tablesTotal += count; diskBytesTotal += diskBytes; shownPercent = 0; lastTenth = -1 }
+    }
+    func tableAlreadyCopied(diskBytes: Int64) {
+        milestone(lock.withLock { tablesDone += 1; diskBytesDone += diskBytes; return crossedTenth() })
+    }
     func streamed(_ table: String, _ bytes: Int) {
         lock.withLock { streamedBytes += bytes; copying[table, default: 0] += bytes }
     }
     func tableDone(_ table: String, rows: Int, diskBytes: Int64) {
-        lock.withLock { tablesDone += 1; self.rows += rows; diskBytesDone += diskBytes; copying[table] = nil }
+        milestone(lock.withLock {
+            tablesDone += 1; self.rows += rows; diskBytesDone += diskBytes; copying[table] = nil
+            return crossedTenth()
+        })
+    }
+
+    /// The line to print when the copy just reached another tenth (under the lock).
+    private func crossedTenth() -> String? {
+        let tenth = Int(percentCopied() / 10)
+        guard tenth > lastTenth else { return nil }
+        lastTenth = tenth
+        return lineLocked()
+    }
+
+    private func milestone(_ line: String?) { if let line { printer?.milestone(line) } }
+
+    /// Percent of the source's on-disk bytes copied (of the tables when they hold none):
+    /// tables in flight count by the bytes streamed (binary COPY is about the heap's size), so
+    /// it moves during a big table; below 100 until every table is copied. Under the lock.
+    private func percentCopied() -> Double {
+        guard tablesTotal > 0 else { return 0 }
+        if tablesDone >= tablesTotal { shownPercent = 100; return 100 }
+        let inFlight = Int64(copying.values.reduce(0, +))
+        let fraction = diskBytesTotal > 0 ? Double(diskBytesDone + inFlight) / Double(diskBytesTotal) : Double(tablesDone) / Double(tablesTotal)
+        shownPercent = max(shownPercent, min(99, (fraction * 100).rounded(.down)))
+        return shownPercent
     }
     func partDone(rows: Int) { lock.withLock { self.rows += rows } }
     func forget(_ table: String) { _ = lock.withLock { copying.removeValue(forKey: table) } }
@@ -38,17 +74,22 @@ final class ProgressTracker: @unchecked Sendable {
         }
     }
 
-    func line() -> String {
-        lock.withLock {
-            let elapsed = max(Date().timeIntervalSince(started), 0.001)
-            let inFlight = copying.values.reduce(0, +)
-            // Streamed bytes of tables in flight count as their on-disk bytes (binary COPY is
-            // about the size of the heap): a rough but moving estimate.
-            let fraction = diskBytesTotal > 0 ? min(1, Double(diskBytesDone + Int64(inFlight)) / Double(diskBytesTotal)) : 0
-            var eta = "?"
-            if fraction > 0.01 && fraction < 1 { eta = formatSeconds(elapsed * (1 - fraction) / fraction) } else if fraction >= 1 { eta = "0s" }
-            return "tables \(tablesDone)/\(tablesTotal) · rows \(rows) · \(formatBytes(streamedBytes)) · \(formatBytes(Int(Double(streamedBytes) / elapsed)))/s · ETA \(eta)"
+    /// `tables 3/10 · 42 % of 1.2 GB · rows … · streamed · rate · ETA · copying a, b`.
+    func line() -> String { lock.withLock { lineLocked() } }
+
+    private func lineLocked() -> String {
+        let elapsed = max(Date().timeIntervalSince(started), 0.001)
+        let percent = percentCopied()
+        let fraction = percent / 100
+        var eta = "?"
+        if fraction > 0.01 && fraction < 1 { eta = formatSeconds(elapsed * (1 - fraction) / fraction) } else if fraction >= 1 { eta = "0s" }
+        var text = "tables \(tablesDone)/\(tablesTotal) · \(Int(percent)) % of \(formatBytes(Int(diskBytesTotal))) · rows \(rows) · "
+            + "\(formatBytes(streamedBytes)) streamed · \(formatBytes(Int(Double(streamedBytes) / elapsed)))/s · ETA \(eta)"
+        let inFlight = copying.keys.sorted()
+        if !inFlight.isEmpty {
+            text += " · copying " + inFlight.prefix(3).joined(separator: ", ") + (inFlight.count > 3 ? " +\(inFlight.count - 3) more" : "")
         }
+        return text
     }
 
     /// Summary lines in the order of the run's steps (workers start during the schema
@@ -75,7 +116,8 @@ final class ProgressTracker: @unchecked Sendable {
     }
 }
 
-func formatBytes(_ bytes: Int) -> String {
+/// 1536 → "1.5 kB" (binary multiples, as pg_size_pretty).
+public func formatBytes(_ bytes: Int) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"]
     var value = Double(bytes), unit = 0
     while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
@@ -113,6 +155,21 @@ final class ProgressPrinter: @unchecked Sendable {
                 FileHandle.standardError.write("\r\u{1B}[K\(line)".data(using: .utf8)!)
                 lineShown = true
             } else if Date().timeIntervalSince(lastPlain) >= 5 {
+                lastPlain = Date()
+                FileHandle.standardError.write("\(Self.stamp()) \(line)\n".data(using: .utf8)!)
+            }
+        }
+    }
+
+    /// A line that marks a step of the copy (another tenth of the bytes): on a terminal the
+    /// live line, otherwise a timestamped line at once, whatever the time since the last.
+    func milestone(_ line: String) {
+        guard enabled else { return }
+        lock.withLock {
+            if isTerminal {
+                FileHandle.standardError.write("\r\u{1B}[K\(line)".data(using: .utf8)!)
+                lineShown = true
+            } else {
                 lastPlain = Date()
                 FileHandle.standardError.write("\(Self.stamp()) \(line)\n".data(using: .utf8)!)
             }

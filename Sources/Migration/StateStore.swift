@@ -96,6 +96,10 @@ public final class StateStore: Sendable {
             try db.execute(sql: onlineSchema)
             try db.execute(sql: runnerSchema)
         }
+        // The source's on-disk size of each table: `status` shows the percent of bytes copied.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: "ALTER TABLE table_progress ADD COLUMN diskBytes INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -148,9 +152,12 @@ public final class StateStore: Sendable {
     func setState(_ name: String, _ state: MigrationState, _ substate: MigrationSubstate, message: String? = nil) throws {
         try pool.write { db in
             let final = state == .inProgress || state == .waitingForUserAction ? nil : Self.now()
+            // A run moving on to its next step must not erase a `cancel` it has not seen yet
+            // (its monitor polls the store): only an ending overwrites Canceled.
             try db.execute(sql: """
-                UPDATE migration SET state = ?, substate = ?, message = ?, updatedAt = ?, finishedAt = ? WHERE name = ?
-                """, arguments: [state.rawValue, substate.rawValue, message, Self.now(), final, name])
+                UPDATE migration SET state = ?, substate = ?, message = ?, updatedAt = ?, finishedAt = ?
+                WHERE name = ? AND (? OR state <> 'Canceled')
+                """, arguments: [state.rawValue, substate.rawValue, message, Self.now(), final, name, final != nil])
             if let message, state == .failed || state == .waitingForUserAction {
                 try db.execute(sql: "INSERT INTO error_log (migration, at, message) VALUES (?, ?, ?)",
                                arguments: [name, Self.now(), message])
@@ -206,13 +213,14 @@ public final class StateStore: Sendable {
     /// Registers tables not yet known as queued. Returns the tables already copied (with
     /// their source row counts) and the ones an earlier run started without finishing (their
     /// target tables may hold rows: they are emptied before being copied again).
-    func registerTables(_ migration: String, _ database: String, _ tables: [String]) throws -> (copied: [String: Int], dirty: Set<String>) {
+    func registerTables(_ migration: String, _ database: String, _ tables: [(key: String, diskBytes: Int64)]) throws
+        -> (copied: [String: Int], dirty: Set<String>) {
         try pool.write { db in
             for table in tables {
                 try db.execute(sql: """
-                    INSERT INTO table_progress (migration, database, tableName, status) VALUES (?, ?, ?, 'queued')
-                    ON CONFLICT DO NOTHING
-                    """, arguments: [migration, database, table])
+                    INSERT INTO table_progress (migration, database, tableName, status, diskBytes) VALUES (?, ?, ?, 'queued', ?)
+                    ON CONFLICT (migration, database, tableName) DO UPDATE SET diskBytes = excluded.diskBytes
+                    """, arguments: [migration, database, table.key, table.diskBytes])
             }
             try db.execute(sql: """
                 UPDATE table_progress SET status = 'queued', rows = 0, bytes = 0, error = NULL
@@ -330,6 +338,13 @@ public final class StateStore: Sendable {
         public var tables: TableCounts
         public var rowsCopied: Int
         public var bytesCopied: Int
+        /// The source's on-disk size of the tables (known before the copy), and the percent of
+        /// it copied: copied tables whole, tables in flight by the bytes streamed (at most their
+        /// size); nil for a store written before these were recorded.
+        public var bytesTotal: Int? = nil
+        public var percentCopied: Double? = nil
+        /// The tables being copied right now.
+        public var tablesInFlight: [String] = []
         public var latencySeconds: Double?
         public var pendingBytes: Int?
         /// Online: the cutover's progress and proof (transactions received and applied), once begun.
@@ -338,10 +353,14 @@ public final class StateStore: Sendable {
         // Online-mode fields are printed as null in offline mode (the design's JSON shape);
         // `cutover` only once a cutover began.
         public func encode(to encoder: Encoder) throws {
-            enum Keys: String, CodingKey { case name, state, tables, rowsCopied, bytesCopied, latencySeconds, pendingBytes, cutover }
+            enum Keys: String, CodingKey {
+                case name, state, tables, rowsCopied, bytesCopied, bytesTotal, percentCopied, tablesInFlight, latencySeconds, pendingBytes, cutover
+            }
             var c = encoder.container(keyedBy: Keys.self)
             try c.encode(name, forKey: .name); try c.encode(state, forKey: .state); try c.encode(tables, forKey: .tables)
             try c.encode(rowsCopied, forKey: .rowsCopied); try c.encode(bytesCopied, forKey: .bytesCopied)
+            try c.encode(bytesTotal, forKey: .bytesTotal); try c.encode(percentCopied, forKey: .percentCopied)
+            try c.encode(tablesInFlight, forKey: .tablesInFlight)
             try c.encode(latencySeconds, forKey: .latencySeconds); try c.encode(pendingBytes, forKey: .pendingBytes)
             try c.encodeIfPresent(cutover, forKey: .cutover)
         }
@@ -357,6 +376,14 @@ public final class StateStore: Sendable {
         public var databases: [DatabaseStatus]
     }
 
+    /// Of the bytes (of the tables when none has any): 100 only once every table is copied.
+    static func copiedPercent(diskDone: Int, diskTotal: Int, tables: TableCounts) -> Double? {
+        guard tables.total > 0 else { return nil }
+        if tables.copied == tables.total { return 100 }
+        let fraction = diskTotal > 0 ? Double(diskDone) / Double(diskTotal) : Double(tables.copied) / Double(tables.total)
+        return min(99.9, (fraction * 1000).rounded(.down) / 10)
+    }
+
     public func status(_ name: String) throws -> Status? {
         let streaming = try streamFigures(name)
         let cutover = try cutoverProgress(name)
@@ -370,8 +397,12 @@ public final class StateStore: Sendable {
                 let database: String = dbRow["name"]
                 var counts = TableCounts()
                 var rows = 0, bytes = 0
+                // A store an older release made (opened read-only, not upgraded) has no sizes.
+                let sized = try db.columns(in: "table_progress").contains { $0.name == "diskBytes" }
+                var diskTotal = 0, diskDone = 0
                 for t in try GRDB.Row.fetchAll(db, sql: """
-                    SELECT status, count(*) AS n, sum(rows) AS r, sum(bytes) AS b FROM table_progress
+                    SELECT status, count(*) AS n, sum(rows) AS r, sum(bytes) AS b,
+                           \(sized ? "sum(diskBytes)" : "0") AS d, \(sized ? "sum(min(bytes, diskBytes))" : "0") AS f FROM table_progress
                     WHERE migration = ? AND database = ? GROUP BY status
                     """, arguments: [name, database]) {
                     let n: Int = t["n"]
@@ -384,10 +415,24 @@ public final class StateStore: Sendable {
                     }
                     rows += t["r"] ?? 0
                     bytes += t["b"] ?? 0
+                    diskTotal += t["d"] ?? 0
+                    switch t["status"] as String {
+                    case "copied": diskDone += t["d"] ?? 0
+                    case "copying": diskDone += t["f"] ?? 0
+                    default: break
+                    }
                 }
-                databases.append(DatabaseStatus(name: database, state: dbRow["state"], tables: counts, rowsCopied: rows,
-                                                bytesCopied: bytes, latencySeconds: streaming[database]?.latency,
-                                                pendingBytes: streaming[database]?.pending, cutover: cutover[database]))
+                var status = DatabaseStatus(name: database, state: dbRow["state"], tables: counts, rowsCopied: rows,
+                                            bytesCopied: bytes, latencySeconds: streaming[database]?.latency,
+                                            pendingBytes: streaming[database]?.pending, cutover: cutover[database])
+                if sized {
+                    status.bytesTotal = diskTotal
+                    status.percentCopied = Self.copiedPercent(diskDone: diskDone, diskTotal: diskTotal, tables: counts)
+                }
+                status.tablesInFlight = try String.fetchAll(db, sql: """
+                    SELECT tableName FROM table_progress WHERE migration = ? AND database = ? AND status = 'copying' ORDER BY tableName
+                    """, arguments: [name, database])
+                databases.append(status)
             }
             // The recorded process is gone: the migration is not running, whatever the record says.
             if interrupted {

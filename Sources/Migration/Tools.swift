@@ -95,6 +95,7 @@ struct PgDump {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let errors = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(at: errorFile)  // before `ended`: no child left means no error file left
         return (exitCode, String(decoding: data, as: UTF8.self), errors)
     }
 }
@@ -111,5 +112,19 @@ enum ChildProcesses {
     /// SIGTERM to each; their callers reap them (waitpid) as they return.
     static func terminateAll() {
         for pid in lock.withLock({ running }) { kill(pid, SIGTERM) }
+    }
+
+    static func killAll() {
+        for pid in lock.withLock({ running }) { kill(pid, SIGKILL) }
+    }
+
+    /// Waits (polling) until every child was reaped by its caller; false after `seconds`.
+    static func waitUntilNone(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !lock.withLock({ running.isEmpty }) {
+            if Date() >= deadline { return false }
+            usleep(20_000)
+        }
+        return true
     }
 }

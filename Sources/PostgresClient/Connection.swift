@@ -28,6 +28,7 @@ public final class Connection: @unchecked Sendable {
         self.secrets = endpoint.secrets
         self.queue = DispatchQueue(label: "pgpreflight.connection")
         PQsetNoticeProcessor(handle, { _, _ in }, nil)  // server notices are not our output
+        OpenSessions.add(self)
     }
 
     deinit {
@@ -197,7 +198,7 @@ public final class Connection: @unchecked Sendable {
     public func close() {
         guard !closed else { return }
         closed = true
-        PQfinish(handle)
+        OpenSessions.remove(self) { PQfinish(handle) }
     }
 
     // MARK: Facts about the session

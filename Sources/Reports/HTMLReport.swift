@@ -354,6 +354,9 @@ public enum HTMLReport {
           .results tr.fail { box-shadow: inset 4px 0 0 var(--fail); } .results tr.warn { box-shadow: inset 4px 0 0 #f79009; }
           .results tr.ok { box-shadow: inset 4px 0 0 #17b26a; }
           .remedy pre { overflow-wrap: anywhere; word-break: normal; }
+          /* The five status buttons are wider than a phone: they share the row and wrap. */
+          .toolbar { padding: 10px 12px; } .segmented { display: flex; flex-wrap: wrap; width: 100%; }
+          .segmented button { flex: 1 1 auto; padding: 7px 10px; }
         }
         @media print {
           body { background: #fff; } .hero { background: #fff; color: var(--ink); border-bottom: 2px solid var(--ink); }

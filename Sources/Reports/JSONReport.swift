@@ -42,6 +42,10 @@ public enum JSONReport {
         let targetProfile: String?
         let notices: [String]
         let results: [Result]
+        /// The rules a server that could not be reached kept from running, as JUnit's <skipped>.
+        /// At the top level: results are closed objects in schemaVersion 1.
+        struct Skipped: Encodable { let rule: String; let because: String }
+        let skippedRules: [Skipped]
     }
 
     public static func render(_ run: ValidationRun) throws -> String {
@@ -54,7 +58,8 @@ public enum JSONReport {
                       message: $0.message, remedy: $0.remedy, objects: $0.objects, documentation: $0.documentation,
                       startedAt: $0.startedAt, finishedAt: $0.finishedAt, durationMs: $0.durationMs,
                       suppressed: $0.suppressed)
-            })
+            },
+            skippedRules: JUnitReport.notRun(in: run.results).map { .init(rule: $0.rule, because: $0.because) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Migration
 import Validation
 
 /// `pgpreflight baseline`: writes today's findings so that CI fails only on new ones.
@@ -15,6 +16,8 @@ struct BaselineCommand: AsyncParsableCommand {
     var output: String
 
     func run() async throws {
+        let interrupts = InterruptGuard(during: "validation")
+        defer { interrupts.stop() }
         let (run, _) = try await Validate.validate(servers: servers, rules: rules, policy: policy)
         // A run that could not reach a server has no findings for it: as a baseline it would
         // accept everything later runs find there.

@@ -108,6 +108,23 @@ func writeReport(_ text: String, to path: String) throws {
         throw ValidationError("cannot write \(path): it is a directory; give a file name")
     }
     let file = URL(fileURLWithPath: path)
+    // A device (/dev/null, /dev/stdout), a FIFO or a symbolic link is written through: an
+    // atomic write renames a new file over it (as root it replaced /dev/null with a file).
+    var info = stat()
+    if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+        let descriptor = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            written += n
+        }
+        return
+    }
     do { try Data(text.utf8).write(to: file, options: .atomic) }
     catch {
         let folder = file.deletingLastPathComponent().path

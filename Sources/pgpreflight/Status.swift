@@ -38,11 +38,16 @@ struct Status: AsyncParsableCommand {
             if let message = status.message { print("  \(message)") }
             for db in status.databases {
                 let t = db.tables
-                var line = "  \(db.name): \(db.state) · tables \(t.total) total, \(t.queued) queued, \(t.copying) copying, \(t.copied) copied, \(t.errors) errors · \(db.rowsCopied) rows, \(db.bytesCopied) bytes"
+                var line = "  \(db.name): \(db.state) · tables \(t.total) total, \(t.queued) queued, \(t.copying) copying, \(t.copied) copied, \(t.errors) errors"
+                if let percent = db.percentCopied, let total = db.bytesTotal {
+                    line += " · " + String(format: "%.1f", percent) + " % of \(formatBytes(total))"
+                }
+                line += " · \(db.rowsCopied) rows, \(formatBytes(db.bytesCopied)) streamed"
                 if let latency = db.latencySeconds {
-                    line += String(format: " · latency %.1f s, %@ pending", latency, "\(db.pendingBytes ?? 0) bytes")
+                    line += String(format: " · latency %.1f s, %@ pending", latency, formatBytes(db.pendingBytes ?? 0))
                 }
                 print(line)
+                if !db.tablesInFlight.isEmpty { print("    copying: " + db.tablesInFlight.joined(separator: ", ")) }
                 if let c = db.cutover { print("    cutover: " + Cutover.describe(c)) }
             }
         }

@@ -22,6 +22,8 @@ struct Validate: AsyncParsableCommand {
     @Flag(help: .hidden) var printStatistics = false
 
     func run() async throws {
+        let interrupts = InterruptGuard(during: dryRunSchema ? "validation (and its schema dry run)" : "validation")
+        defer { interrupts.stop() }
         let (run, statistics) = try await Self.validate(servers: servers, rules: rules, policy: policy,
                                                         dryRunSchema: dryRunSchema, pgBin: pgBin.map { URL(fileURLWithPath: $0) })
         try output.emit(run)

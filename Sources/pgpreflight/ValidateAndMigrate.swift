@@ -31,6 +31,9 @@ struct ValidateAndMigrate: AsyncParsableCommand {
         let store: StateStore
         do { store = try StateStore(directory: options.stateDirectory) } catch { throw ValidationError("cannot open the state store in \(options.stateDirectory.path): \(error)") }
 
+        // Until the migrator starts (it records Interrupted and resumes): nothing to keep.
+        let interrupts = InterruptGuard(during: dryRunSchema ? "validation (and its schema dry run)" : "validation")
+        defer { interrupts.stop() }
         say("validating \(options.source) → \(options.target) for an \(options.mode.rawValue) migration")
         let request = ValidationRequest(source: options.source, target: options.target,
                                         databases: options.databases.isEmpty ? nil : options.databases,
@@ -51,6 +54,7 @@ struct ValidateAndMigrate: AsyncParsableCommand {
             throw ExitCode(1)
         }
         say("validation passed (report: \(reportBase.path).html); migrating")
+        interrupts.stop()
         try await Migrate.migrate(options)
     }
 }

@@ -26,6 +26,8 @@ struct Verify: AsyncParsableCommand {
     func validate() throws { try output.check() }
 
     func run() async throws {
+        let interrupts = InterruptGuard(during: "verify")
+        defer { interrupts.stop() }
         let source = try servers.sourceEndpoint()
         let target = try servers.targetEndpoint()
         let started = Date()

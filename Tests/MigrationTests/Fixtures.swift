@@ -110,8 +110,11 @@ enum Fixtures {
         CREATE INDEX big_body ON big (body);
         """
 
-    static var source: LocalServer { TestServers.pg15 }
-    static var target: LocalServer { TestServers.pg18 }
+    /// Servers of their own: one migration runs against a target server at a time (and the
+    /// validation suites' command-line tests migrate into pg18), and the locks these tests hold
+    /// on the source would hold up the online suites' slot creation on pg15.
+    static let source = TestServers.dedicated(major: 15, name: "migration-source")
+    static let target = TestServers.dedicated(major: 18, name: "migration-target")
 
     static func makeSource(_ sql: String, prefix: String) throws -> String {
         let database = try TestServers.freshDatabase(on: source, prefix: prefix)
@@ -120,7 +123,8 @@ enum Fixtures {
         return database
     }
 
-    /// Other suites migrate into the same target server at the same time: queue behind them.
+    /// Queue behind another migration to the same target rather than fail (a test's own
+    /// earlier run, killed, may still hold it for a moment).
     static let targetWait = ["--wait-for-target", "600"]
 
     static func options(_ name: String, database: String, stateDirectory: URL, verify: VerifyMode = .checksums,
@@ -157,7 +161,7 @@ enum Fixtures {
     }
 
     /// Polls until `condition` holds (or `seconds` pass).
-    static func waitUntil(seconds: Double = 60, _ condition: () throws -> Bool) rethrows -> Bool {
+    static func waitUntil(seconds: Double = 300, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try condition() { return true }

@@ -214,7 +214,8 @@ struct MigrationTests {
         let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(Set(decoded.keys).isSuperset(of: ["name", "state", "substate", "mode", "startedAt", "databases"]))
         let firstDatabase = try #require((decoded["databases"] as? [[String: Any]])?.first)
-        #expect(Set(firstDatabase.keys) == ["name", "state", "tables", "rowsCopied", "bytesCopied", "latencySeconds", "pendingBytes"])
+        #expect(Set(firstDatabase.keys) == ["name", "state", "tables", "rowsCopied", "bytesCopied", "bytesTotal", "percentCopied", "tablesInFlight",
+                                            "latencySeconds", "pendingBytes"])
         #expect(Set((firstDatabase["tables"] as? [String: Any])?.keys ?? [:].keys) == ["total", "queued", "copying", "copied", "errors"])
 
         // Killed again at other moments of resumed runs (copy, index build, post-data, verification).

@@ -43,12 +43,12 @@ import TestSupport
     }
 
     func waitForCutoverTrigger(_ store: StateStore, _ name: String) throws -> Bool {
-        try Fixtures.waitUntil(seconds: 120) { try store.migration(name)?.substate == .waitingForCutoverTrigger }
+        try Fixtures.waitUntil(seconds: 300) { try store.migration(name)?.substate == .waitingForCutoverTrigger }
     }
 
     /// Until `pid` has recorded itself as the migration's runner.
     func waitForRunner(_ store: StateStore, _ name: String, _ pid: pid_t) throws -> Bool {
-        try Fixtures.waitUntil(seconds: 60) { try store.runner(name)?.pid == Int(pid) }
+        try Fixtures.waitUntil(seconds: 300) { try store.runner(name)?.pid == Int(pid) }
     }
 
     /// A log file's text, for an expectation's message.
@@ -573,7 +573,7 @@ import TestSupport
         #expect(log(timedOutLog).contains("withdrawn"), "\(log(timedOutLog))")
         // Still streaming: a change made now reaches the target, and the migration still waits.
         try TestServers.pg15.psql("INSERT INTO notes (body) VALUES ('after the timeout')", database: database)
-        #expect(try Fixtures.waitUntil(seconds: 60) {
+        #expect(try Fixtures.waitUntil(seconds: 300) {
             try Fixtures.listing(Self.target, database, "SELECT count(*) FROM notes WHERE body = 'after the timeout'") == ["1"]
         }, "\(log(output))")
         usleep(1_000_000)
@@ -601,7 +601,7 @@ import TestSupport
         kill(first, SIGSTOP)
         let requestLog = state.appendingPathExtension("request.log")
         let request = Fixtures.spawn(["cutover", name, "--state-dir", state.path, "--timeout", "300"], output: requestLog)
-        #expect(try Fixtures.waitUntil(seconds: 60) { try store.cutoverRequestedOf(name) == Int(first) })
+        #expect(try Fixtures.waitUntil(seconds: 300) { try store.cutoverRequestedOf(name) == Int(first) })
         kill(request, SIGKILL)
         _ = LocalServer.wait(request)
         kill(first, SIGKILL)
@@ -613,7 +613,7 @@ import TestSupport
         #expect(try waitForRunner(store, name, second))
         #expect(try waitForCutoverTrigger(store, name), "\(log(resumed))")
         try TestServers.pg15.psql("INSERT INTO notes (body) VALUES ('after the rerun')", database: database)
-        #expect(try Fixtures.waitUntil(seconds: 60) {
+        #expect(try Fixtures.waitUntil(seconds: 300) {
             try Fixtures.listing(Self.target, database, "SELECT count(*) FROM notes WHERE body = 'after the rerun'") == ["1"]
         }, "\(log(resumed))")
         usleep(1_000_000)
@@ -675,7 +675,7 @@ import TestSupport
         try TestServers.pg15.psql("INSERT INTO notes (body) SELECT 'while held ' || g FROM generate_series(1, 20) g", database: database)
         let resumed = state.appendingPathExtension("resumed.log")
         let second = Fixtures.spawn(arguments(name, database, state), output: resumed)
-        #expect(Fixtures.waitUntil(seconds: 60) { log(resumed).contains("is still held by process") }, "\(log(resumed))")
+        #expect(Fixtures.waitUntil(seconds: 300) { log(resumed).contains("is still held by process") }, "\(log(resumed))")
         usleep(4_000_000)
         holder.close()
         #expect(try waitForCutoverTrigger(store, name), "\(log(resumed))")

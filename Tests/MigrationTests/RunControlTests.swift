@@ -48,7 +48,7 @@ extension MigrationTests {
         options.lockTimeoutSeconds = 0  // would wait forever
         let migrator = try Migrator(options)
         let run = Task { await migrator.run() }
-        let waiting = try Fixtures.waitUntil(seconds: 60) {
+        let waiting = try Fixtures.waitUntil(seconds: 300) {
             try Fixtures.listing(Fixtures.source, "postgres", """
                 SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(options.name)%' AND wait_event_type = 'Lock'
                 """) != ["0"]
@@ -87,7 +87,7 @@ extension MigrationTests {
         let log = state.appendingPathExtension("log")
         let pid = Fixtures.spawn(["migrate", name, "--source", Fixtures.source.connectionString(), "--target", Fixtures.target.connectionString(),
                                   "--database", database, "--state-dir", state.path, "--force", "--lock-timeout", "0"] + Fixtures.targetWait, output: log)
-        let waiting = try Fixtures.waitUntil(seconds: 60) {
+        let waiting = try Fixtures.waitUntil(seconds: 300) {
             try Fixtures.listing(Fixtures.source, "postgres", """
                 SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(name)%' AND wait_event_type = 'Lock'
                 """) != ["0"]

@@ -57,7 +57,7 @@ extension MigrationTests {
         }
         let log = state.appendingPathExtension("log")
         let pid = try start(log)
-        let waiting = try Fixtures.waitUntil(seconds: 120) {
+        let waiting = try Fixtures.waitUntil(seconds: 300) {
             try Fixtures.listing(Fixtures.source, "postgres", """
                 SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpreflight migrate \(name)%' AND wait_event_type = 'Lock'
                 """) != ["0"] && !Self.children(of: pid).isEmpty
@@ -88,5 +88,122 @@ extension MigrationTests {
         #expect(rerunOutput.contains("migration \(name): Succeeded"), "\(rerunOutput)")
         let rows = "SELECT count(*), md5(string_agg(v, '' ORDER BY id)) FROM big"
         #expect(try Fixtures.listing(Fixtures.target, database, rows) == Fixtures.listing(Fixtures.source, database, rows))
+    }
+}
+
+/// A signal outside the migrator (validation, its schema dry run, `verify`) ends the process at
+/// once and leaves nothing behind: no scratch database, no child, no session, no temporary file.
+extension MigrationTests {
+    /// Sessions of the tool on `server` in a database named like `databasePattern`, but the test's `holder`.
+    static func toolSessions(_ server: LocalServer, _ databasePattern: String, except holder: Int) throws -> [String] {
+        try Fixtures.listing(server, "postgres", """
+            SELECT datname || ' ' || application_name || ' ' || state FROM pg_stat_activity
+            WHERE datname LIKE '\(databasePattern)' AND application_name LIKE 'pgpreflight%' AND pid <> \(holder)
+            """)
+    }
+
+    /// `while`: "pg_dump" (a child waits for a lock the test holds on the source) or "restore"
+    /// (the restore into the scratch database waits for a role the test is dropping on the target).
+    @Test(arguments: ["pg_dump", "restore"])
+    func sigtermDuringTheSchemaDryRunLeavesNoScratchDatabaseNoChildAndNoSession(while phase: String) throws {
+        let role = "sigdry_owner_\(UUID().uuidString.prefix(8).lowercased())"
+        for server in [Fixtures.source, Fixtures.target] { try server.psql("CREATE ROLE \(role)") }
+        // No rows (no statistics, no size): validation's rules never wait on its lock, pg_dump does.
+        let database = try Fixtures.makeSource("CREATE TABLE owned (id int PRIMARY KEY, v text); ALTER TABLE owned OWNER TO \(role);",
+                                               prefix: "mig_sigdry_\(phase == "pg_dump" ? "dump" : "restore")")
+        defer {
+            try? Fixtures.source.psql("DROP DATABASE IF EXISTS \(database) WITH (FORCE)")
+            for server in [Fixtures.source, Fixtures.target] { try? server.psql("DROP ROLE IF EXISTS \(role)") }
+        }
+        let holder = try TestServers.connect(phase == "pg_dump" ? Fixtures.source : Fixtures.target,
+                                             database: phase == "pg_dump" ? database : "postgres")
+        defer { holder.close() }
+        // The restore's `ALTER TABLE owned OWNER TO role` waits for the lock DROP ROLE holds.
+        try holder.execute(phase == "pg_dump" ? "BEGIN; LOCK TABLE owned IN ACCESS EXCLUSIVE MODE" : "BEGIN; DROP ROLE \(role)")
+        let holderPid = holder.backendPID
+
+        let state = Fixtures.stateDirectory()
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-sigdry-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: temporary) }
+        let name = "sigdry-\(database.replacingOccurrences(of: "_", with: "-"))"
+        let log = state.appendingPathExtension("log")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        let pid = try LocalServer.spawnAttached(
+            ["/usr/bin/env", "TMPDIR=\(temporary.path)", Fixtures.binary, "validate-and-migrate", name,
+             "--source", Fixtures.source.connectionString(password: "secret-not-needed"), "--target", Fixtures.target.connectionString(),
+             "--database", database, "--state-dir", state.path, "--force"] + Fixtures.targetWait, output: log)
+        func output() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+        // The waiting session is blocked by the holder: the run is mid-way for as long as needed.
+        var scratch: String?
+        let waiting = try Fixtures.waitUntil(seconds: 180) {
+            if phase == "pg_dump" {
+                let blocked = try Fixtures.listing(Fixtures.source, "postgres", """
+                    SELECT count(*) FROM pg_stat_activity WHERE datname = '\(database)' AND \(holderPid) = ANY(pg_blocking_pids(pid))
+                    """)
+                return blocked != ["0"] && Self.children(of: pid).contains { $0.name == "pg_dump" }
+            }
+            scratch = try Fixtures.listing(Fixtures.target, "postgres", """
+                SELECT datname FROM pg_stat_activity WHERE datname LIKE 'pgpreflight\\_dry\\_run\\_%' AND \(holderPid) = ANY(pg_blocking_pids(pid))
+                """).first
+            return scratch != nil
+        }
+        #expect(waiting, "\(output())")
+        kill(pid, SIGTERM)
+        let code = LocalServer.wait(pid)
+        #expect(code == 143, "\(output())")
+        #expect(output().contains("interrupted (SIGTERM) during validation"), "\(output())")
+        #expect(!output().contains("Fatal error"), "\(output())")
+
+        // Still holding the lock: what waited for it was cancelled, not left waiting.
+        if let scratch {
+            #expect(try Fixtures.listing(Fixtures.target, "postgres", "SELECT count(*) FROM pg_database WHERE datname = '\(scratch)'") == ["0"])
+        }
+        #expect(Self.processes(mentioning: database).isEmpty, "\(Self.processes(mentioning: database))")
+        let gone = try Fixtures.waitUntil(seconds: 30) {
+            try Self.toolSessions(Fixtures.source, database, except: holderPid).isEmpty && (try Self.toolSessions(Fixtures.target, "pgpreflight\\_dry\\_run\\_%", except: holderPid).isEmpty)
+        }
+        let sessions = try Self.toolSessions(Fixtures.source, database, except: holderPid) + Self.toolSessions(Fixtures.target, "pgpreflight\\_dry\\_run\\_%", except: holderPid)
+        #expect(gone, "\(sessions)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: temporary.path)
+        #expect(left.isEmpty, "\(left)")
+        try holder.execute("ROLLBACK")
+    }
+
+    @Test func sigintDuringVerifyCancelsItsQueriesAndExits130() throws {
+        let database = try Fixtures.makeSource(Self.lockedSource, prefix: "mig_sigverify")
+        try Fixtures.target.psql("CREATE DATABASE \(database)")
+        try Fixtures.target.psql(Self.lockedSource, database: database)
+        defer {
+            for server in [Fixtures.source, Fixtures.target] { try? server.psql("DROP DATABASE IF EXISTS \(database) WITH (FORCE)") }
+        }
+        let holder = try TestServers.connect(Fixtures.source, database: database)
+        defer { holder.close() }
+        try holder.execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        let holderPid = holder.backendPID
+        let log = Fixtures.stateDirectory().appendingPathExtension("verify.log")
+        let pid = try LocalServer.spawnAttached([Fixtures.binary, "verify", "--source", Fixtures.source.connectionString(),
+                                                 "--target", Fixtures.target.connectionString(), "--database", database, "--checksums"],
+                                                output: log)
+        func output() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        let waiting = try Fixtures.waitUntil(seconds: 120) {
+            try Fixtures.listing(Fixtures.source, "postgres", """
+                SELECT count(*) FROM pg_stat_activity
+                WHERE datname = '\(database)' AND application_name LIKE 'pgpreflight%' AND \(holderPid) = ANY(pg_blocking_pids(pid))
+                """) != ["0"]
+        }
+        #expect(waiting, "\(output())")
+        kill(pid, SIGINT)
+        let code = LocalServer.wait(pid)
+        #expect(code == 130, "\(output())")
+        #expect(output().contains("interrupted (SIGINT) during verify"), "\(output())")
+        // The lock is still held: a query left waiting for it would stay.
+        let gone = try Fixtures.waitUntil(seconds: 30) {
+            try Self.toolSessions(Fixtures.source, database, except: holderPid).isEmpty && (try Self.toolSessions(Fixtures.target, database, except: holderPid).isEmpty)
+        }
+        let sessions = try Self.toolSessions(Fixtures.source, database, except: holderPid) + Self.toolSessions(Fixtures.target, database, except: holderPid)
+        #expect(gone, "\(sessions)")
+        try holder.execute("ROLLBACK")
     }
 }

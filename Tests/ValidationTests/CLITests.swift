@@ -149,3 +149,79 @@ import TestSupport
         #expect(text.output.contains("\(ids.count) rules"))
     }
 }
+
+extension CLITests {
+    /// A target that cannot be reached: the JSON report lists the rules it kept from running
+    /// (as JUnit's <skipped>), with why, and still matches its schema; none of them ran.
+    @Test func theJSONReportListsTheRulesAnUnreachableServerKeptFromRunning() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-skipped-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (code, output) = try pgpreflight(["validate", "--source", TestServers.pg15.uri(),
+                                              "--target", "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2",  // nothing listens on port 1
+                                              "--database", "postgres", "--format", "json", "--output", file.path, "-q"])
+        #expect(code == 1, "\(output)")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        let problems = try JSONSchemaValidator.problems(text, schema: JSONSchemaValidator.reportSchema)
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let results = try #require(document["results"] as? [[String: Any]])
+        let skipped = try #require(document["skippedRules"] as? [[String: Any]])
+        #expect(!skipped.isEmpty)
+        let target = try #require(results.first { $0["rule"] as? String == "connectivity.target" })
+        #expect((target["message"] as? String)?.contains("\(skipped.count) rules that need the target were skipped") == true, "\(target)")
+        let shipped = TestServers.projectRoot.appendingPathComponent("rules")
+        let ran = Set(results.compactMap { $0["rule"] as? String })
+        for entry in skipped {
+            let rule = try #require(entry["rule"] as? String)
+            #expect(FileManager.default.fileExists(atPath: shipped.appendingPathComponent("\(rule).yaml").path), "\(rule)")
+            #expect(!ran.contains(rule), "\(rule) ran")
+            #expect(entry["because"] as? String == "the target could not be reached (connectivity.target Failed)", "\(entry)")
+        }
+
+        // Both servers reached: the list is there, empty.
+        let reached = try pgpreflight(["validate", "--source", TestServers.pg15.uri(), "--target", TestServers.pg18.uri(),
+                                       "--database", "postgres", "--format", "json", "--output", file.path, "-q"])
+        #expect(reached.code <= 1, "\(reached.output)")
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        #expect((all["skippedRules"] as? [Any])?.isEmpty == true, "\(all["skippedRules"] ?? "none")")
+    }
+}
+
+extension CLITests {
+    /// `--output` naming a symbolic link or a FIFO (as /dev/null and /dev/stdout are a device
+    /// and a link) writes through it: the report reaches what it points to and the name is not
+    /// replaced by a regular file (an atomic rename did that, to /dev/null when run as root).
+    @Test func outputThroughASymlinkOrAFIFOIsWrittenThroughNotReplaced() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-through-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = TestServers.pg15.uri()
+        let arguments = ["validate", "--source", server, "--target", TestServers.pg18.uri(), "--database", "postgres",
+                         "--format", "json", "-q", "--output"]
+        let rulesOnly = ["PGPREFLIGHT_RULES": try connectivityOnlyRules().path]
+        func kind(_ path: URL) throws -> FileAttributeType? {
+            try FileManager.default.attributesOfItem(atPath: path.path)[.type] as? FileAttributeType
+        }
+
+        let real = directory.appendingPathComponent("real.json"), link = directory.appendingPathComponent("link.json")
+        try Data().write(to: real)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: real)
+        let viaLink = try pgpreflight(arguments + [link.path], environment: rulesOnly)
+        #expect(viaLink.code <= 1, "\(viaLink.output)")
+        #expect(try kind(link) == .typeSymbolicLink)
+        #expect(try String(contentsOf: real, encoding: .utf8).contains("\"schemaVersion\" : 1"))
+
+        let fifo = directory.appendingPathComponent("fifo")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let copy = directory.appendingPathComponent("from-fifo.json")
+        let reader = Process()  // the FIFO's other end
+        reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+        reader.arguments = ["-c", "cat \"$0\" > \"$1\"", fifo.path, copy.path]
+        try reader.run()
+        let viaFIFO = try pgpreflight(arguments + [fifo.path], environment: rulesOnly)
+        reader.waitUntilExit()
+        #expect(viaFIFO.code <= 1, "\(viaFIFO.output)")
+        #expect(try kind(fifo) != .typeRegular, "the FIFO was replaced by a file")
+        #expect(try String(contentsOf: copy, encoding: .utf8).contains("\"schemaVersion\" : 1"))
+    }
+}

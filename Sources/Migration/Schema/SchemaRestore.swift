@@ -54,6 +54,11 @@ public enum SchemaDryRun {
     public static let ruleId = "schema.dry-run"
 
     public static func run(source: ConnectionString, target: ConnectionString, database: String, pgBin: URL? = nil) -> RuleResult {
+        // A signal (InterruptGuard) waits for this to unwind, then drops the scratch database.
+        Interruption.region { dryRun(source: source, target: target, database: database, pgBin: pgBin) }
+    }
+
+    private static func dryRun(source: ConnectionString, target: ConnectionString, database: String, pgBin: URL?) -> RuleResult {
         let started = Date()
         func result(_ status: Status, _ message: String, remedy: String = "", objects: [String] = []) -> RuleResult {
             RuleResult(rule: ruleId, title: "The target accepts every schema object of the source (dry run)", scope: .database,
@@ -66,7 +71,8 @@ public enum SchemaDryRun {
             let pgDump = try PgDump.locate(explicit: pgBin, sourceMajor: sourceSession.serverVersionNumber / 10000)
             let sourceRoles = Set(try sourceSession.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
             let directory = try Migrator.privateTemporaryDirectory()
-            defer { try? FileManager.default.removeItem(at: directory) }
+            Interruption.removeOnInterrupt(directory)
+            defer { try? FileManager.default.removeItem(at: directory); Interruption.removed(directory) }
             let archive = directory.appendingPathComponent("schema.dump")
             try sourceSession.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             let snapshot = try sourceSession.query("SELECT pg_export_snapshot()").rows[0].string(0)!
@@ -87,10 +93,10 @@ public enum SchemaDryRun {
             defer { admin.close() }
             let scratch = "pgpreflight_dry_run_\(UUID().uuidString.prefix(8).lowercased())"
             let quoted = try admin.quoteIdentifier(scratch)
-            try admin.execute("CREATE DATABASE \(quoted) TEMPLATE template0")
+            try Interruption.createScratchDatabase(scratch, on: admin, target: target)
             defer {
                 let force = admin.serverVersionNumber >= 130000 ? " WITH (FORCE)" : ""
-                try? admin.execute("DROP DATABASE IF EXISTS \(quoted)\(force)")
+                if (try? admin.execute("DROP DATABASE IF EXISTS \(quoted)\(force)")) != nil { Interruption.scratchDatabaseDropped(scratch) }
             }
             let targetRoles = Set(try admin.query("SELECT rolname FROM pg_roles").rows.compactMap { $0.string(0) })
             let conn = try Connection.open(target.with(database: scratch), applicationName: "pgpreflight validate (dry run)")
@@ -118,7 +124,8 @@ public enum SchemaDryRun {
             }
             for section in [pre, post] {
                 try conn.execute(section.preamble)
-                _ = try SchemaRestore.run(section.entries, on: conn, refused: collect)
+                _ = try SchemaRestore.run(section.entries, on: conn, checkCanceled: { if Interruption.requested { throw Interrupted() } },
+                                          refused: collect)
             }
             let rolesNote = rolesToCreate.isEmpty ? "" : "; \(rolesToCreate.count) role(s) the migration creates first were not checked as owners or grantees"
             let count = pre.entries.count + post.entries.count

@@ -31,6 +31,7 @@ extension Migrator {
             if holder == name, attempt < 20 {
                 usleep(250_000)
             } else if holder != name, Date() < waitUntil {
+                try checkCanceled()
                 if !announced {
                     announced = true
                     printer.say("waiting up to \(options.targetWaitSeconds) s for migration \(holder ?? "(unknown)") to finish on the target \(options.target)")

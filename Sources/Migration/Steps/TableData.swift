@@ -12,7 +12,7 @@ extension Migrator {
         let name = options.name, database = context.database
         let preamble = schema.postData.preamble
         let analyzed = try store.doneSteps(name, database, prefix: MigrationStep.analyzePrefix)
-        let (copied, dirty) = try store.registerTables(name, database, tables.map(\.key))
+        let (copied, dirty) = try store.registerTables(name, database, tables.map { ($0.key, $0.bytes) })
         tracker.addTables(count: tables.count, diskBytes: tables.reduce(0) { $0 + $1.bytes })
         let run = DatabaseRun(tables: tables, perTable: perTable)
         let totalBytes = tables.reduce(0) { $0 + $1.bytes }
