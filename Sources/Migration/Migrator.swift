@@ -262,6 +262,7 @@ public final class Migrator: @unchecked Sendable {
             try checkTarget(database)
         }
         if options.mode == .online { try checkTargetPrivilegesForOnline() }
+        try checkTargetOwners(databases)
         tracker.time("Prerequisites", Date().timeIntervalSince(prerequisites))
 
         if try !store.isDone(name, "", .roles) {

@@ -17,14 +17,23 @@
 #    comments). Exit 1 when the target differs from the source anywhere the baseline does not
 #    differ the same way, or when the migration ends Failed; 0 otherwise. Tests/Fidelity/FINDINGS.md
 #    has what it found on the migrator.
+# 4. Online (FIDELITY_ONLINE=0 skips it): the same source into a third PostgreSQL 18 server with
+#    `migrate --mode online`; once it streams, online-workload.sql writes to every table (UPDATEs,
+#    DELETEs, INSERT copies, TOAST values, savepoints, a large transaction, TRUNCATEs), then
+#    `cutover`. Compared as in 3 with the source as it is then (its materialized views refreshed,
+#    as the cutover refreshes the target's), rows hashed with their columns in name order (so an
+#    inheritance child's column order, which pg_dump | psql changes too, does not hide a row);
+#    the baseline only excuses schema entries there. Exit 1 also when the online run's cutover
+#    does not end Succeeded or its target differs.
 #
 #   Tests/Fidelity/regression-fidelity.sh
 #   PGPREFLIGHT_BIN=/path/to/pgpreflight KEEP=1 Tests/Fidelity/regression-fidelity.sh
 #
-# Env: PGPREFLIGHT_BIN (default .build/debug/pgpreflight, built when missing), KEEP=1 keeps the
-# work directory, REBUILD=1 ignores the cache, FIDELITY_REPORT=file also writes the report there
-# (and the full list of differences to file.full), FIDELITY_PREPARE_SQL=file runs that SQL on the
-# source copy first (diagnosis), FIDELITY_TMPDIR holds the work directory (default /dev/shm).
+# Env: PGPREFLIGHT_BIN (default .build/debug/pgpreflight, built when missing), FIDELITY_ONLINE=0
+# skips section 4 (the online run), KEEP=1 keeps the work directory, REBUILD=1 ignores the
+# cache, FIDELITY_REPORT=file also writes the report there (and the full list of differences to
+# file.full, the online run's to file.online.full), FIDELITY_PREPARE_SQL=file runs that SQL on
+# the source copy first (diagnosis), FIDELITY_TMPDIR holds the work directory (default /dev/shm).
 # Runs the servers as the `postgres` user when run as root; loopback, free ports, trust auth.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,8 +61,12 @@ TMPBASE=${FIDELITY_TMPDIR:-/tmp}; [ -n "${FIDELITY_TMPDIR:-}" ] || { [ -d /dev/s
 WORK=$(mktemp -d "$TMPBASE/regression-fidelity.XXXXXX")
 chmod 777 "$WORK"
 . "$ROOT/Benchmarks/lib.sh"
+ONLINE_PID=""
 cleanup() {
+  # The online migrator of section 4, when the run ends before it did.
+  if [ -n "$ONLINE_PID" ]; then kill "$ONLINE_PID" 2>/dev/null || true; wait "$ONLINE_PID" 2>/dev/null || true; fi
   stop_server build "$PG15"; stop_server source "$PG15"; stop_server target "$PG18"; stop_server baseline "$PG18"
+  stop_server online "$PG18"
   if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -176,13 +189,14 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Servers, baseline, migration.
-# start_copy NAME BINDIR PORT DATADIR: a server on a copy of DATADIR (a stopped cluster).
+# start_copy NAME BINDIR PORT DATADIR [SETTING ...]: a server on a copy of DATADIR (a stopped cluster).
 start_copy() {
   local dir="$WORK/$1"
   mkdir -p "$dir"; chmod 777 "$dir"
   cp -a "$4" "$dir/data"
   chmod 700 "$dir/data"  # scripts/setup.sh makes .deps world-readable; the server refuses that
-  { echo "port = $3"; echo "listen_addresses = '127.0.0.1'"; echo "unix_socket_directories = '$dir'"; } >> "$dir/data/postgresql.conf"
+  { echo "port = $3"; echo "listen_addresses = '127.0.0.1'"; echo "unix_socket_directories = '$dir'"
+    [ $# -gt 4 ] && printf '%s\n' "${@:5}"; } >> "$dir/data/postgresql.conf"
   as_pg "$2/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
 }
 # An empty PostgreSQL 18 cluster, initdb'd once: copying it is faster than two initdb runs.
@@ -193,7 +207,11 @@ if [ ! -d "$PG18_EMPTY/data" ]; then
   printf '%s\n' "${SETTINGS[@]}" >> "$CACHE-pg18/new/postgresql.conf"
   mkdir -p "$PG18_EMPTY"; mv "$CACHE-pg18/new" "$PG18_EMPTY/data"
 fi
-SP=$(free_port); start_copy source "$PG15" "$SP" "$CACHE/data"
+ONLINE=${FIDELITY_ONLINE:-1}
+# The online run streams from the source: logical WAL; a small logical_decoding_work_mem makes
+# the workload's large transaction arrive in progress (protocol 2 streaming, spilled by the migrator).
+SOURCE_SETTINGS=(); [ "$ONLINE" = 0 ] || SOURCE_SETTINGS=("wal_level = logical" "max_replication_slots = 10" "max_wal_senders = 10" "logical_decoding_work_mem = 64kB")
+SP=$(free_port); start_copy source "$PG15" "$SP" "$CACHE/data" "${SOURCE_SETTINGS[@]}"
 TP=$(free_port); start_copy target "$PG18" "$TP" "$PG18_EMPTY/data"
 BP=$(free_port); start_copy baseline "$PG18" "$BP" "$PG18_EMPTY/data"
 SRC="host=127.0.0.1 port=$SP user=postgres"
@@ -235,17 +253,21 @@ phase "pgpreflight verify --checksums ×2"
 
 # ---------------------------------------------------------------------------------------------
 # 3. What each server holds, in comparable text.
-snapshot() { # name conninfo
+snapshot() { # name conninfo [byname]: byname hashes each row with its columns in name order
   local d="$WORK/snap/$1"; mkdir -p "$d"
   # Function bodies and every other entry are kept whole; the comparison is entry by entry.
   "$PG18/pg_dump" --schema-only --create -d "$2 dbname=regression" -f "$d/schema.sql" 2>"$d/pg_dump.err" || true
   "$PG18/pg_dumpall" --roles-only --no-role-passwords -d "$2 dbname=postgres" -f "$d/roles.sql" 2>>"$d/pg_dump.err" || true
   # One line per item: key|value. Settings fixed so that every server prints values alike.
   PGOPTIONS="-c datestyle=ISO,YMD -c timezone=UTC -c intervalstyle=postgres -c bytea_output=hex -c extra_float_digits=1 -c lc_monetary=C -c search_path=pg_catalog" \
-  "$PG18/psql" -X -q -At -d "$2 dbname=regression" >"$d/items.txt" 2>"$d/items.err" <<'SQL' || true
-SELECT format($q$SELECT 'DATA: ' || %L, count(*) || ' rows ' || md5(coalesce(string_agg(t::text, E'\n' ORDER BY t::text COLLATE "C"), '')) FROM ONLY %s t$q$,
-              c.oid::regclass::text, c.oid::regclass)
+  "$PG18/psql" -X -q -At -v byname="${3:-off}" -d "$2 dbname=regression" >"$d/items.txt" 2>"$d/items.err" <<'SQL' || true
+SELECT format($q$SELECT 'DATA: ' || %L, count(*) || ' rows ' || md5(coalesce(string_agg(%s, E'\n' ORDER BY %s COLLATE "C"), '')) FROM ONLY %s t$q$,
+              c.oid::regclass::text, r.expr, r.expr, c.oid::regclass)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (SELECT CASE WHEN :'byname' = 'on'
+    THEN (SELECT 'ROW(' || coalesce(string_agg('t.' || quote_ident(a.attname), ', ' ORDER BY a.attname COLLATE "C"), '') || ')::text'
+          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+    ELSE 't::text' END AS expr) r
 WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND (c.relkind = 'r' OR c.relispopulated)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
 ORDER BY 1 \gexec
@@ -291,8 +313,9 @@ phase "comparison"
 # migrator copied everything and its own verification named what differs, and pg_dump | psql
 # differs there the same way (what no dump-based copy can keep, e.g. the column order of an
 # inheritance child): then the migrator told the truth, and the target is as good as the baseline.
-if [ "$MIGRATE_RC" -ne 0 ]; then
-  if grep -q "verification found" "$WORK/migrate.log" && python3 - "$WORK/verify.json" "$WORK/verify-baseline.json" <<'PY'
+# failed_as_baseline MIGRATE_LOG VERIFY_JSON: that case (the baseline's verify.json of section 2).
+failed_as_baseline() {
+  grep -q "verification .*found" "$1" && python3 - "$2" "$WORK/verify-baseline.json" <<'PY'
 import json, sys
 def objects(path):
     run = json.load(open(path))
@@ -303,10 +326,111 @@ for rule, obj in extra: print(f"   not a pg_dump | psql difference: {rule}: {obj
 print(f"== the migration ended Failed naming {len(target)} difference(s) its verification found; pg_dump | psql has {len(target) - len(extra)} of them too")
 sys.exit(1 if extra or not target else 0)
 PY
-  then
+}
+RC=$COMPARE_RC
+if [ "$MIGRATE_RC" -ne 0 ]; then
+  if failed_as_baseline "$WORK/migrate.log" "$WORK/verify.json"; then
     echo "FIDELITY: the migration ended Failed and named every difference; each is one pg_dump | psql makes too"
   else
-    echo "FIDELITY: FAILED (pgpreflight migrate exited $MIGRATE_RC)"; exit 1
+    echo "FIDELITY: FAILED (pgpreflight migrate exited $MIGRATE_RC)"; RC=1
   fi
 fi
-exit "$COMPARE_RC"
+[ "$ONLINE" != 0 ] || exit "$RC"
+
+# ---------------------------------------------------------------------------------------------
+# 4. Online: the same source streamed into a third server, written to while streaming.
+TIMES=(); phase_start=$(date +%s%N)
+# The inheritance children whose column order no dump-based copy keeps (pg_dump | psql changes it
+# too; section 3 tolerates it): the migrator's verification names them and ends Failed, offline
+# at the end, online after the copy, before anything streams. So the online run goes without
+# them: dropped from the source first (with what depends on them), as the offline run named them.
+ORDER_ONLY=$(python3 - "$WORK/verify.json" <<'PY'
+import json, re, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    for o in r.get("objects", []):
+        m = re.match(r"^([a-z0-9_]+\.[a-z0-9_]+) \(table\): differs in order only", o)
+        if m: print(m.group(1))
+PY
+)
+if [ -n "$ORDER_ONLY" ]; then
+  log "online: dropping from the source the tables whose column order a dump changes: $(echo $ORDER_ONLY)"
+  for t in $ORDER_ONLY; do echo "DROP TABLE IF EXISTS $t CASCADE;"; done |
+    "$PG18/psql" -X -q -d "$SRC dbname=regression" >"$WORK/drop-order-only.log" 2>&1 || true
+fi
+OP=$(free_port); start_copy online "$PG18" "$OP" "$PG18_EMPTY/data"
+ONL="host=127.0.0.1 port=$OP user=postgres"
+OSTATE="$WORK/state-online"
+log "migrating online with $BIN, then writing to every table while it streams …"
+"$BIN" migrate fidelity-online --mode online --source "$SRC dbname=postgres" --target "$ONL dbname=postgres" --database regression \
+  --state-dir "$OSTATE" --pg-bin "$PG18" >"$WORK/migrate-online.log" 2>&1 &
+ONLINE_PID=$!
+# Until it has caught up after the copy (or ended: a refusal, a failure).
+STREAMING=0
+for _ in $(seq 1 900); do
+  if "$BIN" status fidelity-online --state-dir "$OSTATE" 2>/dev/null | grep -q WaitingForCutoverTrigger; then STREAMING=1; break; fi
+  kill -0 "$ONLINE_PID" 2>/dev/null || break
+  sleep 1
+done
+phase "online: copy, catch-up"
+WORKLOAD_ERRORS=0 WORKLOAD_SUMMARY="" CUTOVER_RC=0 ONLINE_RC=0
+if [ "$STREAMING" = 1 ]; then
+  # Not ON_ERROR_STOP: a statement the regression suite's constraints, triggers or rules refuse fails alone.
+  "$PG18/psql" -X -d "$SRC dbname=regression" -f "$HERE/online-workload.sql" >"$WORK/workload.log" 2>"$WORK/workload.err" || true
+  WORKLOAD_ERRORS=$(grep -c 'ERROR:' "$WORK/workload.err" || true)
+  WORKLOAD_SUMMARY=$(grep -m1 '^workload:' "$WORK/workload.log" || true)
+  phase "online: workload on the source"
+  "$BIN" cutover fidelity-online --state-dir "$OSTATE" --timeout 900 >"$WORK/cutover-online.log" 2>&1 || CUTOVER_RC=$?
+else
+  CUTOVER_RC=1
+  kill "$ONLINE_PID" 2>/dev/null || true
+fi
+wait "$ONLINE_PID" || ONLINE_RC=$?
+ONLINE_PID=""
+phase "online: cutover"
+# The cutover refreshes the target's materialized views from the streamed data: the source's too,
+# to compare (passes for views that read others).
+"$PG18/psql" -X -q -d "$SRC dbname=regression" >"$WORK/refresh.log" 2>&1 <<'SQL' || true
+SELECT format('REFRESH MATERIALIZED VIEW %s', c.oid::regclass) FROM pg_class c, generate_series(1, 3)
+WHERE c.relkind = 'm' AND c.relispopulated ORDER BY generate_series, c.oid \gexec
+SQL
+OVERIFY_RC=0
+"$BIN" verify --source "$SRC dbname=postgres" --target "$ONL dbname=postgres" --database regression --checksums \
+  >"$WORK/verify-online.log" 2>&1 || OVERIFY_RC=$?
+"$BIN" verify --source "$SRC dbname=postgres" --target "$ONL dbname=postgres" --database regression --format json \
+  --output "$WORK/verify-online.json" >/dev/null 2>&1 || true
+snapshot source-online "$SRC" on & s1=$!; snapshot online "$ONL" on & s2=$!
+wait "$s1"; wait "$s2"
+# The baseline excuses schema entries, roles and large objects; not data or sequences: its rows
+# are those of the source before the workload.
+mkdir -p "$WORK/snap/baseline-online"
+cp "$WORK/snap/baseline/schema.sql" "$WORK/snap/baseline/roles.sql" "$WORK/snap/baseline-online/"
+grep -vE '^(DATA|SEQUENCE): ' "$WORK/snap/baseline/items.txt" >"$WORK/snap/baseline-online/items.txt" || true
+OREPORT="$WORK/report-online.txt"
+OCOMPARE_RC=0
+OFULL=${FIDELITY_REPORT:+$FIDELITY_REPORT.online.full}; [ -n "$OFULL" ] || [ -z "${KEEP:-}" ] || OFULL="$WORK/differences-online.txt"
+python3 "$HERE/compare.py" "$WORK/snap/source-online" "$WORK/snap/online" "$WORK/snap/baseline-online" ${OFULL:+"$OFULL"} >"$OREPORT" || OCOMPARE_RC=$?
+phase "online: verify, dumps, comparison"
+{
+  echo "== ONLINE: pgpreflight migrate --mode online: exit $ONLINE_RC; cutover: exit $CUTOVER_RC"
+  [ -z "$ORDER_ONLY" ] || echo "   without the tables whose column order a dump changes (dropped from the source first): $(echo $ORDER_ONLY)"
+  grep -E 'source transaction\(s\) received|transactions \(.* changes\) streamed|unlogged table|created on the source|cutover took' \
+    "$WORK/migrate-online.log" | sed 's/^/   /' || true
+  echo "   $(grep -c ' copied again: ' "$WORK/migrate-online.log" || true) table(s) copied again at cutover (no key, unlogged, no writable column)"
+  tail -n 8 "$WORK/migrate-online.log" | sed 's/^/   /'
+  echo "== ONLINE workload: ${WORKLOAD_SUMMARY:-not run}; $WORKLOAD_ERRORS refused by the source (constraints, triggers, rules)"
+  echo "== ONLINE pgpreflight verify --checksums: exit $OVERIFY_RC"
+  grep -E '^verify\.|^(Succeeded|Failed)' "$WORK/verify-online.log" | sed 's/^/   online:   /'
+  sed 's/^/   /' "$OREPORT"
+  echo "== ONLINE timing"; printf '   %s\n' "${TIMES[@]}"
+  printf '   %-38s %6s s\n' total "$(seconds_since "$T0")"
+} | tee -a "${FIDELITY_REPORT:-/dev/null}"
+[ -z "${KEEP:-}" ] || echo "online logs: $WORK/{migrate-online,cutover-online,workload,verify-online}.log, $WORK/workload.err" >&2
+if [ "$ONLINE_RC" -ne 0 ] || [ "$CUTOVER_RC" -ne 0 ]; then
+  if [ "$STREAMING" = 1 ] && failed_as_baseline "$WORK/migrate-online.log" "$WORK/verify-online.json"; then
+    echo "FIDELITY ONLINE: the cutover ended Failed and named every difference; each is one pg_dump | psql makes too"
+  else
+    echo "FIDELITY ONLINE: FAILED (migrate --mode online exited $ONLINE_RC, cutover $CUTOVER_RC)"; RC=1
+  fi
+fi
+[ "$OCOMPARE_RC" -eq 0 ] || RC=1
+exit "$RC"

@@ -65,6 +65,33 @@ extension Migrator {
         return "\(publicationName)_\(oid)"
     }
 
+    /// Unlogged tables: their writes are not in the WAL, so no change of theirs streams; they
+    /// are copied again at cutover (found by the fidelity suite's online run).
+    func unloggedTables(_ conn: Connection) throws -> [String] {
+        try conn.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND \(Catalog.userSchemaFilter)
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """).rows.compactMap { $0.string(0) }
+    }
+
+    /// Whether table `c` has a column an INSERT writes: not dropped, not generated.
+    static func hasWritableColumn(_ conn: Connection) -> String {
+        "EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+            + (conn.serverVersionNumber >= 120000 ? " AND a.attgenerated = ''" : "") + ")"
+    }
+
+    /// Tables without a column an INSERT writes (none, all dropped, or only generated ones):
+    /// their changes carry no value the apply could write, so they are in no publication and
+    /// are copied whole at cutover with the other tables without a key.
+    func withoutColumns(_ conn: Connection) throws -> Set<String> {
+        Set(try conn.query("""
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND NOT \(Self.hasWritableColumn(conn))
+            """).rows.compactMap { $0.string(0) })
+    }
+
     /// Publication of the tables streamed in full (a key, or REPLICA IDENTITY FULL/INDEX).
     var keyedPublicationName: String { publicationName }
     /// Publication of the tables without a key: INSERT and TRUNCATE only, so UPDATE and DELETE
@@ -74,13 +101,15 @@ extension Migrator {
 
     /// The ordinary tables of a source database (partitions included, each as itself), split
     /// into those whose UPDATEs and DELETEs can be streamed and those without a primary key or
-    /// replica identity (with their size).
+    /// replica identity (with their size). A table without a column the apply could write
+    /// counts as one without a key, whatever its replica identity (`withoutColumns`).
     func tablesByKey(_ conn: Connection) throws -> (keyed: [String], keyless: [(name: String, bytes: Int, key: String)]) {
         let rows = try conn.query("""
             SELECT format('%I.%I', n.nspname, c.relname),
                    (c.relreplident = 'n'
                     OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-                    OR (c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))),
+                    OR (c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
+                    OR NOT \(Self.hasWritableColumn(conn))),
                    pg_total_relation_size(c.oid), n.nspname, c.relname
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND c.relpersistence = 'p'
@@ -113,6 +142,11 @@ extension Migrator {
                 let published = Set(try conn.query("SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1",
                                                    insertOnlyPublicationName).rows.compactMap { $0.string(0) })
                 keyless = keyless.filter { published.contains($0.name) }
+            }
+            let unlogged = try unloggedTables(conn)
+            if !unlogged.isEmpty {
+                printer.say("\(database): \(unlogged.count) unlogged table(s) (\(unlogged.prefix(10).joined(separator: ", "))\(unlogged.count > 10 ? ", …" : "")): "
+                            + "their writes are not in the WAL, so none streams; they are copied again at cutover, while writes are stopped")
             }
             guard !keyless.isEmpty else { continue }
             let names = keyless.prefix(10).map(\.name).joined(separator: ", ") + (keyless.count > 10 ? ", …" : "")
@@ -189,7 +223,9 @@ extension Migrator {
         defer { conn.close() }
         if !usesWal2JSON, try conn.query("SELECT 1 FROM pg_publication WHERE pubname IN ($1, $2)",
                                           keyedPublicationName, insertOnlyPublicationName).rows.isEmpty {
-            let (keyed, keyless) = try tablesByKey(conn)
+            let (keyed, all) = try tablesByKey(conn)
+            let unwritable = try withoutColumns(conn)
+            let keyless = all.filter { !unwritable.contains($0.name) }
             let publication = try conn.quoteIdentifier(keyedPublicationName)
             // The tables by name, never FOR ALL TABLES: a table without a key created later
             // would be published for UPDATE and DELETE too, and the source would refuse them.
@@ -313,6 +349,9 @@ extension Migrator {
         if ProcessInfo.processInfo.environment["PGPREFLIGHT_TEST_KILL_AT"] == step { kill(getpid(), SIGKILL) }
     }
 
+    /// Tests: whether the hook `name` is set to 1 in the environment.
+    static func testHook(_ name: String) -> Bool { ProcessInfo.processInfo.environment[name] == "1" }
+
     /// Right after a kill, the source's walsender of the killed run may still hold the slot
     /// ("replication slot … is active for PID …") until it notices its client is gone: waits
     /// for it (bounded), ending it after 10 s when it is one of this migration's.
@@ -363,11 +402,14 @@ extension Migrator {
             applier.groupStatements = false
         }
         let format: ChangeStream.Format
+        // Tables noticed as created while streaming (wal2json: the keyless tables known so far).
+        var newTables: Set<String> = []
         if usesWal2JSON {
             format = .wal2json
             // wal2json streams every table: the UPDATEs and DELETEs of tables without a key
             // cannot be matched, and the cutover copies those tables again anyway.
             applier.insertOnlyTables = Set(try tablesByKey(source).keyless.map(\.key))
+            newTables = Set(try tablesByKey(source).keyless.map(\.name))
         } else {
             let names = try source.query("SELECT pubname FROM pg_publication WHERE pubname IN ($1, $2) ORDER BY 1",
                                          keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) }
@@ -383,7 +425,6 @@ extension Migrator {
         var end: LSN?
         var last: ChangeStream.Progress?
         var lastReport = Date.distantPast, lastTableLook = Date.distantPast
-        var newTables: Set<String> = []
         // The first catch-up applies what was written during the base copy; the steady-state
         // apply delay is what follows it.
         var maxDelay = 0.0
@@ -408,9 +449,13 @@ extension Migrator {
             if catchUp == nil && progress.caughtUp { catchUp = Date().timeIntervalSince(streamStart) }
             applied = (progress.appliedTransactions, progress.appliedChanges)
             if progress.caughtUp || progress.latencySeconds < 1 { control.markCaughtUp(database) }
-            if !usesWal2JSON && Date().timeIntervalSince(lastTableLook) >= 5 {
+            if Date().timeIntervalSince(lastTableLook) >= 5 {
                 lastTableLook = Date()
-                try watchForNewTables(source: source, database, noticed: &newTables)
+                if usesWal2JSON {
+                    try watchForNewKeylessTables(source: source, database, applier: applier, known: &newTables)
+                } else {
+                    try watchForNewTables(source: source, database, noticed: &newTables)
+                }
             }
             guard Date().timeIntervalSince(lastReport) >= 1 else { return }
             lastReport = Date()
@@ -429,8 +474,19 @@ extension Migrator {
                 Self.testKill(at: "cutover-writes-stopped")
             }
             guard let end else { return false }
+            // Tests: a stream that stops short of the end (here: as soon as it is known), so
+            // that the proof below, not the stop condition, is what refuses the cutover.
+            if Self.testHook("PGPREFLIGHT_TEST_CUTOVER_STOP_EARLY") { return true }
             return progress.caughtUp && progress.receivedLSN >= end
         })
+        if control.cutoverRequested, !control.stopRequested {
+            // A table created since the last look (every 5 s) is said before the cutover copies it.
+            if usesWal2JSON {
+                try watchForNewKeylessTables(source: source, database, applier: applier, known: &newTables)
+            } else {
+                try watchForNewTables(source: source, database, noticed: &newTables)
+            }
+        }
         let pending = ((try? source.query(pendingSQL, capture.slotName).first?.int(0)) ?? nil) ?? 0
         try? store.streamProgress(options.name, database, latencySeconds: 0, pendingBytes: pending,
                                   appliedLSN: applier.appliedLSN.description, caughtUp: true)
@@ -462,6 +518,7 @@ extension Migrator {
               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
               AND NOT EXISTS (SELECT FROM pg_publication_tables p WHERE p.pubname IN ($1, $2)
                                 AND p.schemaname = n.nspname AND p.tablename = c.relname)
+              AND \(Self.hasWritableColumn(source))
             ORDER BY 3
             """, keyedPublicationName, insertOnlyPublicationName).rows.filter { !noticed.contains($0.string(2) ?? "") }
         guard !new.isEmpty else { return }
@@ -478,6 +535,32 @@ extension Migrator {
             noticed.insert(name)
             note("\(database): table \(table) was created on the source during streaming: its changes are not streamed (the "
                  + "publication lists the tables the migration started with); its rows are copied whole at cutover, while writes are stopped")
+        }
+    }
+
+    /// wal2json decodes every table, those created while streaming too, but sends no UPDATE or
+    /// DELETE of a table without a key (it warns on the source and skips them). Such a table
+    /// created while streaming is said once, applied as insert-only like those the migration
+    /// started with, and copied whole at cutover; one the target lacks stops the stream (its
+    /// rows have nowhere to go, and the cutover could not copy it).
+    private func watchForNewKeylessTables(source: Connection, _ database: String, applier: ChangeApplier,
+                                          known: inout Set<String>) throws {
+        let new = try tablesByKey(source).keyless.filter { !known.contains($0.name) }
+        guard !new.isEmpty else { return }
+        let target = try open(options.target.with(database: database), what: "target database \(database)")
+        defer { target.close() }
+        for table in new {
+            let parts = table.key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            let quoted = try target.quoteQualified(parts.first ?? "", parts.last ?? "")
+            if try target.query("SELECT to_regclass($1) IS NOT NULL", table.name).first?.bool(0) != true {
+                throw ChangeStreamError("table \(quoted) is on the source but not on the target (created on the source during streaming?): "
+                    + "create it on the target, e.g. `pg_dump --schema-only --table='\(quoted)' SOURCE | psql TARGET`, then rerun the "
+                    + "same command: streaming resumes where it stopped, and the table's rows are copied whole at cutover")
+            }
+            known.insert(table.name)
+            applier.insertOnlyTables.insert(table.key)
+            note("\(database): table \(quoted) without a primary key or replica identity was created on the source during streaming: "
+                 + "its INSERTs stream, its UPDATEs and DELETEs do not (wal2json sends none); its rows are copied whole at cutover, while writes are stopped")
         }
     }
 
@@ -551,39 +634,39 @@ extension Migrator {
     }
 
     /// At cutover, writes stopped and every change applied: the tables without a key (whose
-    /// UPDATEs and DELETEs were not streamed) are emptied and copied again on the target.
+    /// UPDATEs and DELETEs were not streamed) and the unlogged ones (nothing of theirs
+    /// streamed) are emptied and copied again on the target.
     /// Also refuses tables the publications missed (created on the source while streaming).
     private func copyKeylessTablesAgain(source: Connection, target: Connection, _ database: String) throws {
         let (keyed, keyless) = try tablesByKey(source)
-        var again = keyless.map(\.name)
+        var again = keyless.map(\.name) + (try unloggedTables(source))
         if !usesWal2JSON, try source.query("SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables", keyedPublicationName).rows.isEmpty {
             let published = Set(try source.query("""
                 SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname IN ($1, $2)
                 """, keyedPublicationName, insertOnlyPublicationName).rows.compactMap { $0.string(0) })
             // Created on the source while streaming (not published): copied whole too.
             let missed = keyed.filter { !published.contains($0) }
-            let absent = try (missed + keyless.map(\.name)).filter { try target.query("SELECT to_regclass($1) IS NULL", $0).first?.bool(0) == true }
-            if !absent.isEmpty {
-                throw MigrationFailure("tables of \(database) were created on the source after the online migration started and are "
-                    + "not on the target: \(absent.prefix(10).joined(separator: ", ")). Create them on the target (e.g. `pg_dump "
-                    + "--schema-only --table=…` | psql), then rerun the same migrate command and cut over again: their rows are copied then")
-            }
             again += missed
         }
-        // Unlogged tables: logical decoding never sees their changes.
-        again += try source.query("""
-            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND \(Catalog.userSchemaFilter)
-              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-            ORDER BY 1
-            """).rows.compactMap { $0.string(0) }
+        // Created on the source while streaming and never created on the target (wal2json: one
+        // that got no row since, so the stream never stopped on it).
+        let absent = try again.filter { try target.query("SELECT to_regclass($1) IS NULL", $0).first?.bool(0) == true }
+        if !absent.isEmpty {
+            throw MigrationFailure("tables of \(database) were created on the source after the online migration started and are "
+                + "not on the target: \(absent.prefix(10).joined(separator: ", ")). Create them on the target (e.g. `pg_dump "
+                + "--schema-only --table=…` | psql), then rerun the same migrate command and cut over again: their rows are copied then")
+        }
         guard !again.isEmpty else { return }
         // Copied as the base copy copies them (Catalog.tables: its column list, which may be
         // empty, and its COPY format).
         let oids = try Set(again.map { try source.query("SELECT $1::regclass::oid::int8", $0).first?.int(0) ?? -1 })
         let tables = try Catalog.tables(source).filter { oids.contains($0.oid) }
         try target.execute("SET session_replication_role = replica")
-        defer { try? target.execute("RESET session_replication_role") }
+        // Values as text read the same on both sides whatever either database's settings.
+        let reset = "RESET DateStyle; RESET IntervalStyle; RESET extra_float_digits; RESET TimeZone; RESET bytea_output; RESET search_path"
+        try source.execute(Migrator.copySessionSettings)
+        try target.execute(Migrator.copySessionSettings)
+        defer { try? target.execute("RESET session_replication_role; " + reset); try? source.execute(reset) }
         for sourceTable in tables {
             let table = sourceTable.qualified, format = sourceTable.binary ? "binary" : "text"
             try target.execute("BEGIN; SAVEPOINT empty")
@@ -592,8 +675,20 @@ extension Migrator {
                     // Referenced by a foreign key: TRUNCATE refuses, DELETE (triggers off) does not.
                     try target.execute("ROLLBACK TO SAVEPOINT empty; DELETE FROM ONLY \(table)")
                 }
+                // A CHECK constraint added NOT VALID over rows that break it (the source keeps
+                // them; the base copy loaded them before its constraints): the COPY would refuse
+                // them. Dropped for the COPY and added again NOT VALID, in the same transaction,
+                // as pg_dump restores it after the data (with its children's copies: both
+                // statements recurse). One inherited from a parent cannot be dropped here.
+                let invalid = try target.query("""
+                    SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
+                    WHERE conrelid = $1::regclass AND contype = 'c' AND NOT convalidated AND conislocal AND coninhcount = 0
+                    ORDER BY conname
+                    """, table).rows.compactMap { row in row.string(0).flatMap { name in row.string(1).map { (name, $0) } } }
+                for (name, _) in invalid { try target.execute("ALTER TABLE \(table) DROP CONSTRAINT \(name)") }
                 let copied = try source.pipeCopy("COPY \(table)\(sourceTable.columnList) TO STDOUT (FORMAT \(format))", into: target,
                                                  "COPY \(table)\(sourceTable.columnList) FROM STDIN (FORMAT \(format))") { _ in true }
+                for (name, definition) in invalid { try target.execute("ALTER TABLE \(table) ADD CONSTRAINT \(name) \(definition)") }
                 try target.execute("COMMIT")
                 printer.say("\(database): \(table) copied again: \(copied.targetRows) rows")
             } catch {
