@@ -2,8 +2,8 @@ import CLibPQ
 import Foundation
 
 /// Statements sent in one round trip with libpq's pipeline mode: the change-stream applier
-/// sends a whole batch of prepared INSERT/UPDATE/DELETE plus its COMMIT without waiting for
-/// each answer.
+/// sends a whole batch of prepared INSERT/UPDATE/DELETE without waiting for each answer (its
+/// COMMIT follows once their affected-row counts were checked).
 public final class PipelineBatch {
     fileprivate enum Item {
         case prepare(name: String, sql: String, types: [UInt32])

@@ -888,4 +888,69 @@ import TestSupport
         #expect(try Fixtures.listing(Self.target, database, constraints) == Fixtures.listing(TestServers.pg15, database, constraints))
         try assertCaptureRemoved(database, name: name)
     }
+
+    /// A row deleted on the target behind the migration's back, then changed on the source
+    /// (UPDATE, or DELETE): the change matches no row on the target, and the migration ends
+    /// Failed naming the operation and the table (never Succeeded, never retried), the
+    /// target's origin did not move past that source transaction, `status` says why, and a
+    /// rerun stops at the same change instead of skipping it.
+    @Test(arguments: ["pgoutput", "wal2json"], ["UPDATE", "DELETE"])
+    func aChangeThatFindsTheTargetDifferentEndsTheMigrationFailed(plugin: String, operation: String) throws {
+        if plugin == "wal2json" { setenv("PGPREFLIGHT_OUTPUT_PLUGIN", "wal2json", 1) }
+        defer { unsetenv("PGPREFLIGHT_OUTPUT_PLUGIN") }
+        let database = try TestServers.freshDatabase(on: TestServers.pg15, prefix: "ondiverge")
+        try TestServers.pg15.psql("CREATE TABLE acct (id int PRIMARY KEY, v text); INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, 10) g",
+                                  database: database)
+        let name = "ondiverge-\(plugin)-\(operation.lowercased())-\(ProcessInfo.processInfo.processIdentifier)"
+        let state = Fixtures.stateDirectory()
+        let output = state.appendingPathExtension("log")
+        let store = try StateStore(directory: state)
+        let slots = Migrator.publicationNames(migration: name)[0] + "_%"
+        defer {
+            // Failed keeps the slot and the origin for a rerun: this test drops them (the slot
+            // once the walsender of the ended migrator lets go of it).
+            _ = Fixtures.waitUntil(seconds: 30) {
+                (try? TestServers.pg15.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE '\(slots)'",
+                                            database: database)) != nil
+            }
+            try? TestServers.pg15.psql("DROP PUBLICATION IF EXISTS " + Migrator.publicationNames(migration: name).joined(separator: ", "), database: database)
+            try? Self.target.psql("SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname LIKE '\(slots)'", database: database)
+        }
+        func originPosition() throws -> LSN? {
+            try Fixtures.listing(Self.target, database, "SELECT pg_replication_origin_progress(roname, false) FROM pg_replication_origin WHERE roname LIKE '\(slots)'")
+                .first.flatMap(LSN.init)
+        }
+        let first = Fixtures.spawn(arguments(name, database, state), output: output)
+        #expect(try waitForCutoverTrigger(store, name), "\(log(output))")
+        // A change that applies: the origin has a position.
+        try TestServers.pg15.psql("INSERT INTO acct VALUES (11, 'v11')", database: database)
+        #expect(try Fixtures.waitUntil(seconds: 60) { try Fixtures.listing(Self.target, database, "SELECT v FROM acct WHERE id = 11") == ["v11"] },
+                "\(log(output))")
+        let applied = try #require(try originPosition())
+
+        try Self.target.psql("DELETE FROM acct WHERE id = 3", database: database)
+        let before = try #require(try Fixtures.listing(TestServers.pg15, database, "SELECT pg_current_wal_lsn()").first.flatMap(LSN.init))
+        try TestServers.pg15.psql(operation == "UPDATE" ? "UPDATE acct SET v = 'changed' WHERE id = 3" : "DELETE FROM acct WHERE id = 3",
+                                  database: database)
+        #expect(LocalServer.wait(first) != 0, "\(log(output))")
+        let expected = #"\#(operation) on "public"."acct" matched 0 rows on the target (expected 1 row)"#
+        for run in 1...2 {
+            let record = try #require(try store.status(name))
+            #expect(record.state == "Failed", "run \(run): \(log(output))")
+            let message = record.message ?? ""
+            #expect(message.contains(expected), "run \(run): \(message)")
+            #expect(!message.contains("rerun the same command to resume"), "\(message)")
+            let named = try #require(message.firstMatch(of: /committed at ([0-9A-F]+\/[0-9A-F]+)/).flatMap { LSN(String($0.1)) }, "\(message)")
+            #expect(named > before)
+            let position = try #require(try originPosition())
+            #expect(position == applied && position <= before, "the origin is at \(position), the change after \(before)")
+            let text = try LocalServer.run([Fixtures.binary, "status", name, "--state-dir", state.path])
+            #expect(text.contains("Failed") && text.contains(expected), "\(text)")
+            if run == 1 {
+                let second = Fixtures.spawn(arguments(name, database, state), output: output)
+                #expect(LocalServer.wait(second) != 0, "\(log(output))")
+            }
+        }
+        #expect(try Fixtures.listing(Self.target, database, "SELECT id FROM acct WHERE id = 3").isEmpty)
+    }
 }

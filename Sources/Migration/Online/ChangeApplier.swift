@@ -70,6 +70,9 @@ public final class ChangeApplier {
         /// A materialized view: wal2json sends the rows a REFRESH … CONCURRENTLY changes
         /// (pgoutput never does). Not applied: the cutover refreshes the view on the target.
         var materializedView = false
+        /// No rule fires on the target table in replica mode: an UPDATE's or DELETE's
+        /// affected-row count says how many rows it matched, and is checked. Filled with `target`.
+        var countsRows = true
     }
 
     /// A statement waiting to be sent, with what grouping needs to know of it.
@@ -84,6 +87,12 @@ public final class ChangeApplier {
         var kind: Kind = .other
         /// For an UPDATE that keeps its key and may go in a multi-row UPDATE: the row's key.
         var rowKey: String? = nil
+        /// The table's quoted name, and the commit position of the source transaction the
+        /// statement belongs to: for the message when it does not match the row it must.
+        var relationName = ""
+        var lsn: LSN = .zero
+        /// An UPDATE or DELETE whose affected-row count is checked (see `Check`).
+        var checked = false
     }
     enum Kind { case other, insert, update, delete }
 
@@ -108,6 +117,8 @@ public final class ChangeApplier {
     private var pendingTransactions = 0
     private var pendingChanges = 0
     private var skippingTransaction = false
+    /// The commit position of the open source transaction (its BEGIN says it).
+    private var transactionLSN: LSN = .zero
     /// A target transaction holds statements sent before their source transaction's COMMIT
     /// arrived (a large transaction, written through so memory stays bounded). It commits
     /// with that source transaction, never before.
@@ -135,6 +146,7 @@ public final class ChangeApplier {
     /// to the front of `pending`, to be sent again with the next batch.
     private struct InFlight {
         let statements: [Pending]
+        let checks: [Check]
         let end: LSN
         let commitTime: Date
         let firstCommitTime: Date?
@@ -205,6 +217,7 @@ public final class ChangeApplier {
         switch message {
         case .begin(let finalLSN, _, _):
             inTransaction = true
+            transactionLSN = finalLSN
             // Already committed on the target before a restart: the stream may resend it.
             skippingTransaction = finalLSN < appliedLSN
         case .relation(let description):
@@ -260,7 +273,8 @@ public final class ChangeApplier {
                 }
             }
             var change = Pending(name: statement, sql: sqlByName[statement]!, values: values,
-                                 table: relation.independent ? relation.qualifiedName : nil, kind: .update)
+                                 table: relation.independent ? relation.qualifiedName : nil, kind: .update,
+                                 relationName: relation.qualifiedName, checked: relation.countsRows)
             // A multi-row UPDATE holds each row once: the key says which.
             if keyKept, multiRowByName[statement] != nil { change.rowKey = Self.keyText(matched.values) }
             guard let key = rowKey(relation, new), keyKept else {
@@ -320,6 +334,9 @@ public final class ChangeApplier {
     /// Commits everything received up to the last complete source transaction, with the
     /// origin position, in one target transaction. Statements of a source transaction still
     /// open stay pending (or, already sent, in the open target transaction until its COMMIT).
+    /// The COMMIT goes out only once every UPDATE and DELETE of the batch matched the rows it
+    /// must (see `Check`): a batch that finds the target different never commits, so the
+    /// origin does not move past it.
     public func flush() throws {
         try collect()
         guard let end = pendingEnd else { return }
@@ -327,14 +344,16 @@ public final class ChangeApplier {
         let statements = pending[0..<completeCount]
         let commitTime = pendingCommitTime ?? Date()
         if overlapBatches && !targetTransactionOpen {
-            try send(statements, commit: (end, commitTime), wait: false)
-            inFlight = InFlight(statements: Array(statements), end: end, commitTime: commitTime,
+            let checks = try send(statements, wait: false)
+            inFlight = InFlight(statements: Array(statements), checks: checks, end: end, commitTime: commitTime,
                                 firstCommitTime: pendingFirstCommitTime, transactions: pendingTransactions)
             pendingFirstCommitTime = nil
             forgetSentBatch()
             return
         }
-        try send(statements, commit: (end, commitTime))
+        try send(statements)
+        try commit(end, commitTime)
+        targetTransactionOpen = false
         appliedLSN = end
         lastAppliedCommitTime = commitTime
         lastBatchDelaySeconds = max(0, Date().timeIntervalSince(pendingFirstCommitTime ?? commitTime))
@@ -358,14 +377,16 @@ public final class ChangeApplier {
         pendingTransactions = 0
     }
 
-    /// Waits for the batch in flight: applied once its COMMIT is confirmed; if it failed, its
-    /// statements are pending again (before everything received since) and the error thrown.
-    /// Needed before anything else is sent on the target session.
+    /// Waits for the batch in flight, checks its row counts and commits it: applied once its
+    /// COMMIT is confirmed; if it failed, its statements are pending again (before everything
+    /// received since) and the error thrown. Needed before anything else is sent on the
+    /// target session.
     public func collect() throws {
         guard let batch = inFlight else { return }
         inFlight = nil
         do {
-            try target.pipelineCollect()
+            try verify(try target.pipelineCollect(), batch.checks)
+            try commit(batch.end, batch.commitTime)
         } catch {
             pending.insert(contentsOf: batch.statements, at: 0)
             pendingBytes = pending.reduce(0) { $0 + Self.bytes($1.values) }
@@ -386,14 +407,49 @@ public final class ChangeApplier {
         appliedChanges += batch.statements.count
     }
 
-    /// Sends statements in one pipeline: BEGIN first unless a target transaction is open,
-    /// the origin position and COMMIT last when `commit` is given. Without `wait`, returns
-    /// once sent (`collect` reads the results).
-    private func send(_ statements: ArraySlice<Pending>, commit: (LSN, Date)?, wait: Bool = true) throws {
+    /// The origin position and COMMIT of the target transaction the statements were sent in.
+    private func commit(_ end: LSN, _ commitTime: Date) throws {
+        try target.pipeline { batch in
+            batch.statement("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::timestamptz)",
+                            [.text(end.description), .text(Self.timestampFormatter.string(from: commitTime))])
+            batch.statement("COMMIT")
+        }
+    }
+
+    /// An UPDATE or DELETE sent (one row, or a multi-row statement's rows) and how many rows
+    /// it must affect: each found its row on the source, so on an identical target each
+    /// finds exactly one. Fewer (or more) means the target differs.
+    struct Check {
+        /// The statement's result among the pipeline's.
+        let result: Int
+        let expected: Int
+        let kind: Kind
+        let table: String
+        let lsns: ClosedRange<LSN>
+    }
+
+    /// Throws `ApplyDivergence` for the first statement whose count is not what it must be.
+    private func verify(_ counts: [Int?], _ checks: [Check]) throws {
+        for check in checks {
+            let matched = check.result < counts.count ? counts[check.result] : nil
+            guard matched != check.expected else { continue }
+            // Never committed: the origin stays before the batch (a permanent error, no retry).
+            _ = try? target.execute("ROLLBACK")
+            throw ApplyDivergence(kind: check.kind, table: check.table, matched: matched ?? 0, expected: check.expected, lsns: check.lsns, cause: nil)
+        }
+    }
+
+    /// Sends statements in one pipeline, BEGIN first unless a chunk of the source transaction
+    /// opened the target's already; the transaction stays open (`commit` ends it once the
+    /// counts were checked). With `wait`, checks the counts before returning; without, returns
+    /// once sent, with what to check (`collect` reads and checks the results).
+    @discardableResult
+    private func send(_ statements: ArraySlice<Pending>, wait: Bool = true) throws -> [Check] {
         precondition(inFlight == nil)
         var prepared = preparedStatements
         let begin = !targetTransactionOpen
         let planned = plan(statements)
+        var checks: [Check] = []
         let build: (PipelineBatch) throws -> Void = { batch in
             if begin { batch.statement("BEGIN") }
             for item in planned {
@@ -404,22 +460,33 @@ public final class ChangeApplier {
                         continue
                     }
                     if prepared.insert(statement.name).inserted { batch.prepare(statement.name, statement.sql) }
+                    if statement.checked {
+                        checks.append(Check(result: batch.count, expected: 1, kind: statement.kind, table: statement.relationName,
+                                            lsns: statement.lsn...statement.lsn))
+                    }
                     batch.execute(statement.name, statement.values)
                 case .rows(let rows):
                     let name = "m" + rows[0].name, multi = self.multiRowByName[rows[0].name]!
                     if prepared.insert(name).inserted { batch.prepare(name, multi.sql, types: multi.types) }
+                    if rows[0].checked {
+                        // UPDATE runs hold each row once (see `plan`); a DELETE's are counted alike.
+                        let expected = rows[0].kind == .update ? rows.count : Set(rows.map { Self.keyText($0.values) }).count
+                        checks.append(Check(result: batch.count, expected: expected, kind: rows[0].kind, table: rows[0].relationName,
+                                            lsns: rows.map(\.lsn).min()!...rows.map(\.lsn).max()!))
+                    }
                     batch.execute(name, rows[0].values.indices.map { p in .text(Self.arrayLiteral(rows.lazy.map { $0.values[p] })) })
                 }
             }
-            if let (end, commitTime) = commit {
-                batch.statement("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2::timestamptz)",
-                                [.text(end.description), .text(Self.timestampFormatter.string(from: commitTime))])
-                batch.statement("COMMIT")
-            }
         }
-        if wait { try target.pipeline(build) } else { try target.pipelineSend(build) }
-        preparedStatements = prepared
-        targetTransactionOpen = commit == nil
+        if wait {
+            let counts = try target.pipeline(build)
+            preparedStatements = prepared
+            try verify(counts, checks)
+        } else {
+            try target.pipelineSend(build)
+            preparedStatements = prepared
+        }
+        return checks
     }
 
     /// Rolls back a failed batch so the session can be reused (the statements stay pending).
@@ -560,7 +627,7 @@ public final class ChangeApplier {
             }
         }
         try enqueue(Pending(name: statement, sql: sqlByName[statement]!, values: indices.map { value(new[$0]) },
-                            table: relation.independent ? relation.qualifiedName : nil, kind: .insert))
+                            table: relation.independent ? relation.qualifiedName : nil, kind: .insert, relationName: relation.qualifiedName))
     }
 
     private func delete(_ relation: Relation, old: [TupleValue], keyOnly: Bool) throws {
@@ -581,7 +648,8 @@ public final class ChangeApplier {
             }
         }
         try enqueue(Pending(name: statement, sql: sqlByName[statement]!, values: matched.values,
-                            table: relation.independent ? relation.qualifiedName : nil, kind: .delete))
+                            table: relation.independent ? relation.qualifiedName : nil, kind: .delete,
+                            relationName: relation.qualifiedName, checked: relation.countsRows))
     }
 
     /// The rows of `count` array parameters, element by element (what `unnest($1, $2, …)`
@@ -635,6 +703,8 @@ public final class ChangeApplier {
     /// Appends a statement; false when it went out at once (in a chunk of a large transaction).
     @discardableResult
     private func enqueue(_ statement: Pending) throws -> Bool {
+        var statement = statement
+        statement.lsn = transactionLSN
         let size = Self.bytes(statement.values)
         let chunk = inTransaction && (pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes)
         // A chunk is about to go out on the target session (before this statement is pending:
@@ -647,7 +717,7 @@ public final class ChangeApplier {
         // complete transactions before it go along in the same target transaction.
         if chunk {
             // A failed chunk cannot be sent again on its own: the stream restarts instead.
-            do { try send(pending[...], commit: nil) } catch { targetTransactionOpen = true; throw error }
+            do { try send(pending[...]); targetTransactionOpen = true } catch { targetTransactionOpen = true; throw error }
             pendingChanges += pending.count
             pending.removeAll(keepingCapacity: true)
             pendingBytes = 0
@@ -698,10 +768,13 @@ public final class ChangeApplier {
                                    AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
                                         OR ARRAY(SELECT a.attname::text COLLATE "C" FROM unnest(i.indkey) k
                                                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k ORDER BY 1)
-                                           <> ARRAY(SELECT kn COLLATE "C" FROM unnest($3::text[]) kn ORDER BY 1)))
+                                           <> ARRAY(SELECT kn COLLATE "C" FROM unnest($3::text[]) kn ORDER BY 1))),
+                   NOT EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_enabled IN ('A', 'R'))
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2
             """, d.schema, d.name, names).first
         relation.independent = row?.bool(0) == true
+        // A rule rewrites the statement: its count is the rewritten one's, not the rows matched.
+        relation.countsRows = row?.bool(2) != false
         relation.uniqueOnlyOnKey = relation.independent && !key.isEmpty && row?.bool(1) == true
         relation.mergeKey = coalesceUpdates && relation.uniqueOnlyOnKey && key.count < d.columns.count ? key : nil
     }
@@ -810,7 +883,11 @@ public final class ChangeApplier {
             """, d.schema, d.name).rows
         let name = relation.qualifiedName
         let hint = "then rerun the same command: streaming resumes where it stopped"
-        guard !rows.isEmpty else {
+        // No column at all (`CREATE TABLE t ()`, every column dropped) is not a missing table.
+        let columnless = try rows.isEmpty && d.columns.isEmpty && !target.query("""
+            SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+            """, d.schema, d.name).rows.isEmpty
+        guard !rows.isEmpty || columnless else {
             throw ChangeStreamError("table \(name) is on the source but not on the target (created on the source during streaming?): "
                 + "create it on the target, e.g. `pg_dump --schema-only --table='\(name)' SOURCE | psql TARGET`, \(hint)")
         }
@@ -881,4 +958,28 @@ public final class ChangeApplier {
 public struct ChangeStreamError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// An UPDATE or DELETE that did not match on the target the rows it matched on the source:
+/// the target differs. Permanent: applying the batch again gives the same, so the stream
+/// stops (the batch is rolled back, the origin stays before it).
+public struct ApplyDivergence: Error, CustomStringConvertible {
+    let kind: ChangeApplier.Kind
+    let table: String
+    let matched: Int
+    let expected: Int
+    let lsns: ClosedRange<LSN>
+    /// Why the target differs, when the stream knows (else: written outside the migration?).
+    var cause: String?
+
+    public var description: String {
+        let operation = kind == .update ? "UPDATE" : kind == .delete ? "DELETE" : "a statement"
+        let rows = expected == 1 ? "1 row" : "\(expected) rows"
+        let transaction = lsns.lowerBound == lsns.upperBound
+            ? "in the source transaction committed at \(lsns.lowerBound)"
+            : "in the source transactions committed from \(lsns.lowerBound) to \(lsns.upperBound)"
+        return "\(operation) on \(table) matched \(matched) row\(matched == 1 ? "" : "s") on the target (expected \(rows)) "
+            + "\(transaction): the target differs from the source (\(cause ?? "written outside the migration?")); nothing of that "
+            + "batch was committed. Cancel the migration and copy again with `migrate --overwrite`"
+    }
 }

@@ -209,10 +209,20 @@ public final class ChangeStream {
         default: break
         }
         do { try applier.handle(message) } catch {
-            guard applier.canRetry else { try? applier.recover(); throw error }
+            // A divergence gives the same on every try: the stream ends.
+            guard applier.canRetry, !(error is ApplyDivergence) else { try? applier.recover(); throw explained(error) }
             try applier.recover()
             try applier.handle(message)
         }
+    }
+
+    /// A divergence with a wal2json older than 2.6: a row holding NaN or ±Infinity, sent as
+    /// null, is not found.
+    private func explained(_ error: Error) -> Error {
+        guard var divergence = error as? ApplyDivergence, !exactNumerics else { return error }
+        divergence.cause = "the source's wal2json is older than 2.6 and sends NaN and ±Infinity of float and numeric columns as null, "
+            + "so a row holding one is not found (upgrade wal2json on the source, or migrate offline)"
+        return divergence
     }
 
     /// While a long transaction is applied nothing is read from the walsender: a status
@@ -227,7 +237,7 @@ public final class ChangeStream {
     private func flushAndReport(force: Bool, busy: Bool = false) throws {
         func retrying<T>(_ body: () throws -> T) throws -> T {
             do { return try body() } catch {
-                guard applier.canRetry else { try? applier.recover(); throw error }
+                guard applier.canRetry, !(error is ApplyDivergence) else { try? applier.recover(); throw explained(error) }
                 try applier.recover()
                 try applier.flush()
                 return try body()

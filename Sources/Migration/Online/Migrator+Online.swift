@@ -289,7 +289,8 @@ extension Migrator {
                     try stream(capture, control: control)
                     control.finish(database, error: nil)
                 } catch {
-                    control.finish(database, error: "\(error)")
+                    // A divergence is not resumed: the rerun would find the same target.
+                    control.finish(database, error: "\(error)" + (error is ApplyDivergence ? "" : "; rerun the same command to resume"))
                 }
             }
             thread.stackSize = 4 << 20
@@ -308,7 +309,7 @@ extension Migrator {
             if let (database, message) = control.firstFailure {
                 control.requestStop()
                 done.wait()
-                throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume"))
+                throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message)"))
             }
             if cutoverStarted == nil, (try? store.isCutoverRequested(options.name)) == true {
                 cutoverStarted = Date()
@@ -327,7 +328,7 @@ extension Migrator {
         }
         done.wait()
         if let (database, message) = control.firstFailure {
-            throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message); rerun the same command to resume"))
+            throw failCutover(MigrationFailure("streaming the changes of \(database) failed: \(message)"))
         }
         if canceled.isSet {
             if !wasInterrupted { dropChangeCapture(databases) }  // interrupted: the rerun resumes from the slots
