@@ -246,7 +246,11 @@ public final class ValidationEngine: @unchecked Sendable {
             try await connection.run { c in
                 // Catalog queries with inflated estimates would pay JIT compilation (tens of ms each).
                 let jit = c.serverVersionNumber >= 110000 ? "; SET jit = off" : ""
-                try c.execute("SET default_transaction_read_only = on; SET statement_timeout = \(try c.quoteLiteral(timeout))\(jit)")
+                // No parallel workers: the rules already run side by side (two source sessions and
+                // the target's), so workers only compete with them for the server's cores, and a
+                // preflight check should not take more of a production source than that.
+                let parallel = c.serverVersionNumber >= 90600 ? "; SET max_parallel_workers_per_gather = 0" : ""
+                try c.execute("SET default_transaction_read_only = on; SET statement_timeout = \(try c.quoteLiteral(timeout))\(jit)\(parallel)")
             }
         } catch {
             connection.close()
@@ -428,35 +432,58 @@ public final class ValidationEngine: @unchecked Sendable {
         do {
             let (sql, names) = try SQLPlaceholder.rewrite(probe.sql(forVersion: version))
             let parameters = try names.map { try context.parameter($0, database: database) }
-            let rows = try await session.query(sql, parameters).rows
-            var findings: [(status: Status, row: Row)] = []
+            let queryStarted = DispatchTime.now().uptimeNanoseconds
+            // The rule's id in a comment: the server's log, pg_stat_activity and
+            // pg_stat_statements say which rule a query is (Benchmarks/validate-scale.sh sums
+            // the server CPU per rule with it).
+            let answer = try await session.query("/* pgpreflight rule \(rule.id) */\n" + sql, parameters)
+            let rows = answer.rows
+            let queried = DispatchTime.now().uptimeNanoseconds
+            var findings: [FindingRendering.Finding] = []
+            findings.reserveCapacity(rows.count)
             // A row with a `could_not_check` column says what the probe could not see with the
             // user's privileges: the result says so, with the grant of `requires`.
             var unseen: [String] = []
+            let unseenColumn = answer.columns.firstIndex(of: "could_not_check")
+            let statusColumn = answer.columns.firstIndex(of: "status")
+            let defaultStatus = rule.status[request.mode] ?? .failed
             for row in rows {
-                if let reason = row.string("could_not_check") { unseen.append(reason); continue }
-                var status = rule.status[request.mode] ?? .failed
-                if let text = row.string("status") {
+                if let unseenColumn, let reason = row.values[unseenColumn] { unseen.append(reason); continue }
+                var status = defaultStatus
+                if let statusColumn, let text = row.values[statusColumn] {
                     guard let parsed = Status(rawValue: text) else {
                         return result(.failed, "could not check: the probe returned the status '\(text)'",
                                       "Fix the rule file \(rule.file): status must be Succeeded, Warning or Failed.", [])
                     }
                     status = parsed
                 }
-                findings.append((status, row))
+                findings.append(FindingRendering.Finding(status: status, columns: row.columns, values: row.values))
             }
             let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
                 ?? "Grant the \(probe.runsOn.rawValue) migration user read access to the catalogs this rule reads."
-            let rendering = FindingRendering(
-                findings: findings.map { FindingRendering.Finding(status: $0.status, row: $0.row.dictionary) },
-                messages: rule.messages, remedy: rule.remedy, values: values, unseen: unseen, grant: grant)
+            let rendering = FindingRendering(findings: findings, messages: rule.messages, remedy: rule.remedy, values: values,
+                                             unseen: unseen, grant: grant)
+            let found = DispatchTime.now().uptimeNanoseconds
             let rendered = rendering.render()
             var outcome = result(rendered.status, rendered.message, rendered.remedy, rendered.objects)
             outcome.rendering = rendering
+            Self.trace?("\(rule.id)\(database.map { " [\($0)]" } ?? ""): \(rows.count) rows; query (server, transfer, copy) "
+                        + "\(Self.ms(queryStarted, queried)) ms, findings \(Self.ms(queried, found)) ms, "
+                        + "render \(Self.ms(found, DispatchTime.now().uptimeNanoseconds)) ms")
             return outcome
         } catch let error as ServerError {
             if error.sqlState == "42501" {
-                let grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
+                let user = values["\(probe.runsOn.rawValue).user"] ?? ""
+                var grant = rule.requires.map { TemplatePlaceholder.render($0, values: values, firstRow: [:]) }
+                if grant == nil {
+                    grant = try? await session.connection.run { c in
+                        Self.grant(for: error, user: user) { name in
+                            // plain names as they are (as {source.user} in the rules' grants), others quoted
+                            name.range(of: #"^[a-z_][a-z0-9_$]*$"#, options: .regularExpression) != nil
+                                ? name : ((try? c.quoteIdentifier(name)) ?? name)
+                        }
+                    }
+                }
                 return result(.warning, "could not check: \(error.message)",
                               grant ?? "Grant the \(probe.runsOn.rawValue) migration user read access to the catalogs this rule reads.", [])
             }
@@ -468,6 +495,39 @@ public final class ValidationEngine: @unchecked Sendable {
                           "Check the \(probe.runsOn.rawValue) connection and run again.", [])
         }
     }
+
+    /// The grant a permission error names, for a rule without `requires:` (a rule of the user's
+    /// own, from `--rules DIR`): the predefined role the server asks for, or the privilege on
+    /// the object it names; nil when the error names neither.
+    static func grant(for error: ServerError, user: String, quote: (String) -> String) -> String? {
+        let text = error.message + " " + (error.detail ?? "") + " " + (error.hint ?? "")
+        // "must be superuser or have privileges of pg_read_all_settings …" (15),
+        // "Only roles with privileges of the "pg_read_all_settings" role may …" (16+)
+        if let match = text.range(of: #"pg_(read_all_settings|read_all_stats|read_all_data|read_server_files|monitor|stat_scan_tables|signal_backend)\b"#,
+                                  options: .regularExpression) {
+            return "GRANT \(text[match]) TO \(quote(user));"
+        }
+        let objects: [(prefix: String, grant: String)] = [
+            ("permission denied for table ", "SELECT ON TABLE"), ("permission denied for relation ", "SELECT ON TABLE"),
+            ("permission denied for view ", "SELECT ON TABLE"), ("permission denied for materialized view ", "SELECT ON TABLE"),
+            ("permission denied for sequence ", "SELECT ON SEQUENCE"), ("permission denied for function ", "EXECUTE ON FUNCTION"),
+            ("permission denied for schema ", "USAGE ON SCHEMA"), ("permission denied for database ", "CONNECT ON DATABASE"),
+        ]
+        for (prefix, privilege) in objects where error.message.hasPrefix(prefix) {
+            // The server names the object unquoted.
+            return "GRANT \(privilege) \(quote(String(error.message.dropFirst(prefix.count)))) TO \(quote(user));"
+        }
+        return nil
+    }
+
+    /// `PGPREFLIGHT_TRACE=1`: one stderr line per probe with the time of each phase (where a
+    /// slow rule spends it: the query, building the findings, rendering the message and remedy).
+    static let trace: (@Sendable (String) -> Void)? = {
+        guard ProcessInfo.processInfo.environment["PGPREFLIGHT_TRACE"] == "1" else { return nil }
+        return { line in FileHandle.standardError.write(Data(("trace: " + line + "\n").utf8)) }
+    }()
+
+    static func ms(_ from: UInt64, _ to: UInt64) -> String { String(format: "%.1f", Double(to - from) / 1_000_000) }
 
     // MARK: Builtins
 

@@ -6,9 +6,23 @@ import Foundation
 public struct FindingRendering: Sendable, Equatable {
     public struct Finding: Sendable, Equatable {
         public var status: Status
+        /// The probe's columns (one array shared by every finding of a result) and this row's
+        /// values, NULL as nil: no dictionary per row (100 000 findings made 100 000 of them).
+        public var columns: [String]
+        public var values: [String?]
+
+        public init(status: Status, columns: [String], values: [String?]) {
+            self.status = status; self.columns = columns; self.values = values
+        }
+
+        public func value(_ column: String) -> String? { columns.firstIndex(of: column).flatMap { values[$0] } }
         /// The probe's row: column → value (NULL columns left out).
-        public var row: [String: String]
-        public var object: String? { row["object"] }
+        public var row: [String: String] {
+            var row: [String: String] = [:]
+            for (column, value) in zip(columns, values) { if let value { row[column] = value } }
+            return row
+        }
+        public var object: String? { value("object") }
     }
 
     public var findings: [Finding]
@@ -39,7 +53,7 @@ public struct FindingRendering: Sendable, Equatable {
         }
         let relevant = worst == .succeeded ? findings : findings.filter { $0.status != .succeeded }
         let objects = relevant.compactMap(\.object)
-        let remedies = relevant.compactMap { $0.row["remedy"] }
+        let remedies = relevant.compactMap { $0.value("remedy") }
         var filled = values
         filled["count"] = String(relevant.count)
         filled["objects"] = objects.joined(separator: ", ")

@@ -154,6 +154,58 @@ import Validation
         #expect(try check.query("SELECT to_regclass('written_by_validation') IS NULL").first?.bool(0) == true)
     }
 
+    /// A rule of the user's own without `requires:` that meets a permission error still says
+    /// "could not check" with the grant the error names, not a generic sentence.
+    @Test func aPermissionErrorOfARuleWithoutRequiresNamesTheGrant() async throws {
+        let (source, target) = try servers()
+        let database = try createDatabase(source, "CREATE TABLE secret_ledger (id int); CREATE TABLE \"Payroll 2026\" (id int)")
+        defer { dropDatabase(source, database) }
+        try source.psql("DROP ROLE IF EXISTS engine_grant_reader; CREATE ROLE engine_grant_reader LOGIN")
+        defer { try? source.psql("DROP ROLE IF EXISTS engine_grant_reader") }
+        let rules = try customRules([
+            "test.ledger.yaml": """
+                id: test.ledger
+                title: A probe that reads a table the user may not read
+                description: No requires.
+                scope: database
+                probe:
+                  sql: SELECT id::text AS object FROM secret_ledger
+                message: {Succeeded: "read"}
+                """,
+            "test.payroll.yaml": """
+                id: test.payroll
+                title: A probe that reads a table with a quoted name
+                description: No requires.
+                scope: database
+                probe:
+                  sql: SELECT id::text AS object FROM "Payroll 2026"
+                message: {Succeeded: "read"}
+                """,
+            "test.preload.yaml": """
+                id: test.preload
+                title: A probe that reads a superuser-only setting
+                description: No requires.
+                scope: instance
+                probe:
+                  sql: SELECT current_setting('shared_preload_libraries') AS object
+                message: {Succeeded: "read"}
+                """,
+        ])
+        let run = try await validate(ValidationRequest(
+            source: ConnectionString(source.connectionString(user: "engine_grant_reader")),
+            target: ConnectionString(target.connectionString()), databases: [database], rules: rules))
+        let ledger = try #require(run.results.first { $0.rule == "test.ledger" })
+        #expect(ledger.status == .warning)
+        #expect(ledger.message == "could not check: permission denied for table secret_ledger")
+        #expect(ledger.remedy == "GRANT SELECT ON TABLE secret_ledger TO engine_grant_reader;")
+        let payroll = try #require(run.results.first { $0.rule == "test.payroll" })
+        #expect(payroll.remedy == "GRANT SELECT ON TABLE \"Payroll 2026\" TO engine_grant_reader;")
+        let preload = try #require(run.results.first { $0.rule == "test.preload" })
+        #expect(preload.status == .warning)
+        #expect(preload.message.hasPrefix("could not check: "))
+        #expect(preload.remedy == "GRANT pg_read_all_settings TO engine_grant_reader;")
+    }
+
     @Test func queriesPerDatabaseDoNotGrowWithTables() async throws {
         let (source, target) = try servers()
         let small = try createDatabase(source, "CREATE TABLE t1 (id int)")
