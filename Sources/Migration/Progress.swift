@@ -148,28 +148,20 @@ final class ProgressPrinter: @unchecked Sendable {
         }
     }
 
-    func tick(_ line: String) {
-        guard enabled else { return }
-        lock.withLock {
-            if isTerminal {
-                FileHandle.standardError.write("\r\u{1B}[K\(line)".data(using: .utf8)!)
-                lineShown = true
-            } else if Date().timeIntervalSince(lastPlain) >= 5 {
-                lastPlain = Date()
-                FileHandle.standardError.write("\(Self.stamp()) \(line)\n".data(using: .utf8)!)
-            }
-        }
-    }
+    func tick(_ line: String) { show(line, spaced: true) }
 
     /// A line that marks a step of the copy (another tenth of the bytes): on a terminal the
     /// live line, otherwise a timestamped line at once, whatever the time since the last.
-    func milestone(_ line: String) {
+    func milestone(_ line: String) { show(line, spaced: false) }
+
+    /// On a terminal the live line; otherwise a timestamped line, at most one per 5 s when `spaced`.
+    private func show(_ line: String, spaced: Bool) {
         guard enabled else { return }
         lock.withLock {
             if isTerminal {
                 FileHandle.standardError.write("\r\u{1B}[K\(line)".data(using: .utf8)!)
                 lineShown = true
-            } else {
+            } else if !spaced || Date().timeIntervalSince(lastPlain) >= 5 {
                 lastPlain = Date()
                 FileHandle.standardError.write("\(Self.stamp()) \(line)\n".data(using: .utf8)!)
             }

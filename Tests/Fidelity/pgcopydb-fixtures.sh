@@ -72,14 +72,33 @@ text = ";\n".join(s for s in text.split(";\n") if "pg_attver" not in s)
 print("\n".join(l for l in text.splitlines() if not re.match(r"^(\\(un)?restrict |-- Dumped from)", l)))'
 }
 
-run_mode() {
-  local mode=$1 sp tp
-  sp=$(free_port); tp=$(free_port)
-  local extra=""
+# A PostgreSQL 15 source (wal2json allowed where Debian's build restricts output plugins) and a
+# PostgreSQL 18 target; sets S and T to their URIs.
+start_servers() {
+  local sp tp extra=""; sp=$(free_port); tp=$(free_port)
   "$PG15/postgres" --describe-config 2>/dev/null | grep 'output_plugin_libraries' > /dev/null && extra="output_plugin_libraries = 'pgoutput,test_decoding,wal2json'"
   start_server source "$PG15" "$sp" "wal_level = logical" "fsync = off" ${extra:+"$extra"}
   start_server target "$PG18" "$tp" "fsync = off"
-  local S="postgresql://postgres@127.0.0.1:$sp" T="postgresql://postgres@127.0.0.1:$tp"
+  S="postgresql://postgres@127.0.0.1:$sp"; T="postgresql://postgres@127.0.0.1:$tp"
+}
+stop_servers() { stop_server source "$PG15"; stop_server target "$PG18"; rm -rf "$WORK/source" "$WORK/target"; }
+
+# wait_for_cutover_trigger NAME STATE_DIR PID: until the migration streams (or its process ends).
+wait_for_cutover_trigger() {
+  local state=""
+  for _ in $(seq 1 300); do
+    state=$("$BIN" status "$1" --state-dir "$2" --format json 2>/dev/null |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["substate"])' 2>/dev/null || true)
+    [ "$state" = WaitingForCutoverTrigger ] && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 1
+  done
+  return 1
+}
+
+run_mode() {
+  local mode=$1
+  start_servers
 
   # unit: pgcopydb's unit setup, run as its test runs it (search_path set on the database).
   psql18 "$S/postgres" -c "CREATE DATABASE unit" -c "CREATE DATABASE cdc"
@@ -124,16 +143,9 @@ SQL
   local plugin=""; [ "$mode" = online-wal2json ] && plugin=wal2json
   PGPREFLIGHT_OUTPUT_PLUGIN=$plugin "$BIN" migrate "fixtures-$mode" --mode "${mode%%-*}" --source "$S/postgres" --target "$T/postgres" --database unit --database cdc \
     --state-dir "$WORK/state-$mode" > "$WORK/migrate-$mode.log" 2>&1 &
-  local migrate_pid=$! state=""
+  local migrate_pid=$!
   if [ "$mode" != offline ]; then
-    for _ in $(seq 1 300); do
-      state=$("$BIN" status "fixtures-$mode" --state-dir "$WORK/state-$mode" --format json 2>/dev/null |
-              python3 -c 'import json, sys; print(json.load(sys.stdin)["substate"])' 2>/dev/null || true)
-      [ "$state" = WaitingForCutoverTrigger ] && break
-      kill -0 "$migrate_pid" 2>/dev/null || break
-      sleep 1
-    done
-    [ "$state" = WaitingForCutoverTrigger ] || { fail "$mode: the migration never reached WaitingForCutoverTrigger"; tail -5 "$WORK/migrate-$mode.log" >&2; }
+    wait_for_cutover_trigger "fixtures-$mode" "$WORK/state-$mode" "$migrate_pid" || { fail "$mode: the migration never reached WaitingForCutoverTrigger"; tail -5 "$WORK/migrate-$mode.log" >&2; }
     # pgcopydb's CDC statements, then more of the same kinds on the other fixtures.
     psql18 "$S/cdc" -f "$FIX/cdc-pgoutput/special-dml.sql" -f "$WORK/cdc-dml.sql" -f "$FIX/cdc-replica-identity-index/dml.sql" > /dev/null
     psql18 "$S/cdc" -c "INSERT INTO src VALUES (4, 'delta'), (5, 'epsilon')" -c "REFRESH MATERIALIZED VIEW CONCURRENTLY mv1" \
@@ -174,32 +186,20 @@ SQL
       { fail "$mode: pgcopydb's unit/sql/$t.sql gives another result on the target"; diff "$WORK/$mode-unit-source-$t.out" "$WORK/$mode-unit-target-$t.out" | head -10 >&2 || true; }
   done
   log "$mode: $(grep -c . "$WORK/$mode-rows-target-unit.txt") + $(grep -c . "$WORK/$mode-rows-target-cdc.txt") rows compared, $(ls "$FIX"/unit/sql/*.sql | wc -l) pgcopydb expectations checked"
-  stop_server source "$PG15"; stop_server target "$PG18"
-  rm -rf "$WORK/source" "$WORK/target"
+  stop_servers
 }
 
 # wal2json: NaN, ±Infinity and -0 written while streaming. wal2json before 2.6 sends them as NULL
 # or 0: the migration must then end Failed naming the table (never Succeeded with the wrong
 # values); a newer one carries them, and the migration must end Succeeded and identical.
 run_wal2json_specials() {
-  local sp tp; sp=$(free_port); tp=$(free_port)
-  local extra=""
-  "$PG15/postgres" --describe-config 2>/dev/null | grep 'output_plugin_libraries' > /dev/null && extra="output_plugin_libraries = 'pgoutput,test_decoding,wal2json'"
-  start_server source "$PG15" "$sp" "wal_level = logical" "fsync = off" ${extra:+"$extra"}
-  start_server target "$PG18" "$tp" "fsync = off"
-  local S="postgresql://postgres@127.0.0.1:$sp" T="postgresql://postgres@127.0.0.1:$tp"
+  start_servers
   psql18 "$S/postgres" -c "CREATE DATABASE specials"
   psql18 "$S/specials" -c "CREATE TABLE readings (id int PRIMARY KEY, d float8, r real, n numeric); INSERT INTO readings VALUES (1, 1, 1, 1), (2, 2, 2, 2)"
   PGPREFLIGHT_OUTPUT_PLUGIN=wal2json "$BIN" migrate specials --mode online --source "$S/postgres" --target "$T/postgres" --database specials \
     --state-dir "$WORK/state-specials" > "$WORK/migrate-specials.log" 2>&1 &
-  local migrate_pid=$! state=""
-  for _ in $(seq 1 120); do
-    state=$("$BIN" status specials --state-dir "$WORK/state-specials" --format json 2>/dev/null |
-            python3 -c 'import json, sys; print(json.load(sys.stdin)["substate"])' 2>/dev/null || true)
-    [ "$state" = WaitingForCutoverTrigger ] && break
-    kill -0 "$migrate_pid" 2>/dev/null || break
-    sleep 1
-  done
+  local migrate_pid=$!
+  wait_for_cutover_trigger specials "$WORK/state-specials" "$migrate_pid" || true  # the outcome below says what happened
   psql18 "$S/specials" -c "UPDATE readings SET d = 'NaN', r = '-Infinity', n = 'NaN' WHERE id = 1" -c "UPDATE readings SET d = '-0' WHERE id = 2"
   "$BIN" cutover specials --state-dir "$WORK/state-specials" > "$WORK/cutover-specials.log" 2>&1 || true
   wait "$migrate_pid" || true
@@ -215,8 +215,7 @@ run_wal2json_specials() {
     diff "$WORK/specials-source.txt" "$WORK/specials-target.txt" >&2 || fail "wal2json-specials: rows differ"
   fi
   "$BIN" cancel specials --state-dir "$WORK/state-specials" > /dev/null 2>&1 || true
-  stop_server source "$PG15"; stop_server target "$PG18"
-  rm -rf "$WORK/source" "$WORK/target"
+  stop_servers
 }
 
 for mode in $MODES; do

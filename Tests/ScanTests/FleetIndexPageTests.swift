@@ -128,7 +128,7 @@ import Validation
 
 /// Headless Chromium on a local page: the DOM after its scripts ran, or a screenshot.
 struct Chromium {
-    static let binary: String? = ["/usr/bin/chromium-headless-shell", "/usr/bin/chromium"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let binary = HeadlessChromium.binary
 
     let binary: String
     let page: URL
@@ -149,7 +149,7 @@ struct Chromium {
             for match in tag.matches(of: #/([a-z-]+)(?:="([^"]*)")?/#) { result[String(match.1)] = match.2.map(String.init) ?? "" }
             return result
         }
-        let root = text.firstMatch(of: #/<html([^>]*)>/#).map { attributes($0.1) } ?? [:]
+        let root = HeadlessChromium.rootAttributes(of: text)
         let visible = text.matches(of: #/<tr ([^>]*)>/#).map { attributes($0.1) }
             .filter { $0["class"] == "server" && $0["hidden"] == nil }.compactMap { $0["data-server"] }
         return DOM(text: text, root: root, visibleServers: visible)
@@ -161,26 +161,6 @@ struct Chromium {
     }
 
     private func run(_ arguments: [String], width: Int, fragment: String?) throws -> String {
-        let profile = scratch.appendingPathComponent("chromium-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: profile) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        // As root Chromium needs --no-sandbox; a profile of its own lets tests run side by side.
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                             "--user-data-dir=\(profile.path)", "--window-size=\(width),900"] + arguments
-            + [page.absoluteString + (fragment.map { "#\($0)" } ?? "")]
-        let output = scratch.appendingPathComponent("chromium-out-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Bounded: a Chromium that hangs fails the test instead of stopping the suite.
-        let watchdog = DispatchWorkItem { process.terminate() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: watchdog)
-        process.waitUntilExit()
-        watchdog.cancel()
-        guard process.terminationStatus == 0 else { throw TestError(description: "Chromium exited \(process.terminationStatus)") }
-        return try String(contentsOf: output, encoding: .utf8)
+        try HeadlessChromium(binary: binary, scratch: scratch).run(arguments, page: page.absoluteString + (fragment.map { "#\($0)" } ?? ""), width: width)
     }
 }

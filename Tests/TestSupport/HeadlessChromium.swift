@@ -16,6 +16,11 @@ public struct HeadlessChromium: Sendable {
     public init(binary: String, scratch: URL) { self.binary = binary; self.scratch = scratch }
 
     public func dumpDOM(of page: URL, width: Int, height: Int = 900) throws -> String {
+        try run(["--dump-dom"], page: page.absoluteString, width: width, height: height)
+    }
+
+    /// Chromium with `arguments` on `page` (a URL, a fragment included); its standard output.
+    public func run(_ arguments: [String], page: String, width: Int, height: Int = 900) throws -> String {
         let profile = scratch.appendingPathComponent("chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
         let output = scratch.appendingPathComponent("chromium-out-\(UUID().uuidString)")
@@ -25,7 +30,7 @@ public struct HeadlessChromium: Sendable {
         process.executableURL = URL(fileURLWithPath: binary)
         // As root Chromium needs --no-sandbox; a profile of its own lets tests run side by side.
         process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                             "--user-data-dir=\(profile.path)", "--window-size=\(width),\(height)", "--dump-dom", page.absoluteString]
+                             "--user-data-dir=\(profile.path)", "--window-size=\(width),\(height)"] + arguments + [page]
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = FileHandle.nullDevice
         try process.run()

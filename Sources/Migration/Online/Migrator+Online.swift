@@ -660,7 +660,8 @@ extension Migrator {
         guard !again.isEmpty else { return }
         // Copied as the base copy copies them (Catalog.tables: its column list, which may be
         // empty, and its COPY format).
-        let oids = try Set(again.map { try source.query("SELECT $1::regclass::oid::int8", $0).first?.int(0) ?? -1 })
+        let oids = Set(try source.query("SELECT name::regclass::oid::int8 FROM unnest($1::text[]) name",
+                                        ChangeApplier.arrayLiteral(again.map { SQLValue.text($0) })).rows.compactMap { $0.int(0) })
         let tables = try Catalog.tables(source).filter { oids.contains($0.oid) }
         try target.execute("SET session_replication_role = replica")
         // Values as text read the same on both sides whatever either database's settings.
