@@ -233,15 +233,17 @@ import Validation
                              target: TestServers.pg18.connectionString(), position: 1),
         ])
         let rules = try RuleLoader.load(directories: [try CLI.rules(in: directory, ["connectivity.source", "connectivity.target"])])
-        let summary = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 2, metricsFile: nil, serverDeadline: 30) { server in
+        let summary = try await FleetScan(inventory: inventory, reportsDirectory: directory, parallel: 2, metricsFile: nil, serverDeadline: 120) { server in
             try! await ValidationEngine(request: ValidationRequest(source: try! ConnectionString(server.source), target: try! ConnectionString(server.target),
                                                                    databases: server.databases, rules: rules)).run().run
         }.run()
+        // The deadline is generous: every session of the failover server's validation first waits
+        // out the hung host's 2 s, and a clean-clone CI run here took more than 30 s for it.
         #expect(summary.servers.map(\.name) == ["failover", "hung-pair"])
         #expect(summary.servers[0].status == .succeeded, "\(summary.servers[0])")
         #expect(hungFirst.acceptedCount >= 1)
         #expect(summary.servers[1].status == .failed)
-        #expect(summary.servers[1].problem?.hasPrefix("did not finish within 30 s") == true, "\(summary.servers[1])")
+        #expect(summary.servers[1].problem?.hasPrefix("did not finish within 120 s") == true, "\(summary.servers[1])")
         #expect(hungA.acceptedCount >= 1 && hungB.acceptedCount == 0)  // still on the first host at the deadline
         // The scan waited for the abandoned attempt to end: nothing holds the hung hosts now.
         #expect(try eventually(30) { hungA.openConnections == 0 && hungFirst.openConnections == 0 },
