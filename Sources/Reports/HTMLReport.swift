@@ -177,22 +177,21 @@ public enum HTMLReport {
 
     private static func verdict(_ run: ValidationRun, options: ReportOptions) -> String {
         let failed = run.blockingCount(.failed), warnings = run.blockingCount(.warning), accepted = run.acceptedCount
-        func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
         let sentence: String
         switch run.effectiveStatus(strict: options.strict) {
         case .succeeded:
             sentence = accepted == 0 ? "Every check passed: nothing stands in the way of this migration."
                 : "Nothing stands in the way of this migration."
         case .warning:
-            sentence = "Nothing blocks this migration; \(plural(warnings, "warning")) should be reviewed before it starts."
+            sentence = "Nothing blocks this migration; \(counted(warnings, "warning")) should be reviewed before it starts."
         case .failed where failed == 0:
-            sentence = "\(plural(warnings, "warning")) fail this run in strict mode: resolve them before migrating."
+            sentence = "\(counted(warnings, "warning")) fail this run in strict mode: resolve them before migrating."
         case .failed:
-            sentence = "\(plural(failed, "check")) failed: the migration cannot start until \(failed == 1 ? "it is" : "they are") fixed"
-                + (warnings > 0 ? "; \(plural(warnings, "warning")) should be reviewed too." : ".")
+            sentence = "\(counted(failed, "check")) failed: the migration cannot start until \(failed == 1 ? "it is" : "they are") fixed"
+                + (warnings > 0 ? "; \(counted(warnings, "warning")) should be reviewed too." : ".")
         }
         guard accepted > 0 else { return sentence }
-        return sentence + " \(plural(accepted, "finding")) accepted by a suppression or the baseline \(accepted == 1 ? "does" : "do") not count."
+        return sentence + " \(counted(accepted, "finding")) accepted by a suppression or the baseline \(accepted == 1 ? "does" : "do") not count."
     }
 
     private static func cssClass(_ status: Status) -> String {

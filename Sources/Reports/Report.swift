@@ -155,3 +155,6 @@ enum ReportTime {
         return "\(ms / 60_000) min \((ms % 60_000) / 1000) s"
     }
 }
+
+/// "1 warning", "2 warnings": a count with its noun in the right number (regular plurals only).
+func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }

@@ -57,7 +57,7 @@ import Validation
         #expect(preload.dropFirst(statusColumn).hasPrefix("Failed ") && !preload.contains("accepted"))
 
         let summary = try #require(lines.last { !$0.isEmpty })
-        #expect(summary == "Failed: 1 failed, 1 warnings, 7 succeeded, 2 accepted (offline mode, 2 databases, \(run.durationMs) ms)")
+        #expect(summary == "Failed: 1 failed, 1 warning, 7 succeeded, 2 accepted (offline mode, 2 databases, \(run.durationMs) ms)")
         let notice = try #require(lines.firstIndex { $0.hasPrefix("notice: ") })
         #expect(lines[notice].hasSuffix(Fixtures.expiredNotice))
         #expect(notice > primaryKey && notice < lines.lastIndex(of: summary)!)

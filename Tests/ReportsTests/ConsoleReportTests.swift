@@ -40,7 +40,7 @@ import Validation
         let text = ConsoleReport.render(run, options: ReportOptions(strict: true))
         #expect(!text.contains("\u{1B}"))
         #expect(!text.contains("\u{7}"))
-        #expect(text.hasSuffix("Failed (strict): 1 failed, 1 warnings, 1 succeeded (online mode, 1 databases, 1500 ms)\n"))
+        #expect(text.hasSuffix("Failed (strict): 1 failed, 1 warning, 1 succeeded (online mode, 1 database, 1500 ms)\n"))
     }
 }
 
