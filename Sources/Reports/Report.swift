@@ -157,4 +157,4 @@ enum ReportTime {
 }
 
 /// "1 warning", "2 warnings": a count with its noun in the right number (regular plurals only).
-func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
+public func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PostgresClient
+import Reports
 import Scanning
 import Validation
 
@@ -140,13 +141,13 @@ struct ScanRun: AsyncParsableCommand {
 
     static func finish(_ summary: FleetScan.Summary, failOn: FailOn) throws {
         for server in summary.servers {
-            let changes = [server.newFindings.isEmpty ? nil : "\(server.newFindings.count) new findings",
+            let changes = [server.newFindings.isEmpty ? nil : "\(counted(server.newFindings.count, "new finding"))",
                            server.resolvedFindings.isEmpty ? nil : "\(server.resolvedFindings.count) resolved"].compactMap { $0 }
-            print("\(server.name): \(server.status.rawValue), \(server.failed) failed, \(server.warnings) warnings"
+            print("\(server.name): \(server.status.rawValue), \(server.failed) failed, \(counted(server.warnings, "warning"))"
                   + (changes.isEmpty ? "" : " (\(changes.joined(separator: ", ")))")
                   + (server.problem.map { ": \($0)" } ?? ""))
         }
-        print("\(summary.servers.count) servers, \(summary.newFindings) new findings, \(summary.resolvedFindings) resolved")
+        print("\(counted(summary.servers.count, "server")), \(counted(summary.newFindings, "new finding")), \(summary.resolvedFindings) resolved")
         print("reports: \(summary.directory)")
         switch failOn {
         case .failed: if summary.status == .failed { throw ExitCode(1) }

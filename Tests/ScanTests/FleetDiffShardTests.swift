@@ -87,11 +87,11 @@ import Validation
         #expect(try CLI.run(arguments + ["--fail-on", "new"], environment: env).code == 1)
         let unchanged = try CLI.run(arguments + ["--fail-on", "new"], environment: env)
         #expect(unchanged.code == 0, "\(unchanged.output)")
-        #expect(unchanged.output.contains("1 servers, 0 new findings, 0 resolved"))
+        #expect(unchanged.output.contains("1 server, 0 new findings, 0 resolved"))
         try source.execute("CREATE TABLE keyless_too (a int)")
         let worse = try CLI.run(arguments + ["--fail-on", "new"], environment: env)
         #expect(worse.code == 1)
-        #expect(worse.output.contains("shop: Warning, 0 failed, 1 warnings (1 new findings)"))
+        #expect(worse.output.contains("shop: Warning, 0 failed, 1 warning (1 new finding)"))
         #expect(try CLI.run(arguments, environment: env).code == 0)  // --fail-on failed
         let bad = try CLI.run(arguments + ["--fail-on", "sometimes"], environment: env)
         #expect(bad.code == 2 && bad.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
@@ -144,7 +144,7 @@ import Validation
         for name in ["good", "no-secret", "hung", "malformed"] {
             #expect(files.contains("\(name).html") && files.contains("\(name).json") && files.contains("\(name).junit.xml"))
         }
-        #expect(result.output.contains("no-secret: Failed, 1 failed, 0 warnings (1 new findings): "))
+        #expect(result.output.contains("no-secret: Failed, 1 failed, 0 warnings (1 new finding): "))
     }
 
     @Test func aStatementSlowerThanTheServerTimeoutIsCancelled() throws {
