@@ -314,6 +314,49 @@ import TestSupport
         #expect(try rows(c.targetEndpoint, "child") == ["(1,c1,10)", "(3,c3,30)"])
     }
 
+    /// The source logs a partitioned table's TRUNCATE as its leaves only: the target must
+    /// empty the same leaves, though a foreign key of the partitioned table on itself refuses
+    /// a TRUNCATE of its leaves without it (and TRUNCATE ONLY of a partitioned table is an error).
+    @Test(arguments: plugins)
+    func truncateOfPartitionedTablesKeepsStreaming(plugin: String) throws {
+        let c = try makeCase(schema: """
+            CREATE TABLE parted_self_fk (id bigint PRIMARY KEY, id_abc bigint REFERENCES parted_self_fk (id)) PARTITION BY RANGE (id);
+            CREATE TABLE part1_self_fk PARTITION OF parted_self_fk FOR VALUES FROM (0) TO (10);
+            CREATE TABLE part2_self_fk PARTITION OF parted_self_fk FOR VALUES FROM (10) TO (20) PARTITION BY RANGE (id);
+            CREATE TABLE part22_self_fk PARTITION OF part2_self_fk FOR VALUES FROM (10) TO (15);
+            CREATE TABLE part23_self_fk PARTITION OF part2_self_fk FOR VALUES FROM (15) TO (20);
+            CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+            CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM (0) TO (100);
+            CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM (100) TO (200);
+            """, seed: """
+            INSERT INTO parted_self_fk VALUES (1, NULL), (2, 1), (11, 2), (16, 11);
+            INSERT INTO parted VALUES (1, 'a'), (2, 'a2'), (101, 'b');
+            """, tables: ["part1_self_fk", "part22_self_fk", "part23_self_fk", "parted_a", "parted_b"], plugin: plugin)
+        defer { cleanup(c) }
+        try c.source.execute("""
+            INSERT INTO parted_self_fk VALUES (3, 1);
+            TRUNCATE parted_self_fk;
+            INSERT INTO parted_self_fk VALUES (4, NULL), (12, 4), (17, 12);
+            TRUNCATE parted;
+            INSERT INTO parted VALUES (5, 'a after'), (150, 'b after');
+            TRUNCATE parted_a;
+            INSERT INTO parted VALUES (6, 'a again');
+            BEGIN;
+            INSERT INTO parted_self_fk VALUES (5, 4);
+            TRUNCATE parted_self_fk;
+            TRUNCATE parted;
+            INSERT INTO parted_self_fk VALUES (6, NULL), (13, 6);
+            INSERT INTO parted VALUES (7, 'a last'), (151, 'b last');
+            COMMIT;
+            TRUNCATE parted_b;
+            UPDATE parted SET v = 'a changed' WHERE id = 7;
+            """)
+        try catchUp(c)
+        try assertSame(c)
+        #expect(try rows(c.targetEndpoint, "parted_a") == ["(7,\"a changed\")"])
+        #expect(try rows(c.targetEndpoint, "part22_self_fk") == ["(13,6)"])
+    }
+
     @Test(arguments: plugins)
     func identityAndGeneratedColumnsAreWrittenAsTheSourceHasThem(plugin: String) throws {
         let c = try makeCase(schema: """

@@ -93,6 +93,9 @@ public final class ChangeApplier {
         var lsn: LSN = .zero
         /// An UPDATE or DELETE whose affected-row count is checked (see `Check`).
         var checked = false
+        /// A TRUNCATE: the relations it empties as the decoder listed them, and its options.
+        var truncated: [Relation]? = nil
+        var truncateOptions = ""
     }
     enum Kind { case other, insert, update, delete }
 
@@ -295,22 +298,19 @@ public final class ChangeApplier {
             try delete(relation, old: old, keyOnly: oldIsKeyOnly)
         case .truncate(let ids, let cascade, let restartIdentity):
             guard !skippingTransaction else { return }
-            // pgoutput lists every relation the source truncated (inheritance children and
-            // cascaded tables included): each is truncated alone, as the source did.
-            let names = try ids.compactMap { id in try relation(id)?.qualifiedName }
-            guard !names.isEmpty else { return }
+            let listed = try ids.compactMap { id in try relation(id) }
+            guard !listed.isEmpty else { return }
             openUpdates.removeAll()
             let options = (restartIdentity ? " RESTART IDENTITY" : "") + (cascade ? " CASCADE" : "")
             // wal2json sends one message per truncated table: tables truncated one after the
             // other in a transaction go in one statement, so a foreign key between them passes.
-            // (Quoted names end with `"`: what follows the last one is the options.)
-            if let last = pending.last, last.name.isEmpty, pending.count > completeCount, last.sql.hasPrefix("TRUNCATE "),
-               last.sql.split(separator: "\"", omittingEmptySubsequences: false).last.map(String.init) == options {
-                let head = last.sql.dropLast(options.count)
-                pending[pending.count - 1].sql = head + ", " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options
+            if let last = pending.last, pending.count > completeCount, let truncated = last.truncated, last.truncateOptions == options {
+                pending[pending.count - 1].truncated = truncated + listed
+                pending[pending.count - 1].sql = try truncateStatement(truncated + listed, options: options)
                 return
             }
-            try enqueue(Pending(name: "", sql: "TRUNCATE " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options, values: []))
+            try enqueue(Pending(name: "", sql: try truncateStatement(listed, options: options), values: [],
+                                truncated: listed, truncateOptions: options))
         case .commit(_, let endLSN, let commitTime):
             inTransaction = false
             if skippingTransaction { skippingTransaction = false; return }
@@ -650,6 +650,58 @@ public final class ChangeApplier {
         try enqueue(Pending(name: statement, sql: sqlByName[statement]!, values: matched.values,
                             table: relation.independent ? relation.qualifiedName : nil, kind: .delete,
                             relationName: relation.qualifiedName, checked: relation.countsRows))
+    }
+
+    /// The target's TRUNCATE of what a source TRUNCATE emptied, listed as the decoder does:
+    /// pgoutput lists the tables (inheritance children and cascaded tables included) but never a
+    /// partitioned table, only its leaves; wal2json lists the partitioned tables too. A table is
+    /// truncated ONLY itself (TRUNCATE ONLY parent leaves the children). A partitioned table is
+    /// truncated whole (ONLY is an error there) when it is listed, or when each of its leaves
+    /// whose rows are in the WAL is: it then stands for them, since a foreign key of the
+    /// partitioned table (one on itself, as the regression database's `parted_self_fk`) refuses
+    /// a TRUNCATE of its leaves without it. CASCADE and RESTART IDENTITY stay as sent.
+    private func truncateStatement(_ relations: [Relation], options: String) throws -> String {
+        try collect()  // the lookup uses the target session
+        let rows = try target.query("""
+            WITH RECURSIVE listed AS (
+                SELECT c.oid, l.position FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS l(nspname, relname, position)
+                JOIN pg_namespace n ON n.nspname = l.nspname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = l.relname),
+            -- each listed relation and its partitioned ancestors, with the depth above it
+            up(oid, position, depth) AS (
+                SELECT oid, position, 0 FROM listed
+                UNION ALL
+                SELECT i.inhparent, u.position, u.depth + 1 FROM up u JOIN pg_inherits i ON i.inhrelid = u.oid
+                JOIN pg_class p ON p.oid = i.inhparent WHERE p.relkind = 'p'),
+            down(root, oid) AS (
+                SELECT DISTINCT u.oid, u.oid FROM up u JOIN pg_class c ON c.oid = u.oid WHERE c.relkind = 'p'
+                UNION ALL
+                SELECT d.root, i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.oid),
+            -- listed, or every leaf listed but those whose rows are not in the WAL (unlogged, copied
+            -- again at cutover); a foreign table's are not either, but the source's TRUNCATE of
+            -- the partitioned table would have emptied it: not whole then
+            whole AS (
+                SELECT d.root FROM down d JOIN pg_class c ON c.oid = d.oid GROUP BY d.root
+                HAVING d.root IN (SELECT oid FROM listed)
+                    OR bool_and(c.relkind = 'p' OR (c.relkind = 'r' AND c.relpersistence <> 'p') OR c.oid IN (SELECT oid FROM listed)))
+            SELECT l.position, n.nspname, w.relname
+            FROM listed l
+            JOIN LATERAL (SELECT u.oid FROM up u JOIN whole ON whole.root = u.oid WHERE u.position = l.position
+                          ORDER BY u.depth DESC LIMIT 1) top ON true
+            JOIN pg_class w ON w.oid = top.oid JOIN pg_namespace n ON n.oid = w.relnamespace
+            """, Self.arrayLiteral(relations.map { .text($0.description.schema) }),
+            Self.arrayLiteral(relations.map { .text($0.description.name) })).rows
+        var whole: [Int: String] = [:]
+        for row in rows {
+            if let position = row.int(0), let schema = row.string(1), let name = row.string(2) {
+                whole[position] = try target.quoteQualified(schema, name)
+            }
+        }
+        var items: [String] = []
+        for (i, relation) in relations.enumerated() {
+            let item = whole[i + 1] ?? "ONLY \(relation.qualifiedName)"
+            if !items.contains(item) { items.append(item) }
+        }
+        return "TRUNCATE " + items.joined(separator: ", ") + options
     }
 
     /// The rows of `count` array parameters, element by element (what `unnest($1, $2, …)`
