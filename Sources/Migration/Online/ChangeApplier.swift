@@ -37,6 +37,9 @@ public final class ChangeApplier {
         /// `bpchar` and `"bit"` (not `character` or `bit`, which mean char(1) and bit(1)).
         let typeName: String
         let typeOID: UInt32
+        /// Schema and name, quoted, of the type, or of a domain's base type: what pgoutput's
+        /// TYPE message names for a type not built in (see `firstUnstableTypeOID`).
+        let baseTypeName: String
         let typeModifier: Int32
         /// With its type modifier, for the statements a schema difference needs.
         let fullTypeName: String
@@ -100,7 +103,13 @@ public final class ChangeApplier {
     enum Kind { case other, insert, update, delete }
 
     private var relations: [UInt32: Relation] = [:]
+    /// The source's types not built in (see `firstUnstableTypeOID`), by OID: schema and name,
+    /// quoted, from pgoutput's TYPE messages (a domain's is its base type's).
     private var typeNames: [UInt32: String] = [:]
+    /// Type OIDs below this (FirstGenbkiObjectId) are hand-assigned in pg_type.dat: the same on
+    /// every server and major. Those initdb assigns from there on (information_schema's
+    /// domains, the system views' row types, in 12000–16383) differ between servers.
+    static let firstUnstableTypeOID: UInt32 = 10000
     private var generation = 0
     private var preparedStatements: Set<String> = []
     /// Statement name → its SQL (built once per relation shape).
@@ -228,7 +237,8 @@ public final class ChangeApplier {
             let name = try target.quoteQualified(description.schema, description.name)
             relations[description.id] = Relation(description: description, qualifiedName: name, generation: generation, target: nil)
         case .type(let oid, let schema, let name):
-            typeNames[oid] = try target.quoteQualified(schema, name)
+            // pgoutput sends pg_catalog as an empty schema name.
+            typeNames[oid] = try target.quoteQualified(schema.isEmpty ? "pg_catalog" : schema, name)
         case .insert(let id, let new):
             guard !skippingTransaction, let relation = try relation(id) else { return }
             try insert(relation, new)
@@ -923,11 +933,19 @@ public final class ChangeApplier {
                          AND (o.opcintype = et.oid
                               OR (et.typtype IN ('e', 'r', 'm') AND o.opcintype::regtype::text
                                   = CASE et.typtype WHEN 'e' THEN 'anyenum' WHEN 'r' THEN 'anyrange' ELSE 'anymultirange' END)
-                              OR EXISTS (SELECT FROM pg_cast c WHERE c.castsource = et.oid AND c.casttarget = o.opcintype AND c.castmethod = 'b')))
+                              OR EXISTS (SELECT FROM pg_cast c WHERE c.castsource = et.oid AND c.casttarget = o.opcintype AND c.castmethod = 'b'))),
+                   base.nspname, base.typname
             FROM pg_attribute a
             JOIN pg_type t ON t.oid = a.atttypid
             JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
             JOIN pg_type et ON et.oid = CASE WHEN bt.typelem <> 0 AND bt.typlen = -1 THEN bt.typelem ELSE bt.oid END
+            -- below every domain (one may be over another)
+            JOIN LATERAL (WITH RECURSIVE under(oid) AS (
+                              SELECT t.oid
+                              UNION ALL
+                              SELECT d.typbasetype FROM under JOIN pg_type d ON d.oid = under.oid WHERE d.typtype = 'd')
+                          SELECT n.nspname, b.typname FROM under JOIN pg_type b ON b.oid = under.oid JOIN pg_namespace n ON n.oid = b.typnamespace
+                          WHERE b.typtype <> 'd') base ON true
             WHERE a.attrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))
               AND a.attnum > 0 AND NOT a.attisdropped
@@ -948,7 +966,9 @@ public final class ChangeApplier {
         for row in rows {
             let column = TargetColumn(name: row.string(0) ?? "", identityAlways: row.string(1) == "a",
                                       generated: !(row.string(2) ?? "").isEmpty, typeName: row.string(3) ?? "text",
-                                      typeOID: UInt32(row.int(4) ?? 0), typeModifier: Int32(row.int(5) ?? -1),
+                                      typeOID: UInt32(row.int(4) ?? 0),
+                                      baseTypeName: try target.quoteQualified(row.string(9) ?? "", row.string(10) ?? ""),
+                                      typeModifier: Int32(row.int(5) ?? -1),
                                       fullTypeName: row.string(6) ?? "text", hasEquality: row.bool(8) ?? false,
                                       arrayTypeOID: UInt32(row.int(7) ?? 0))
             byName[column.name] = column
@@ -967,8 +987,11 @@ public final class ChangeApplier {
                 statements.append("ALTER TABLE \(name) ADD COLUMN \(quoted) \(try typeName(column));")
                 continue
             }
-            // Built-in types have the same OID everywhere; others are compared by name elsewhere.
-            if !partial, column.typeOID < 16384, column.typeOID != mine.typeOID || (column.typeModifier != mine.typeModifier && !mine.generated) {
+            // Built-in types have the same OID everywhere; others are compared by the name of the
+            // type, or of the domain's base type, as pgoutput's TYPE message gives no more.
+            let sameType = column.typeOID < Self.firstUnstableTypeOID ? column.typeOID == mine.typeOID
+                : typeNames[column.typeOID].map { $0 == mine.baseTypeName } ?? true
+            if !partial, !sameType || (column.typeModifier != mine.typeModifier && !mine.generated) {
                 notice("column \(quoted) of \(name) is \(try typeName(column)) on the source but \(mine.fullTypeName) on the target "
                        + "(ALTER TABLE on the source during streaming?): its values are applied as text; if the target refuses them, "
                        + "run `ALTER TABLE \(name) ALTER COLUMN \(quoted) TYPE \(try typeName(column));` on the target, then rerun")
@@ -990,10 +1013,10 @@ public final class ChangeApplier {
     }
 
     /// The source column's type as SQL: built-in types by OID (the same on both servers),
-    /// others by the name pgoutput sent in its TYPE message.
+    /// others by the name pgoutput sent in its TYPE message (a domain's base type's).
     private func typeName(_ column: RelationColumn) throws -> String {
         try collect()
-        if column.typeOID != 0, column.typeOID < 16384,
+        if column.typeOID != 0, column.typeOID < Self.firstUnstableTypeOID,
            let text = try target.query("SELECT format_type($1::int8::oid, $2::int4)", Int(column.typeOID), Int(column.typeModifier)).first?.string(0) {
             return text
         }
