@@ -686,9 +686,9 @@ public final class ChangeApplier {
                 SELECT DISTINCT u.oid, u.oid FROM up u JOIN pg_class c ON c.oid = u.oid WHERE c.relkind = 'p'
                 UNION ALL
                 SELECT d.root, i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.oid),
-            -- listed, or every leaf listed but those whose rows are not in the WAL (unlogged, copied
-            -- again at cutover); a foreign table's are not either, but the source's TRUNCATE of
-            -- the partitioned table would have emptied it: not whole then
+            -- listed, or each leaf listed but the unlogged ones (not in the WAL, so never listed;
+            -- copied again at cutover). A foreign partition is never listed either, and a TRUNCATE
+            -- of the partitioned table would empty it too: with one, the leaves stay as listed.
             whole AS (
                 SELECT d.root FROM down d JOIN pg_class c ON c.oid = d.oid GROUP BY d.root
                 HAVING d.root IN (SELECT oid FROM listed)
