@@ -37,6 +37,9 @@ public final class ChangeApplier {
         /// `bpchar` and `"bit"` (not `character` or `bit`, which mean char(1) and bit(1)).
         let typeName: String
         let typeOID: UInt32
+        /// Schema and name, quoted, of the type, or of a domain's base type: what pgoutput's
+        /// TYPE message names for a type not built in (see `firstUnstableTypeOID`).
+        let baseTypeName: String
         let typeModifier: Int32
         /// With its type modifier, for the statements a schema difference needs.
         let fullTypeName: String
@@ -93,11 +96,20 @@ public final class ChangeApplier {
         var lsn: LSN = .zero
         /// An UPDATE or DELETE whose affected-row count is checked (see `Check`).
         var checked = false
+        /// A TRUNCATE: the relations it empties as the decoder listed them, and its options.
+        var truncated: [Relation]? = nil
+        var truncateOptions = ""
     }
     enum Kind { case other, insert, update, delete }
 
     private var relations: [UInt32: Relation] = [:]
+    /// The source's types not built in (see `firstUnstableTypeOID`), by OID: schema and name,
+    /// quoted, from pgoutput's TYPE messages (a domain's is its base type's).
     private var typeNames: [UInt32: String] = [:]
+    /// Type OIDs below this (FirstGenbkiObjectId) are hand-assigned in pg_type.dat: the same on
+    /// every server and major. Those initdb assigns from there on (information_schema's
+    /// domains, the system views' row types, in 12000–16383) differ between servers.
+    static let firstUnstableTypeOID: UInt32 = 10000
     private var generation = 0
     private var preparedStatements: Set<String> = []
     /// Statement name → its SQL (built once per relation shape).
@@ -225,7 +237,8 @@ public final class ChangeApplier {
             let name = try target.quoteQualified(description.schema, description.name)
             relations[description.id] = Relation(description: description, qualifiedName: name, generation: generation, target: nil)
         case .type(let oid, let schema, let name):
-            typeNames[oid] = try target.quoteQualified(schema, name)
+            // pgoutput sends pg_catalog as an empty schema name.
+            typeNames[oid] = try target.quoteQualified(schema.isEmpty ? "pg_catalog" : schema, name)
         case .insert(let id, let new):
             guard !skippingTransaction, let relation = try relation(id) else { return }
             try insert(relation, new)
@@ -295,22 +308,19 @@ public final class ChangeApplier {
             try delete(relation, old: old, keyOnly: oldIsKeyOnly)
         case .truncate(let ids, let cascade, let restartIdentity):
             guard !skippingTransaction else { return }
-            // pgoutput lists every relation the source truncated (inheritance children and
-            // cascaded tables included): each is truncated alone, as the source did.
-            let names = try ids.compactMap { id in try relation(id)?.qualifiedName }
-            guard !names.isEmpty else { return }
+            let listed = try ids.compactMap { id in try relation(id) }
+            guard !listed.isEmpty else { return }
             openUpdates.removeAll()
             let options = (restartIdentity ? " RESTART IDENTITY" : "") + (cascade ? " CASCADE" : "")
             // wal2json sends one message per truncated table: tables truncated one after the
             // other in a transaction go in one statement, so a foreign key between them passes.
-            // (Quoted names end with `"`: what follows the last one is the options.)
-            if let last = pending.last, last.name.isEmpty, pending.count > completeCount, last.sql.hasPrefix("TRUNCATE "),
-               last.sql.split(separator: "\"", omittingEmptySubsequences: false).last.map(String.init) == options {
-                let head = last.sql.dropLast(options.count)
-                pending[pending.count - 1].sql = head + ", " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options
+            if let last = pending.last, pending.count > completeCount, let truncated = last.truncated, last.truncateOptions == options {
+                pending[pending.count - 1].truncated = truncated + listed
+                pending[pending.count - 1].sql = try truncateStatement(truncated + listed, options: options)
                 return
             }
-            try enqueue(Pending(name: "", sql: "TRUNCATE " + names.map { "ONLY \($0)" }.joined(separator: ", ") + options, values: []))
+            try enqueue(Pending(name: "", sql: try truncateStatement(listed, options: options), values: [],
+                                truncated: listed, truncateOptions: options))
         case .commit(_, let endLSN, let commitTime):
             inTransaction = false
             if skippingTransaction { skippingTransaction = false; return }
@@ -652,6 +662,58 @@ public final class ChangeApplier {
                             relationName: relation.qualifiedName, checked: relation.countsRows))
     }
 
+    /// The target's TRUNCATE of what a source TRUNCATE emptied, listed as the decoder does:
+    /// pgoutput lists the tables (inheritance children and cascaded tables included) but never a
+    /// partitioned table, only its leaves; wal2json lists the partitioned tables too. A table is
+    /// truncated ONLY itself (TRUNCATE ONLY parent leaves the children). A partitioned table is
+    /// truncated whole (ONLY is an error there) when it is listed, or when each of its leaves
+    /// whose rows are in the WAL is: it then stands for them, since a foreign key of the
+    /// partitioned table (one on itself, as the regression database's `parted_self_fk`) refuses
+    /// a TRUNCATE of its leaves without it. CASCADE and RESTART IDENTITY stay as sent.
+    private func truncateStatement(_ relations: [Relation], options: String) throws -> String {
+        try collect()  // the lookup uses the target session
+        let rows = try target.query("""
+            WITH RECURSIVE listed AS (
+                SELECT c.oid, l.position FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS l(nspname, relname, position)
+                JOIN pg_namespace n ON n.nspname = l.nspname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = l.relname),
+            -- each listed relation and its partitioned ancestors, with the depth above it
+            up(oid, position, depth) AS (
+                SELECT oid, position, 0 FROM listed
+                UNION ALL
+                SELECT i.inhparent, u.position, u.depth + 1 FROM up u JOIN pg_inherits i ON i.inhrelid = u.oid
+                JOIN pg_class p ON p.oid = i.inhparent WHERE p.relkind = 'p'),
+            down(root, oid) AS (
+                SELECT DISTINCT u.oid, u.oid FROM up u JOIN pg_class c ON c.oid = u.oid WHERE c.relkind = 'p'
+                UNION ALL
+                SELECT d.root, i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.oid),
+            -- listed, or each leaf listed but the unlogged ones (not in the WAL, so never listed;
+            -- copied again at cutover). A foreign partition is never listed either, and a TRUNCATE
+            -- of the partitioned table would empty it too: with one, the leaves stay as listed.
+            whole AS (
+                SELECT d.root FROM down d JOIN pg_class c ON c.oid = d.oid GROUP BY d.root
+                HAVING d.root IN (SELECT oid FROM listed)
+                    OR bool_and(c.relkind = 'p' OR (c.relkind = 'r' AND c.relpersistence <> 'p') OR c.oid IN (SELECT oid FROM listed)))
+            SELECT l.position, n.nspname, w.relname
+            FROM listed l
+            JOIN LATERAL (SELECT u.oid FROM up u JOIN whole ON whole.root = u.oid WHERE u.position = l.position
+                          ORDER BY u.depth DESC LIMIT 1) top ON true
+            JOIN pg_class w ON w.oid = top.oid JOIN pg_namespace n ON n.oid = w.relnamespace
+            """, Self.arrayLiteral(relations.map { .text($0.description.schema) }),
+            Self.arrayLiteral(relations.map { .text($0.description.name) })).rows
+        var whole: [Int: String] = [:]
+        for row in rows {
+            if let position = row.int(0), let schema = row.string(1), let name = row.string(2) {
+                whole[position] = try target.quoteQualified(schema, name)
+            }
+        }
+        var items: [String] = []
+        for (i, relation) in relations.enumerated() {
+            let item = whole[i + 1] ?? "ONLY \(relation.qualifiedName)"
+            if !items.contains(item) { items.append(item) }
+        }
+        return "TRUNCATE " + items.joined(separator: ", ") + options
+    }
+
     /// The rows of `count` array parameters, element by element (what `unnest($1, $2, …)`
     /// gives, but with the function's schema named, which that form does not allow).
     private func unnest(_ count: Int) -> String {
@@ -871,11 +933,19 @@ public final class ChangeApplier {
                          AND (o.opcintype = et.oid
                               OR (et.typtype IN ('e', 'r', 'm') AND o.opcintype::regtype::text
                                   = CASE et.typtype WHEN 'e' THEN 'anyenum' WHEN 'r' THEN 'anyrange' ELSE 'anymultirange' END)
-                              OR EXISTS (SELECT FROM pg_cast c WHERE c.castsource = et.oid AND c.casttarget = o.opcintype AND c.castmethod = 'b')))
+                              OR EXISTS (SELECT FROM pg_cast c WHERE c.castsource = et.oid AND c.casttarget = o.opcintype AND c.castmethod = 'b'))),
+                   base.nspname, base.typname
             FROM pg_attribute a
             JOIN pg_type t ON t.oid = a.atttypid
             JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
             JOIN pg_type et ON et.oid = CASE WHEN bt.typelem <> 0 AND bt.typlen = -1 THEN bt.typelem ELSE bt.oid END
+            -- below every domain (one may be over another)
+            JOIN LATERAL (WITH RECURSIVE under(oid) AS (
+                              SELECT t.oid
+                              UNION ALL
+                              SELECT d.typbasetype FROM under JOIN pg_type d ON d.oid = under.oid WHERE d.typtype = 'd')
+                          SELECT n.nspname, b.typname FROM under JOIN pg_type b ON b.oid = under.oid JOIN pg_namespace n ON n.oid = b.typnamespace
+                          WHERE b.typtype <> 'd') base ON true
             WHERE a.attrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))
               AND a.attnum > 0 AND NOT a.attisdropped
@@ -896,7 +966,9 @@ public final class ChangeApplier {
         for row in rows {
             let column = TargetColumn(name: row.string(0) ?? "", identityAlways: row.string(1) == "a",
                                       generated: !(row.string(2) ?? "").isEmpty, typeName: row.string(3) ?? "text",
-                                      typeOID: UInt32(row.int(4) ?? 0), typeModifier: Int32(row.int(5) ?? -1),
+                                      typeOID: UInt32(row.int(4) ?? 0),
+                                      baseTypeName: try target.quoteQualified(row.string(9) ?? "", row.string(10) ?? ""),
+                                      typeModifier: Int32(row.int(5) ?? -1),
                                       fullTypeName: row.string(6) ?? "text", hasEquality: row.bool(8) ?? false,
                                       arrayTypeOID: UInt32(row.int(7) ?? 0))
             byName[column.name] = column
@@ -915,8 +987,11 @@ public final class ChangeApplier {
                 statements.append("ALTER TABLE \(name) ADD COLUMN \(quoted) \(try typeName(column));")
                 continue
             }
-            // Built-in types have the same OID everywhere; others are compared by name elsewhere.
-            if !partial, column.typeOID < 16384, column.typeOID != mine.typeOID || (column.typeModifier != mine.typeModifier && !mine.generated) {
+            // Built-in types have the same OID everywhere; others are compared by the name of the
+            // type, or of the domain's base type, as pgoutput's TYPE message gives no more.
+            let sameType = column.typeOID < Self.firstUnstableTypeOID ? column.typeOID == mine.typeOID
+                : typeNames[column.typeOID].map { $0 == mine.baseTypeName } ?? true
+            if !partial, !sameType || (column.typeModifier != mine.typeModifier && !mine.generated) {
                 notice("column \(quoted) of \(name) is \(try typeName(column)) on the source but \(mine.fullTypeName) on the target "
                        + "(ALTER TABLE on the source during streaming?): its values are applied as text; if the target refuses them, "
                        + "run `ALTER TABLE \(name) ALTER COLUMN \(quoted) TYPE \(try typeName(column));` on the target, then rerun")
@@ -938,10 +1013,10 @@ public final class ChangeApplier {
     }
 
     /// The source column's type as SQL: built-in types by OID (the same on both servers),
-    /// others by the name pgoutput sent in its TYPE message.
+    /// others by the name pgoutput sent in its TYPE message (a domain's base type's).
     private func typeName(_ column: RelationColumn) throws -> String {
         try collect()
-        if column.typeOID != 0, column.typeOID < 16384,
+        if column.typeOID != 0, column.typeOID < Self.firstUnstableTypeOID,
            let text = try target.query("SELECT format_type($1::int8::oid, $2::int4)", Int(column.typeOID), Int(column.typeModifier)).first?.string(0) {
             return text
         }
