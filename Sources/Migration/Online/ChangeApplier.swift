@@ -706,6 +706,14 @@ public final class ChangeApplier {
         var statement = statement
         statement.lsn = transactionLSN
         let size = Self.bytes(statement.values)
+        // A full batch that ends inside a source transaction: the complete transactions before
+        // it go out as a batch of their own (in flight, as at a COMMIT), the open one stays
+        // pending. Otherwise the chunk below would send them with it and wait for the target,
+        // and commit them only with that transaction: during a catch-up nearly every batch
+        // fills up mid-transaction.
+        if inTransaction, completeCount > 0, !targetTransactionOpen, pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes {
+            try flush()
+        }
         let chunk = inTransaction && (pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes)
         // A chunk is about to go out on the target session (before this statement is pending:
         // a failure here leaves the message to be handled again).
