@@ -165,7 +165,7 @@ public final class ChangeApplier {
     /// transaction, statements are sent to the target in chunks of that size.
     public var batchLimit = 5000
     public var batchBytes = 8 << 20
-    public var batchDelay: TimeInterval = 0.25
+    public var batchDelay: TimeInterval = 0.1
     /// Rows in one multi-row statement at most.
     static let multiRowLimit = 1000
     /// Tables (`tableKey(schema:name:)`) whose UPDATEs and DELETEs are not applied: without a
