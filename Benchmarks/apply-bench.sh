@@ -97,6 +97,15 @@ resume_plain() { [ -z "$PLAIN_PID" ] || kill -CONT "$PLAIN_PID"; }
 # CPU seconds (user + system) a process has used so far.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 newest() { T "$1" -c "SELECT coalesce(max(id), 0) FROM pgbench_history"; }
+# The target server's WAL position (bench and native share one server, plain has its own).
+wal_of() { if [ "$1" = plain ]; then T plain -c "SELECT pg_current_wal_insert_lsn()"; else T postgres -c "SELECT pg_current_wal_insert_lsn()"; fi; }
+# commits_between DB FROM TO: the apply's target transactions in that WAL range, the COMMIT
+# records that carry a replication origin (both applies set one; the polling reads write none).
+commits_between() {
+  local data=$WORK/target/data
+  [ "$1" = plain ] && data=$WORK/target2/data
+  as_pg "$PG18/pg_waldump" -p "$data/pg_wal" -s "$2" -e "$3" -r Transaction 2>/dev/null | grep -c 'COMMIT.*origin' || true
+}
 # wait_for DB ID: seconds (from now) until the target database holds pgbench_history row ID.
 wait_for() {
   local db=$1 want=$2 t0 now
@@ -122,16 +131,29 @@ for round in $(seq 1 "$ROUNDS"); do
   S -c "CHECKPOINT" >/dev/null
   if [ $((round % 2)) = 1 ]; then order="pgpreflight native plain"; else order="plain native pgpreflight"; fi
   Q=-
+  declare -A W0 W1
   for method in $order; do
+    db=$method; [ "$method" = pgpreflight ] && db=bench
+    [ "$method" = plain ] && [ "$PLAIN" != 1 ] && continue
+    W0[$method]=$(wal_of "$db")
     case $method in
       pgpreflight) C0=$(cpu_of "$MIGRATE_PID"); resume_pgpreflight; P=$(wait_for bench "$WANT"); C1=$(cpu_of "$MIGRATE_PID") ;;
       native) resume_native; N=$(wait_for native "$WANT") ;;
-      plain) [ "$PLAIN" = 1 ] && { resume_plain; Q=$(wait_for plain "$WANT"); } ;;
+      plain) resume_plain; Q=$(wait_for plain "$WANT") ;;
     esac
+    W1[$method]=$(wal_of "$db")
   done
+  sleep 1  # the WAL writer writes the last asynchronous commits
+  TX=""
+  for method in pgpreflight native plain; do
+    db=$method; [ "$method" = pgpreflight ] && db=bench
+    if [ -n "${W0[$method]:-}" ]; then TX="$TX $(commits_between "$db" "${W0[$method]}" "${W1[$method]}")"; else TX="$TX -"; fi
+  done
+  unset W0 W1
+  read -r XP XN XQ <<< "$TX"
   echo "round $round ($order): backlog of $((4 * TX_PER_CLIENT)) transactions: pgpreflight ${P} s" \
-       "(its process: $(python3 -c "print(f'{$C1 - $C0:.2f}')") CPU s), native ${N} s, plain ${Q} s" >&2
-  RESULTS+=("$P $N $Q")
+       "(its process: $(python3 -c "print(f'{$C1 - $C0:.2f}')") CPU s, $XP target transactions), native ${N} s ($XN), plain ${Q} s ($XQ)" >&2
+  RESULTS+=("$P $N $Q $XP $XN $XQ")
 done
 
 LAGS=""
@@ -166,15 +188,20 @@ import sys
 n, scale, duration = sys.argv[1:4]
 rounds = [tuple(r.split()) for r in sys.argv[4:]]
 print(f"catch-up of a backlog of {n} pgbench transactions (-c 4, scale {scale}), PostgreSQL 15 -> 18, apply paused while written:")
-print("round  pgpreflight  native  ratio (pgpreflight / native)   plain ($PLAIN_ENV${PLAIN_BIN:+ }${PLAIN_BIN:-})  ratio")
+print("round  pgpreflight  native  ratio (pgpreflight / native)   plain ($PLAIN_ENV${PLAIN_BIN:+ }${PLAIN_BIN:-})  ratio"
+      "   source transactions per target transaction: pgpreflight  native  plain")
 ok = []
 def ratio(a, b):
     try: return f"{float(a) / float(b):.2f}x"
     except ValueError: return "-"
-for i, (p, q, pl) in enumerate(rounds, 1):
+def per(x):
+    try: return f"{int(n) / int(x):.1f} ({x})"
+    except (ValueError, ZeroDivisionError): return "-"
+for i, (p, q, pl, xp, xn, xq) in enumerate(rounds, 1):
     try: ok.append((float(p), float(q), float(pl) if pl != "-" else None))
     except ValueError: pass
-    print(f"{i:5d}  {p:>9} s  {q:>4} s  {ratio(p, q):>6}                         {pl:>6} s  {ratio(pl, q):>6}")
+    print(f"{i:5d}  {p:>9} s  {q:>4} s  {ratio(p, q):>6}                         {pl:>6} s  {ratio(pl, q):>6}"
+          f"   {per(xp):>14}  {per(xn):>12}  {per(xq):>12}")
 if ok:
     bp, bn = min(x[0] for x in ok), min(x[1] for x in ok)
     pls = [x[2] for x in ok if x[2] is not None]

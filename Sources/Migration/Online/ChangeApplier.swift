@@ -177,7 +177,7 @@ public final class ChangeApplier {
     /// transaction, statements are sent to the target in chunks of that size.
     public var batchLimit = 5000
     public var batchBytes = 8 << 20
-    public var batchDelay: TimeInterval = 0.25
+    public var batchDelay: TimeInterval = 0.1
     /// Rows in one multi-row statement at most.
     static let multiRowLimit = 1000
     /// Tables (`tableKey(schema:name:)`) whose UPDATEs and DELETEs are not applied: without a
@@ -768,6 +768,14 @@ public final class ChangeApplier {
         var statement = statement
         statement.lsn = transactionLSN
         let size = Self.bytes(statement.values)
+        // A full batch that ends inside a source transaction: the complete transactions before
+        // it go out as a batch of their own (in flight, as at a COMMIT), the open one stays
+        // pending. Otherwise the chunk below would send them with it and wait for the target,
+        // and commit them only with that transaction: during a catch-up nearly every batch
+        // fills up mid-transaction.
+        if inTransaction, completeCount > 0, !targetTransactionOpen, pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes {
+            try flush()
+        }
         let chunk = inTransaction && (pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes)
         // A chunk is about to go out on the target session (before this statement is pending:
         // a failure here leaves the message to be handled again).

@@ -117,12 +117,15 @@ public final class ChangeStream {
             case nil:
                 break
             }
-            // Idle or keepalive: commit what is complete and tell the source. After a change
-            // (progress is due), a batch in flight is left to the target: waiting for it here
-            // would stop decoding while the target applies (the batch after it is sent at a
-            // COMMIT once full, or at the next idle moment).
-            var busy = false
-            if case .data? = message { busy = true }
+            // Commit what is complete and tell the source. Unless the stream is idle (nothing
+            // arrived within the timeout), a batch in flight is left to the target and the next
+            // one keeps growing: waiting for it here would stop decoding while the target
+            // applies (the batch after it is sent at a COMMIT once full or `batchDelay` old, or
+            // at the next idle moment). A keepalive is no sign of idleness: a PostgreSQL 15
+            // walsender sends one about every transaction while it works through a backlog,
+            // and flushing at each kept catch-up batches at 2–3 source transactions.
+            var busy = true
+            if case nil = message { busy = false }
             try flushAndReport(force: false, busy: busy)
             let caughtUp = !applier.hasPending && !applier.inTransaction
             let latency: Double
