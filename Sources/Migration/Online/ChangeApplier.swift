@@ -773,10 +773,11 @@ public final class ChangeApplier {
         // pending. Otherwise the chunk below would send them with it and wait for the target,
         // and commit them only with that transaction: during a catch-up nearly every batch
         // fills up mid-transaction.
-        if inTransaction, completeCount > 0, !targetTransactionOpen, pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes {
+        func fillsTheBatch() -> Bool { pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes }
+        if inTransaction, completeCount > 0, !targetTransactionOpen, fillsTheBatch() {
             try flush()
         }
-        let chunk = inTransaction && (pending.count + 1 >= batchLimit || pendingBytes + size >= batchBytes)
+        let chunk = inTransaction && fillsTheBatch()
         // A chunk is about to go out on the target session (before this statement is pending:
         // a failure here leaves the message to be handled again).
         if chunk { try collect() }
