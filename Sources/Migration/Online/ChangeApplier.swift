@@ -354,7 +354,10 @@ public final class ChangeApplier {
         let statements = pending[0..<completeCount]
         let commitTime = pendingCommitTime ?? Date()
         if overlapBatches && !targetTransactionOpen {
+            let t0 = Date()
             let checks = try send(statements, wait: false)
+            // PGPREFLIGHT_TRACE: whether the apply waits for the target, or the target for the apply.
+            Migrator.trace?("apply: batch sent, \(statements.count) statements of \(pendingTransactions) transactions, built in \(Int(Date().timeIntervalSince(t0) * 1000)) ms", Date())
             inFlight = InFlight(statements: Array(statements), checks: checks, end: end, commitTime: commitTime,
                                 firstCommitTime: pendingFirstCommitTime, transactions: pendingTransactions)
             pendingFirstCommitTime = nil
@@ -395,8 +398,11 @@ public final class ChangeApplier {
         guard let batch = inFlight else { return }
         inFlight = nil
         do {
+            let t0 = Date()
             try verify(try target.pipelineCollect(), batch.checks)
+            let t1 = Date()
             try commit(batch.end, batch.commitTime)
+            Migrator.trace?("apply: batch done, waited \(Int(t1.timeIntervalSince(t0) * 1000)) ms for it, commit \(Int(Date().timeIntervalSince(t1) * 1000)) ms", Date())
         } catch {
             pending.insert(contentsOf: batch.statements, at: 0)
             pendingBytes = pending.reduce(0) { $0 + Self.bytes($1.values) }
